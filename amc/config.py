@@ -1,0 +1,404 @@
+"""Circuit configuration: validated dataclasses, strict YAML/dict loading and named presets.
+
+Every physical quantity is in SI units (siemens, ohms, volts, amperes, hertz, seconds).
+Presets follow aihwkit's habit: a named, complete configuration that a user overrides field by field,
+e.g. ``CircuitConfig.preset("rram").replace(**{"device.levels": 16})``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """RRAM cell: conductance window, programming precision and variability."""
+
+    g_min: float = 0.5e-6
+    g_max: float = 35e-6
+    # Number of programmable conductance levels across [g_min, g_max]; None = continuous (analog) cells.
+    levels: Optional[int] = 8
+    # Relative (multiplicative) Gaussian programming error, drawn once when the array is programmed.
+    program_sigma: float = 0.0
+    # Relative Gaussian read noise, drawn anew for every solve (every read of the array).
+    read_noise_sigma: float = 0.0
+    # Fraction of cells stuck at g_min or g_max (half each), ignoring what was programmed.
+    stuck_rate: float = 0.0
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        _positive(self.g_min, f"{where}.g_min")
+        _positive(self.g_max, f"{where}.g_max")
+        if self.g_max <= self.g_min:
+            raise ConfigError(f"{where}: g_max ({self.g_max:g} S) must exceed g_min ({self.g_min:g} S)")
+        if self.levels is not None and (not isinstance(self.levels, int) or self.levels < 2):
+            raise ConfigError(f"{where}.levels must be an integer >= 2 or null (continuous), got {self.levels!r}")
+        _non_negative(self.program_sigma, f"{where}.program_sigma")
+        _non_negative(self.read_noise_sigma, f"{where}.read_noise_sigma")
+        if not 0.0 <= self.stuck_rate < 1.0:
+            raise ConfigError(f"{where}.stuck_rate must be in [0, 1), got {self.stuck_rate!r}")
+
+    @property
+    def is_stochastic_per_read(self) -> bool:
+        return self.read_noise_sigma > 0.0
+
+
+@dataclass(frozen=True)
+class OpAmpConfig:
+    """Behavioural op-amp: DC gain, one dominant pole, smooth output saturation, offset, supply.
+
+    The presets quote datasheet figures (typical values, +-5 V supplies):
+    - ``ad823``: Analog Devices AD823, 16 MHz gain-bandwidth, 2.6 mA quiescent current per amplifier,
+      output within 0.5 V of the rails at 15 mA, 0.8 mV maximum offset. Open-loop gain taken as 1e5 (100 dB).
+    - ``opa690``: Texas Instruments OPA690, 500 MHz unity-gain bandwidth, 66 dB (2000 V/V) open-loop gain,
+      +-4.0 V output swing on +-5 V, 5.5 mA quiescent current.
+    Offsets default to 0 in presets (a datasheet maximum is not a typical part); set ``offset_v`` to study it.
+    """
+
+    name: str = "ad823"
+    gain: float = 1e5
+    # Gain-bandwidth product; None = no pole (DC-only model, .op analyses only).
+    gbw_hz: Optional[float] = 16e6
+    # Output saturation voltage (symmetric); None = no saturation.
+    v_sat: Optional[float] = 4.5
+    # Sharpness p of the smooth limiter v / (1 + |v/Vsat|^p)^(1/p): 0.05% compression at half swing for p = 8.
+    saturation_sharpness: float = 8.0
+    offset_v: float = 0.0
+    supply_v: float = 5.0
+    quiescent_current_a: float = 2.6e-3
+
+    def validate(self, where: str) -> None:
+        _positive(self.gain, f"{where}.gain")
+        if self.gbw_hz is not None:
+            _positive(self.gbw_hz, f"{where}.gbw_hz")
+        if self.v_sat is not None:
+            _positive(self.v_sat, f"{where}.v_sat")
+            if self.v_sat > self.supply_v:
+                raise ConfigError(f"{where}.v_sat ({self.v_sat} V) cannot exceed supply_v ({self.supply_v} V)")
+        if self.saturation_sharpness < 2:
+            raise ConfigError(f"{where}.saturation_sharpness must be >= 2, got {self.saturation_sharpness}")
+        _finite(self.offset_v, f"{where}.offset_v")
+        _positive(self.supply_v, f"{where}.supply_v")
+        _non_negative(self.quiescent_current_a, f"{where}.quiescent_current_a")
+
+
+@dataclass(frozen=True)
+class InverterConfig:
+    """Unity-gain inverters that make -V_j for the G- array.
+
+    ``ideal``: a perfect -1 gain (what the closed form G + diag(S)/A0 assumes).
+    ``opamp``: an inverting amplifier built from the main op-amp model and two equal resistors; its finite
+    gain makes the inverted copy -V_j*A/(A+2), a departure from the closed form of order 2/A0.
+    """
+
+    kind: str = "opamp"
+    resistance_ohm: float = 10e3
+
+    def validate(self, where: str) -> None:
+        if self.kind not in ("ideal", "opamp"):
+            raise ConfigError(f"{where}.kind must be 'ideal' or 'opamp', got {self.kind!r}")
+        _positive(self.resistance_ohm, f"{where}.resistance_ohm")
+
+
+@dataclass(frozen=True)
+class WireConfig:
+    """Interconnect resistance per crosspoint segment (IR drop); 0 disables the wire network."""
+
+    row_ohm: float = 0.0
+    col_ohm: float = 0.0
+
+    def validate(self, where: str) -> None:
+        _non_negative(self.row_ohm, f"{where}.row_ohm")
+        _non_negative(self.col_ohm, f"{where}.col_ohm")
+
+    @property
+    def enabled(self) -> bool:
+        return self.row_ohm > 0 or self.col_ohm > 0
+
+
+@dataclass(frozen=True)
+class IOConfig:
+    """Input scaling (I0), auto-ranging against the op-amp swing, and converter resolution."""
+
+    # Input current scale: I = i0 * g / max|g|. None = auto-ranging.
+    i0_a: Optional[float] = None
+    # Auto-ranging aims the largest output at this fraction of the swing limit.
+    target_swing: float = 0.5
+    # An output beyond this fraction of v_sat is reported as saturated (and triggers a re-range).
+    linear_fraction: float = 0.9
+    max_rescales: int = 4
+    dac_bits: Optional[int] = None
+    adc_bits: Optional[int] = None
+    # Full-scale of the output ADC as a fraction of v_sat (or of supply_v when there is no saturation).
+    adc_full_scale_fraction: float = 1.0
+
+    def validate(self, where: str) -> None:
+        if self.i0_a is not None:
+            _positive(self.i0_a, f"{where}.i0_a")
+        if not 0 < self.target_swing < 1:
+            raise ConfigError(f"{where}.target_swing must be in (0, 1), got {self.target_swing}")
+        if not 0 < self.linear_fraction <= 1:
+            raise ConfigError(f"{where}.linear_fraction must be in (0, 1], got {self.linear_fraction}")
+        if self.target_swing >= self.linear_fraction:
+            raise ConfigError(f"{where}.target_swing must be below linear_fraction")
+        if not isinstance(self.max_rescales, int) or self.max_rescales < 0:
+            raise ConfigError(f"{where}.max_rescales must be a non-negative integer")
+        for name in ("dac_bits", "adc_bits"):
+            bits = getattr(self, name)
+            if bits is not None and (not isinstance(bits, int) or not 1 <= bits <= 32):
+                raise ConfigError(f"{where}.{name} must be an integer in 1..32 or null, got {bits!r}")
+        _positive(self.adc_full_scale_fraction, f"{where}.adc_full_scale_fraction")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Analysis settings shared by the operating-point and transient paths."""
+
+    # Settling band: every output within settle_tol * max|final output| of its final value.
+    settle_tol: float = 1e-3
+    # Transient length in units of the slowest predicted time constant 1/(2*pi*GBW*lambda_min).
+    tran_time_constants: float = 12.0
+    tran_points: int = 4000
+    # Refuse circuits whose loop is unstable (mapped eigenvalues with non-positive real part).
+    check_stability: bool = True
+
+    def validate(self, where: str) -> None:
+        if not 0 < self.settle_tol < 1:
+            raise ConfigError(f"{where}.settle_tol must be in (0, 1), got {self.settle_tol}")
+        _positive(self.tran_time_constants, f"{where}.tran_time_constants")
+        if not isinstance(self.tran_points, int) or self.tran_points < 50:
+            raise ConfigError(f"{where}.tran_points must be an integer >= 50")
+
+
+@dataclass(frozen=True)
+class CircuitConfig:
+    """Everything that defines one closed-loop inversion (INV) circuit."""
+
+    name: str = "rram"
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    opamp: OpAmpConfig = field(default_factory=OpAmpConfig)
+    inverter: InverterConfig = field(default_factory=InverterConfig)
+    wires: WireConfig = field(default_factory=WireConfig)
+    io: IOConfig = field(default_factory=IOConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "validate"):
+                value.validate(f.name)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str) -> "CircuitConfig":
+        if name not in PRESETS:
+            raise ConfigError(f"unknown circuit preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+        return from_dict(PRESETS[name], source=f"preset {name!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> "CircuitConfig":
+        return from_dict(data, source=source)
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path]) -> "CircuitConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"circuit config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return from_dict(data, source=str(path))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **dotted: Any) -> "CircuitConfig":
+        """A copy with dotted keys overridden, e.g. ``replace(**{"opamp.gain": 1e4})``."""
+        data = self.to_dict()
+        for key, value in dotted.items():
+            _set_dotted(data, key, value, source="override")
+        return from_dict(data, source="override")
+
+    def describe(self) -> str:
+        d, o = self.device, self.opamp
+        levels = "continuous" if d.levels is None else f"{d.levels} levels"
+        gbw = "no pole" if o.gbw_hz is None else f"GBW {o.gbw_hz / 1e6:g} MHz"
+        sat = "no saturation" if o.v_sat is None else f"swing +-{o.v_sat:g} V"
+        return (f"CircuitConfig {self.name!r}: RRAM {d.g_min * 1e6:g}-{d.g_max * 1e6:g} uS, {levels}, "
+                f"program sigma {d.program_sigma:g}, read noise {d.read_noise_sigma:g}, stuck {d.stuck_rate:g}; "
+                f"op-amp {o.name} (A0 {o.gain:.3g}, {gbw}, {sat}); inverter {self.inverter.kind}; "
+                f"wires {self.wires.row_ohm:g}/{self.wires.col_ohm:g} ohm per segment")
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+SECTIONS = {
+    "device": DeviceConfig,
+    "opamp": OpAmpConfig,
+    "inverter": InverterConfig,
+    "wires": WireConfig,
+    "io": IOConfig,
+    "simulation": SimulationConfig,
+}
+
+OPAMP_PRESETS: dict[str, dict] = {
+    "ideal": dict(name="ideal", gain=1e12, gbw_hz=None, v_sat=None, offset_v=0.0, supply_v=5.0,
+                  quiescent_current_a=0.0),
+    "ad823": dict(name="ad823", gain=1e5, gbw_hz=16e6, v_sat=4.5, offset_v=0.0, supply_v=5.0,
+                  quiescent_current_a=2.6e-3),
+    "opa690": dict(name="opa690", gain=2e3, gbw_hz=500e6, v_sat=4.0, offset_v=0.0, supply_v=5.0,
+                   quiescent_current_a=5.5e-3),
+}
+
+PRESETS: dict[str, dict] = {
+    # Ideal reference: continuous conductances, gain 1e12, ideal inverters, no wires.
+    "ideal": dict(name="ideal", device=dict(levels=None), opamp=OPAMP_PRESETS["ideal"],
+                  inverter=dict(kind="ideal")),
+    # Default: 40-nm TaOx 1T1R cells (8 levels, 0.5-35 uS; Zuo et al. 2025) with AD823-class op-amps.
+    "rram": dict(name="rram", device=dict(levels=8), opamp=OPAMP_PRESETS["ad823"]),
+    # Same array with a fast OPA690-class op-amp (lower gain, 30x the bandwidth).
+    "rram-fast": dict(name="rram-fast", device=dict(levels=8), opamp=OPAMP_PRESETS["opa690"]),
+    # Realistic variability on top of the default: programming error, read noise, stuck cells, IR drop.
+    "rram-variability": dict(name="rram-variability",
+                             device=dict(levels=8, program_sigma=0.03, read_noise_sigma=0.005, stuck_rate=0.001),
+                             opamp=OPAMP_PRESETS["ad823"], wires=dict(row_ohm=1.0, col_ohm=1.0)),
+    # Ideal op-amps, continuous cells, but with single-pole dynamics for transient studies.
+    "ideal-dynamic": dict(name="ideal-dynamic", device=dict(levels=None),
+                          opamp=dict(OPAMP_PRESETS["ideal"], name="ideal-1pole", gbw_hz=16e6),
+                          inverter=dict(kind="ideal")),
+}
+DEFAULT_PRESET = "rram"
+
+
+def from_dict(data: Mapping[str, Any], source: str = "config") -> CircuitConfig:
+    """Build a validated CircuitConfig; unknown keys are rejected by name.
+
+    A top-level ``preset: NAME`` starts from that preset, and ``opamp: NAME`` (a string) picks an op-amp
+    preset; the other keys override field by field.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
+    data = copy.deepcopy(dict(data))
+    base: dict = {}
+    if "preset" in data:
+        preset = data.pop("preset")
+        if preset not in PRESETS:
+            raise ConfigError(f"{source}: unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+        base = copy.deepcopy(PRESETS[preset])
+    if isinstance(data.get("opamp"), str):
+        name = data["opamp"]
+        if name not in OPAMP_PRESETS:
+            raise ConfigError(f"{source}: unknown op-amp preset {name!r}; known: {', '.join(sorted(OPAMP_PRESETS))}")
+        data["opamp"] = dict(OPAMP_PRESETS[name])
+    allowed_top = {"name"} | set(SECTIONS)
+    for key in data:
+        if key not in allowed_top:
+            raise ConfigError(f"{source}: unknown key {key!r}; allowed: {', '.join(sorted(allowed_top | {'preset'}))}")
+    merged = base
+    for key, value in data.items():
+        if key in SECTIONS and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    kwargs: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key == "name":
+            kwargs["name"] = str(value)
+            continue
+        kwargs[key] = _build_section(SECTIONS[key], value, f"{source}: {key}")
+    try:
+        return CircuitConfig(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build_section(cls, value: Any, where: str):
+    if value is None:
+        return cls()
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    known = {f.name: f for f in fields(cls)}
+    for key in value:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(known))}")
+    converted = {}
+    for key, raw in value.items():
+        converted[key] = _coerce(raw, known[key], f"{where}.{key}")
+    return cls(**converted)
+
+
+def _coerce(raw: Any, f: dataclasses.Field, where: str) -> Any:
+    """YAML turns 1e-6 into a string and users write 8.0 for ints; convert to the declared type."""
+    kind = str(f.type)
+    if raw is None:
+        if "Optional" in kind:
+            return None
+        raise ConfigError(f"{where}: null is not allowed here")
+    if "bool" in kind:
+        if isinstance(raw, bool):
+            return raw
+        raise ConfigError(f"{where}: expected true/false, got {raw!r}")
+    if "int" in kind:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where}: expected an integer, got {raw!r}")
+        try:
+            as_float = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {raw!r}") from None
+        if not as_float.is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {raw!r}")
+        return int(as_float)
+    if "float" in kind:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where}: expected a number, got {raw!r}")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {raw!r}") from None
+        return value
+    if "str" in kind:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{where}: expected a string, got {raw!r}")
+        return raw
+    return raw
+
+
+def _set_dotted(data: dict, key: str, value: Any, source: str) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if part not in node or not isinstance(node[part], dict):
+            raise ConfigError(f"{source}: unknown key {key!r}")
+        node = node[part]
+    if parts[-1] not in node:
+        raise ConfigError(f"{source}: unknown key {key!r}")
+    node[parts[-1]] = value
+
+
+def _finite(value: float, where: str) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+
+
+def _positive(value: float, where: str) -> None:
+    _finite(value, where)
+    if value <= 0:
+        raise ConfigError(f"{where} must be positive, got {value!r}")
+
+
+def _non_negative(value: float, where: str) -> None:
+    _finite(value, where)
+    if value < 0:
+        raise ConfigError(f"{where} must be non-negative, got {value!r}")

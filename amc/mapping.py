@@ -1,0 +1,168 @@
+"""Mapping of a real matrix H onto a differential pair of RRAM arrays, G+ - G- = G0 * H.
+
+Conventions (DESIGN.md section 1): a positive entry programs G+ above G_min and leaves G- at G_min; a negative
+entry does the reverse; a zero entry puts G_min on both sides. The scale is G0 = (G_max - G_min) / max|H|, so
+the largest entry uses the whole window (G_max / max|H| would ask for G_min + G_max > G_max on that cell).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .config import DeviceConfig
+from .errors import InputError, MappingError, SingularMatrixError, UnstableCircuitError
+
+# Condition numbers beyond this cannot be inverted meaningfully by any analog circuit (or by float64 math).
+MAX_CONDITION = 1e12
+
+
+def validate_matrix(h: np.ndarray) -> np.ndarray:
+    """Return H as a float64 square matrix, or raise InputError naming what is wrong."""
+    try:
+        h = np.asarray(h, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"H is not a numeric matrix: {exc}") from None
+    if h.ndim != 2:
+        raise InputError(f"H must be a 2-D matrix, got an array of shape {h.shape}")
+    if h.size == 0:
+        raise InputError(f"H is empty (shape {h.shape})")
+    if h.shape[0] != h.shape[1]:
+        raise InputError(f"H must be square, got shape {h.shape}")
+    bad = ~np.isfinite(h)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(f"H contains {int(bad.sum())} non-finite value(s) (NaN/Inf), first at H[{i},{j}] = {h[i, j]}")
+    return h
+
+
+def validate_rhs(g: np.ndarray, n: int) -> np.ndarray:
+    """Return g as float64 of shape (n,) or (n, k), or raise InputError."""
+    try:
+        g = np.asarray(g, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"g is not numeric: {exc}") from None
+    if g.ndim not in (1, 2) or g.shape[0] != n or g.size == 0:
+        raise InputError(f"g must have shape ({n},) or ({n}, k) to match H ({n}x{n}), got {g.shape}")
+    if not np.isfinite(g).all():
+        raise InputError(f"g contains {int((~np.isfinite(g)).sum())} non-finite value(s) (NaN/Inf)")
+    return g
+
+
+def check_invertible(h: np.ndarray) -> float:
+    """Raise SingularMatrixError when H is singular to working precision; return its 2-norm condition number."""
+    singular_values = np.linalg.svd(h, compute_uv=False)
+    if singular_values[-1] <= 0 or singular_values[0] / singular_values[-1] > MAX_CONDITION:
+        cond = np.inf if singular_values[-1] <= 0 else singular_values[0] / singular_values[-1]
+        raise SingularMatrixError(
+            f"H is singular or too ill-conditioned to invert (condition number {cond:.3g} > {MAX_CONDITION:.0e})")
+    return float(singular_values[0] / singular_values[-1])
+
+
+@dataclass
+class MappedArray:
+    """The programmed differential array and its scale."""
+
+    h: np.ndarray          # the requested matrix
+    g_pos: np.ndarray      # conductances of the G+ array (S)
+    g_neg: np.ndarray      # conductances of the G- array (S)
+    g0: float              # siemens per unit of H
+    condition: float       # condition number of H
+
+    @property
+    def n(self) -> int:
+        return self.h.shape[0]
+
+    @property
+    def g_diff(self) -> np.ndarray:
+        return self.g_pos - self.g_neg
+
+    @property
+    def h_mapped(self) -> np.ndarray:
+        """The matrix the array actually holds, in units of H."""
+        return self.g_diff / self.g0
+
+    @property
+    def row_total(self) -> np.ndarray:
+        """S_i: all conductance hanging on row line i (both arrays)."""
+        return (self.g_pos + self.g_neg).sum(axis=1)
+
+    def effective_conductance(self, gain: float) -> np.ndarray:
+        """Closed form with finite open-loop gain A0: G + diag(S)/A0 (row node sits at -V_i/A0)."""
+        return self.g_diff + np.diag(self.row_total / gain)
+
+    def loop_matrix(self, gain: float) -> np.ndarray:
+        """Matrix of the linearised loop dynamics in units of the op-amp's angular GBW: dV/dt = -w_t M V + ...
+
+        With single-pole op-amps, the row node is v_i = (I_i + (G V)_i)/S_i and tau dV_i/dt = -V_i - A0 v_i, so
+        M = diag(S)^-1 (G + diag(S)/A0). Its eigenvalues set stability (all real parts > 0) and settling time.
+        """
+        return self.effective_conductance(gain) / self.row_total[:, None]
+
+    def with_read_noise(self, sigma: float, rng: np.random.Generator, device: DeviceConfig) -> "MappedArray":
+        """A copy whose conductances carry one draw of relative read noise (one read of the array)."""
+        if sigma <= 0:
+            return self
+        noisy_pos = self.g_pos * (1.0 + sigma * rng.standard_normal(self.g_pos.shape))
+        noisy_neg = self.g_neg * (1.0 + sigma * rng.standard_normal(self.g_neg.shape))
+        # Read noise can push a reading slightly outside the window, but never to a non-positive conductance.
+        floor = 1e-3 * device.g_min
+        return MappedArray(self.h, np.maximum(noisy_pos, floor), np.maximum(noisy_neg, floor), self.g0, self.condition)
+
+
+def quantise_conductance(g: np.ndarray, device: DeviceConfig) -> np.ndarray:
+    if device.levels is None:
+        return g
+    step = (device.g_max - device.g_min) / (device.levels - 1)
+    return device.g_min + np.round((g - device.g_min) / step) * step
+
+
+def map_matrix(h: np.ndarray, device: DeviceConfig, rng: Optional[np.random.Generator] = None) -> MappedArray:
+    """Program H into G+/G-: scale, quantise to the device levels, then add programming error and stuck cells."""
+    h = validate_matrix(h)
+    condition = check_invertible(h)
+    scale = float(np.max(np.abs(h)))
+    if scale == 0.0:
+        raise MappingError("H is all zeros: nothing to map into the conductance window")
+    rng = rng if rng is not None else np.random.default_rng(device.seed)
+    window = device.g_max - device.g_min
+    g0 = window / scale
+    target = h * g0
+    g_pos = quantise_conductance(device.g_min + np.maximum(target, 0.0), device)
+    g_neg = quantise_conductance(device.g_min + np.maximum(-target, 0.0), device)
+    if device.program_sigma > 0:
+        g_pos = np.clip(g_pos * (1 + device.program_sigma * rng.standard_normal(g_pos.shape)), device.g_min, device.g_max)
+        g_neg = np.clip(g_neg * (1 + device.program_sigma * rng.standard_normal(g_neg.shape)), device.g_min, device.g_max)
+    if device.stuck_rate > 0:
+        for array in (g_pos, g_neg):
+            stuck = rng.random(array.shape) < device.stuck_rate
+            array[stuck] = np.where(rng.random(int(stuck.sum())) < 0.5, device.g_min, device.g_max)
+    mapped = MappedArray(h, g_pos, g_neg, g0, condition)
+    diff = mapped.g_diff
+    if not np.any(diff):
+        raise MappingError("every entry of H rounds to zero on the device levels: H cannot be mapped")
+    if np.linalg.matrix_rank(diff) < h.shape[0]:
+        levels = "continuous" if device.levels is None else f"{device.levels} levels"
+        raise MappingError(
+            f"H loses rank when mapped into the conductance window ({levels}, "
+            f"{device.g_min:g}-{device.g_max:g} S): its small entries round away; use more levels or HP-INV")
+    return mapped
+
+
+def check_stability(mapped: MappedArray, gain: float) -> float:
+    """Raise UnstableCircuitError unless every loop eigenvalue has a positive real part; return lambda_min.
+
+    A DC operating point exists for an unstable loop too, but the hardware never reaches it, so the check
+    must come before any .op analysis.
+    """
+    eigenvalues = np.linalg.eigvals(mapped.loop_matrix(gain))
+    worst = eigenvalues[np.argmin(eigenvalues.real)]
+    if worst.real <= 0:
+        mapped_eigs = np.linalg.eigvals(mapped.h_mapped)
+        raise UnstableCircuitError(
+            "the inversion loop is unstable: the mapped matrix has an eigenvalue with non-positive real part "
+            f"(min Re(eig(H_mapped)) = {mapped_eigs.real.min():.4g}, loop eigenvalue {worst:.4g}); "
+            "the circuit would diverge or saturate instead of settling at H^-1 g. "
+            "Damp H (add a multiple of the identity) or solve a symmetric positive-definite system")
+    return float(np.min(eigenvalues.real))

@@ -1,0 +1,128 @@
+"""ngspice deck of the closed-loop inversion circuit, as plain text a person can read and rerun.
+
+Node names: ``row_i`` is row line i at its op-amp (virtual ground), ``out_j`` is op-amp j's output driving
+column j of G+, ``nout_j`` its inverted copy driving column j of G-. With wire resistance the array becomes a
+grid: ``r_i_k`` is row i at crosspoint k (k < n: G+ column k, k >= n: G- column k - n) and ``cp_j_i`` /
+``cn_j_i`` are G+/G- column j at row i.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .config import CircuitConfig
+from .mapping import MappedArray
+
+LIBRARY_PATH = Path(__file__).resolve().parent.parent / "netlists" / "amc_opamps.lib"
+NO_SATURATION_V = 1e30
+
+
+def input_source_name(i: int) -> str:
+    return f"iin_{i}"
+
+
+def output_node(j: int) -> str:
+    return f"out_{j}"
+
+
+@dataclass(frozen=True)
+class TransientSpec:
+    step_s: float
+    stop_s: float
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.17g}"
+
+
+def opamp_params(config: CircuitConfig) -> str:
+    o = config.opamp
+    gbw = o.gbw_hz if o.gbw_hz is not None else 1.0  # no pole: C1 is open at DC and transients are refused
+    vsat = o.v_sat if o.v_sat is not None else NO_SATURATION_V
+    return (f"A0={_fmt(o.gain)} GBW={_fmt(gbw)} VSAT={_fmt(vsat)} P={_fmt(o.saturation_sharpness)} "
+            f"VOS={_fmt(o.offset_v)} IQ={_fmt(o.quiescent_current_a)}")
+
+
+def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
+               transient: Optional[TransientSpec] = None, library: Optional[str] = None,
+               title: str = "amc-cosim closed-loop inversion (INV) circuit") -> str:
+    """Return the deck for one right-hand side (input currents in amperes, shape (n,))."""
+    n = mapped.n
+    currents = np.asarray(currents, dtype=float).reshape(n)
+    library = library if library is not None else str(LIBRARY_PATH)
+    o, w = config.opamp, config.wires
+    lines = [
+        f"* {title}",
+        f"* n = {n}, G0 = {mapped.g0:.6g} S per unit of H, I0 = max|I| = {np.max(np.abs(currents)):.6g} A",
+        "* Solution: x = -V(out_j) * G0 / I0 * max|g|  (the steady state is V = -(G0 H)^-1 I)",
+        f"* {config.describe()}",
+        f"* device window {config.device.g_min:g}..{config.device.g_max:g} S; mapping G+ - G- = G0*H",
+        f".include {library}",
+        f"vcc vcc 0 DC {_fmt(o.supply_v)}",
+        f"vee vee 0 DC {_fmt(-o.supply_v)}",
+        "* input currents injected into the row lines",
+    ]
+    lines += [f"{input_source_name(i)} 0 row_{i} DC {_fmt(currents[i])}" for i in range(n)]
+    params = opamp_params(config)
+    lines.append("* one op-amp per row: row line to the inverting input, output drives column j")
+    lines += [f"xamp_{i} 0 row_{i} {output_node(i)} vcc vee amc_opamp {params}" for i in range(n)]
+    lines.append(f"* unity-gain inverters make -V_j for the G- array ({config.inverter.kind})")
+    if config.inverter.kind == "ideal":
+        lines += [f"xinv_{j} {output_node(j)} nout_{j} vcc vee amc_inverter_ideal IQ={_fmt(o.quiescent_current_a)}"
+                  for j in range(n)]
+    else:
+        r = _fmt(config.inverter.resistance_ohm)
+        for j in range(n):
+            lines += [f"rinvin_{j} {output_node(j)} inv_{j} {r}",
+                      f"rinvfb_{j} inv_{j} nout_{j} {r}",
+                      f"xinv_{j} 0 inv_{j} nout_{j} vcc vee amc_opamp {params}"]
+    lines.append("* crosspoint array: rp_i_j = 1/G+_ij (row i to out_j), rn_i_j = 1/G-_ij (row i to nout_j)")
+    if w.enabled:
+        lines += _array_with_wires(mapped, w.row_ohm, w.col_ohm)
+    else:
+        r_pos = 1.0 / mapped.g_pos
+        r_neg = 1.0 / mapped.g_neg
+        for i in range(n):
+            lines += [f"rp_{i}_{j} row_{i} {output_node(j)} {_fmt(r_pos[i, j])}" for j in range(n)]
+            lines += [f"rn_{i}_{j} row_{i} nout_{j} {_fmt(r_neg[i, j])}" for j in range(n)]
+    saves = " ".join(f"v({output_node(j)})" for j in range(n))
+    lines.append(f".save {saves} i(vcc) i(vee)")
+    if transient is None:
+        lines.append(".op")
+    else:
+        # uic: start from all-zero capacitor states with the inputs already applied (a step at t = 0).
+        lines.append(f".tran {_fmt(transient.step_s)} {_fmt(transient.stop_s)} 0 {_fmt(transient.step_s)} uic")
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+def _array_with_wires(mapped: MappedArray, row_ohm: float, col_ohm: float) -> list[str]:
+    """Crosspoints on a resistive grid: row lines span the G+ then the G- array; columns run from row 0 down.
+
+    A zero segment resistance on one kind of line is modelled as 1 micro-ohm so the grid stays one netlist.
+    """
+    n = mapped.n
+    rr = _fmt(max(row_ohm, 1e-6))
+    rc = _fmt(max(col_ohm, 1e-6))
+    lines = []
+    for i in range(n):
+        previous = f"row_{i}"
+        for k in range(2 * n):
+            node = f"r_{i}_{k}"
+            lines.append(f"rwr_{i}_{k} {previous} {node} {rr}")
+            previous = node
+    for j in range(n):
+        for prefix, driver in (("cp", output_node(j)), ("cn", f"nout_{j}")):
+            previous = driver
+            for i in range(n):
+                node = f"{prefix}_{j}_{i}"
+                lines.append(f"rw{prefix}_{j}_{i} {previous} {node} {rc}")
+                previous = node
+    for i in range(n):
+        for j in range(n):
+            lines.append(f"rp_{i}_{j} r_{i}_{j} cp_{j}_{i} {_fmt(1.0 / mapped.g_pos[i, j])}")
+            lines.append(f"rn_{i}_{j} r_{i}_{n + j} cn_{j}_{i} {_fmt(1.0 / mapped.g_neg[i, j])}")
+    return lines

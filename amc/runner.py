@@ -1,0 +1,163 @@
+"""The only module that talks to ngspice: one shared-library session per process, cleaned after every run.
+
+PySpice's ``NgSpiceShared`` loads libngspice in process. The library keeps global state, so this module owns a
+single instance; every analysis ends with ``destroy all`` and ``remcirc`` (otherwise memory grows by about
+1 MB a solve), and every failure carries the lines ngspice printed while it happened.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import logging
+import os
+import warnings
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import NgspiceUnavailableError, SimulationError
+
+INSTALL_HINT = ("install it with `make install` (or `sudo apt-get install libngspice0 ngspice` on Debian/Ubuntu), "
+                "or point NGSPICE_LIBRARY_PATH at libngspice.so")
+# Lines ngspice prints on a failed parse or analysis even when the API call itself returns 0.
+_FAILURE_MARKERS = ("error", "aborted", "timestep too small", "iteration limit", "singular matrix",
+                    "unknown subckt", "could not find", "no such", "unable to find")
+_BENIGN = ("warning:", "note: can't find init file", "unsupported ngspice version")
+
+
+def _find_library() -> str:
+    explicit = os.environ.get("NGSPICE_LIBRARY_PATH")
+    if explicit:
+        return explicit
+    found = ctypes.util.find_library("ngspice")
+    if found:
+        return found
+    for pattern in ("/usr/lib/*/libngspice.so*", "/usr/lib/libngspice.so*", "/usr/local/lib/libngspice.so*"):
+        matches = sorted(glob.glob(pattern))
+        if matches:
+            return matches[0]
+    raise NgspiceUnavailableError(f"the ngspice shared library (libngspice) was not found: {INSTALL_HINT}")
+
+
+def _silence_pyspice() -> None:
+    # PySpice 1.5 logs "Unsupported Ngspice version 39" (harmless) and every stderr line as an error;
+    # this module collects ngspice's output itself and attaches it to the exceptions it raises.
+    for name in ("PySpice", "PySpice.Spice.NgSpice.Shared"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module="PySpice")
+
+
+class NgspiceSession:
+    """One in-process ngspice. Use :func:`session` to get the process-wide instance."""
+
+    def __init__(self) -> None:
+        _silence_pyspice()
+        library = _find_library()
+        os.environ["NGSPICE_LIBRARY_PATH"] = library
+        try:
+            from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+        except ImportError as exc:  # pragma: no cover - dependency missing
+            raise NgspiceUnavailableError(f"PySpice is not installed ({exc}); run `make install`") from None
+        NgSpiceShared.LIBRARY_PATH = library
+        try:
+            self._ng = NgSpiceShared.new_instance()
+        except OSError as exc:
+            raise NgspiceUnavailableError(f"cannot load the ngspice library {library!r} ({exc}): {INSTALL_HINT}") from None
+        self._log: list[str] = []
+        original = self._ng.send_char
+
+        def capture(message: str, ngspice_id: int) -> int:
+            self._log.append(message.partition(" ")[2] if message.startswith(("stdout ", "stderr ")) else message)
+            return 0
+
+        self._ng.send_char = capture  # instance attribute: PySpice's callback calls self.send_char(...)
+        del original
+        self.loaded = False
+        self.runs = 0
+        self._commands = 0
+
+    # ---- low level ------------------------------------------------------------------------------
+    def _command(self, command: str) -> None:
+        self._commands += 1
+        if self._commands % 5000 == 0:
+            # ngspice keeps every command in its history; a NULL command frees it (long runs otherwise grow).
+            from PySpice.Spice.NgSpice.Shared import FFI
+            self._ng._ngspice_shared.ngSpice_Command(FFI.NULL)
+        rc = self._ng._ngspice_shared.ngSpice_Command(command.encode("ascii"))
+        if rc:
+            raise SimulationError(f"ngspice rejected the command {command!r} (return code {rc})", self._log)
+
+    def _failure_lines(self, start: int) -> list[str]:
+        failures = []
+        for line in self._log[start:]:
+            low = line.strip().lower()
+            if any(low.startswith(b) for b in _BENIGN):
+                continue
+            if any(marker in low for marker in _FAILURE_MARKERS):
+                failures.append(line)
+        return failures
+
+    def _vector(self, name: str) -> np.ndarray:
+        from PySpice.Spice.NgSpice.Shared import ffi
+        info = self._ng._ngspice_shared.ngGet_Vec_Info(name.encode("ascii"))
+        if info == ffi.NULL or info.v_length <= 0 or info.v_realdata == ffi.NULL:
+            raise SimulationError(f"ngspice produced no vector {name!r}", self._log)
+        return np.frombuffer(ffi.buffer(info.v_realdata, info.v_length * 8), dtype=np.float64).copy()
+
+    # ---- public ---------------------------------------------------------------------------------
+    def load(self, deck: str) -> None:
+        """Parse a deck; raise SimulationError with ngspice's lines when it does not parse."""
+        self.clean()
+        self._log.clear()
+        self._ng.clear_output()  # PySpice keeps its own copy of every line; drop it
+        from PySpice.Spice.NgSpice.Shared import FFI, ffi
+        lines = [line for line in deck.splitlines() if line.strip()] + [""]
+        keep = [ffi.new("char[]", line.encode("utf8")) for line in lines] + [FFI.NULL]
+        rc = self._ng._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
+        failures = self._failure_lines(0)
+        if rc or failures:
+            self.clean()
+            raise SimulationError("ngspice could not parse the deck", self._log)
+        self.loaded = True
+
+    def run(self, vectors: Sequence[str], command: str = "run") -> dict[str, np.ndarray]:
+        """Run the loaded analysis (``run``) or a new operating point (``op``) and fetch the named vectors."""
+        if not self.loaded:
+            raise SimulationError("no circuit is loaded")
+        start = len(self._log)
+        self._command(command)
+        failures = self._failure_lines(start)
+        if failures:
+            raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
+        self.runs += 1
+        result = {name: self._vector(name) for name in vectors}
+        # Results live in ngspice until destroyed; keep only the circuit, drop the plots.
+        self._command("destroy all")
+        return result
+
+    def alter_sources(self, values: dict[str, float]) -> None:
+        """Change DC values of independent sources of the loaded circuit without re-parsing it."""
+        for name, value in values.items():
+            self._command(f"alter {name} = {value:.17g}")
+
+    def clean(self) -> None:
+        """Remove all plots and the loaded circuit, leaving the session ready for the next deck."""
+        if self.loaded:
+            self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
+            self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
+            self.loaded = False
+
+    @property
+    def output(self) -> list[str]:
+        return list(self._log)
+
+
+_SESSION: Optional[NgspiceSession] = None
+
+
+def session() -> NgspiceSession:
+    """The process-wide ngspice session (created on first use)."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = NgspiceSession()
+    return _SESSION

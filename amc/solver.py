@@ -1,0 +1,347 @@
+"""AnalogSolver: x = H^-1 g through the ngspice circuit, with the digital answer available behind the same API.
+
+Flow for one call: validate -> map H into G+/G- (cached while H is unchanged: the array stays programmed)
+-> stability check -> for each right-hand side: DAC, input scaling I0 (auto-ranged against the op-amp swing),
+deck -> ngspice (.op, or .tran for settling time and energy) -> ADC -> x, diagnostics.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from .config import DEFAULT_PRESET, CircuitConfig
+from .errors import ConfigError, InputError, SimulationError
+from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
+from .netlist import TransientSpec, build_deck, input_source_name, output_node
+from .runner import session
+from . import transient as tran_analysis
+
+SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
+
+
+@dataclass
+class Solution:
+    """Result of a solve. Arrays follow the shape of g: (n,) or (n, k); per-RHS scalars are (k,) or floats."""
+
+    x: np.ndarray
+    backend: str
+    netlist: Optional[str]
+    relative_residual: float
+    relative_residuals: np.ndarray
+    saturated: np.ndarray
+    i0_a: np.ndarray
+    static_power_w: Optional[np.ndarray] = None
+    settling_time_s: Optional[np.ndarray] = None
+    energy_j: Optional[np.ndarray] = None
+    settled: Optional[np.ndarray] = None
+    rescales: int = 0
+    lambda_min: Optional[float] = None
+    condition_number: Optional[float] = None
+    g0_s: Optional[float] = None
+    waveforms: Optional[list] = field(default=None, repr=False)
+
+    @property
+    def saturated_any(self) -> bool:
+        return bool(np.any(self.saturated))
+
+    def relative_error(self, reference: np.ndarray) -> float:
+        reference = np.asarray(reference, dtype=float)
+        return float(np.linalg.norm(self.x - reference) / np.linalg.norm(reference))
+
+    def to_dict(self) -> dict:
+        def plain(value):
+            if value is None:
+                return None
+            if isinstance(value, np.ndarray):
+                return value.tolist()
+            if isinstance(value, (np.floating, np.integer, np.bool_)):
+                return value.item()
+            return value
+        return {
+            "backend": self.backend,
+            "x": plain(self.x),
+            "relative_residual": self.relative_residual,
+            "relative_residuals": plain(self.relative_residuals),
+            "saturated": bool(np.any(self.saturated)),
+            "saturated_outputs": plain(np.argwhere(np.atleast_1d(self.saturated)).reshape(-1)) if self.saturated.ndim == 1
+            else plain(np.argwhere(self.saturated)),
+            "i0_a": plain(self.i0_a),
+            "static_power_w": plain(self.static_power_w),
+            "settling_time_s": plain(self.settling_time_s),
+            "energy_j": plain(self.energy_j),
+            "settled": plain(self.settled),
+            "rescales": self.rescales,
+            "lambda_min": self.lambda_min,
+            "condition_number": self.condition_number,
+            "g0_s": self.g0_s,
+        }
+
+    def summary(self) -> str:
+        parts = [f"backend={self.backend}", f"relative residual={self.relative_residual:.3e}",
+                 f"saturated outputs={int(np.sum(self.saturated))}"]
+        if self.static_power_w is not None:
+            parts.append(f"static power={np.max(self.static_power_w) * 1e3:.4g} mW")
+        if self.settling_time_s is not None:
+            parts.append(f"settling time={np.max(self.settling_time_s) * 1e9:.4g} ns")
+        if self.energy_j is not None:
+            parts.append(f"energy={np.max(self.energy_j) * 1e9:.4g} nJ")
+        if self.rescales:
+            parts.append(f"re-ranged {self.rescales}x")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return f"Solution({self.summary()})"
+
+
+class AnalogSolver:
+    """Solve H x = g with the closed-loop RRAM/op-amp circuit simulated by ngspice (or exactly, with numpy).
+
+    ``AnalogSolver(config).solve(H, g)``: g of shape (n,) or (n, k). The array is programmed once per distinct H
+    (programming error is drawn then); read noise is drawn for every right-hand side.
+    """
+
+    def __init__(self, config: Union[CircuitConfig, str, None] = None, backend: str = "circuit"):
+        if config is None:
+            config = CircuitConfig.preset(DEFAULT_PRESET)
+        elif isinstance(config, str):
+            config = CircuitConfig.preset(config)
+        if backend not in ("circuit", "numpy"):
+            raise ConfigError(f"backend must be 'circuit' or 'numpy', got {backend!r}")
+        self.config = config
+        self.backend = backend
+        self._rng = np.random.default_rng(config.device.seed + 1)
+        self._programmed: Optional[MappedArray] = None
+        self._programmed_key: Optional[bytes] = None
+        self._lambda_min: Optional[float] = None
+        self.solves = 0
+
+    # aihwkit-style: a solver reports whether repeated solves of one array are random.
+    @property
+    def per_solve_noise(self) -> bool:
+        return self.backend == "circuit" and self.config.device.is_stochastic_per_read
+
+    def __repr__(self) -> str:
+        return f"AnalogSolver(backend={self.backend!r}, {self.config.describe()})"
+
+    # ---- public ---------------------------------------------------------------------------------
+    def program(self, h: np.ndarray) -> MappedArray:
+        """Map H into the arrays (once per distinct H) and check that the loop is stable."""
+        h = validate_matrix(h)
+        key = hashlib.sha1(h.tobytes() + str(h.shape).encode()).digest()
+        if key != self._programmed_key:
+            mapped = map_matrix(h, self.config.device, rng=self._rng)
+            lam = None
+            if self.config.simulation.check_stability:
+                lam = check_stability(mapped, self.config.opamp.gain)
+            else:
+                lam = float(np.min(np.linalg.eigvals(mapped.loop_matrix(self.config.opamp.gain)).real))
+            self._programmed, self._programmed_key, self._lambda_min = mapped, key, lam
+        return self._programmed
+
+    def solve(self, h: np.ndarray, g: np.ndarray, transient: bool = False) -> Solution:
+        h = validate_matrix(h)
+        g = validate_rhs(g, h.shape[0])
+        columns = g.reshape(h.shape[0], -1)
+        if self.backend == "numpy":
+            return self._solve_numpy(h, g)
+        if transient and self.config.opamp.gbw_hz is None:
+            raise ConfigError("a transient solve needs op-amps with a finite gain-bandwidth (opamp.gbw_hz); "
+                              f"the configured op-amp {self.config.opamp.name!r} has none (use e.g. preset 'ideal-dynamic')")
+        mapped = self.program(h)
+        self.solves += columns.shape[1]
+        if transient:
+            result = self._solve_transient(mapped, columns)
+        else:
+            result = self._solve_op(mapped, columns)
+        return self._finish(h, g, result)
+
+    # ---- internals ------------------------------------------------------------------------------
+    def _solve_numpy(self, h: np.ndarray, g: np.ndarray) -> Solution:
+        condition = check_invertible(h)
+        x = np.linalg.solve(h, g)
+        residuals = _residuals(h, x.reshape(h.shape[0], -1), g.reshape(h.shape[0], -1))
+        k = 1 if g.ndim == 1 else g.shape[1]
+        return Solution(x=x, backend="numpy", netlist=None, relative_residual=residuals[0],
+                        relative_residuals=residuals[1], saturated=np.zeros(g.shape, dtype=bool),
+                        i0_a=np.zeros(k), condition_number=condition)
+
+    def _swing_limit(self) -> float:
+        o = self.config.opamp
+        return o.v_sat if o.v_sat is not None else o.supply_v
+
+    def _initial_i0(self, mapped: MappedArray, g: np.ndarray) -> float:
+        """I0 such that the largest output is expected at target_swing of the swing.
+
+        |x|_inf <= ||H_mapped^-1||_2 ||g||_2 / max|g| bounds the output per unit of input scale; the bound is
+        tight enough for the damped SPD matrices of training and never lets an exactly mapped system saturate.
+        """
+        io = self.config.io
+        if io.i0_a is not None:
+            return io.i0_a
+        gmax = float(np.max(np.abs(g)))
+        inverse_norm = 1.0 / np.linalg.svd(mapped.h_mapped, compute_uv=False)[-1]
+        bound = inverse_norm * float(np.linalg.norm(g)) / gmax  # |x| per unit of g/max|g|
+        return io.target_swing * self._swing_limit() * mapped.g0 / bound
+
+    def _currents(self, g: np.ndarray, i0: float) -> np.ndarray:
+        gmax = float(np.max(np.abs(g)))
+        if gmax == 0.0:
+            return np.zeros_like(g)
+        scaled = g / gmax
+        bits = self.config.io.dac_bits
+        if bits is not None:
+            levels = 2 ** (bits - 1) - 1 if bits > 1 else 1
+            scaled = np.round(scaled * levels) / levels
+        return i0 * scaled
+
+    def _adc(self, v: np.ndarray) -> np.ndarray:
+        bits = self.config.io.adc_bits
+        if bits is None:
+            return v
+        full_scale = self.config.io.adc_full_scale_fraction * self._swing_limit()
+        levels = 2 ** (bits - 1) - 1 if bits > 1 else 1
+        return np.clip(np.round(v / full_scale * levels), -levels, levels) * full_scale / levels
+
+    def _is_saturated(self, v: np.ndarray) -> np.ndarray:
+        if self.config.opamp.v_sat is None:
+            return np.zeros(v.shape, dtype=bool)
+        return np.abs(v) > self.config.io.linear_fraction * self.config.opamp.v_sat
+
+    def _needs_upscale(self, v: np.ndarray) -> bool:
+        # Only worth a second solve where amplitude buys precision: converters or an input offset.
+        io, o = self.config.io, self.config.opamp
+        if io.i0_a is not None or (io.adc_bits is None and o.offset_v == 0.0):
+            return False
+        return float(np.max(np.abs(v))) < 0.25 * io.target_swing * self._swing_limit()
+
+    def _solve_op(self, mapped: MappedArray, columns: np.ndarray) -> dict:
+        n, k = columns.shape
+        ng = session()
+        vectors = [output_node(j) for j in range(n)] + list(SUPPLY_VECTORS)
+        noisy = self.config.device.read_noise_sigma > 0
+        outputs = np.zeros((n, k))
+        i0s = np.zeros(k)
+        power = np.zeros(k)
+        saturated = np.zeros((n, k), dtype=bool)
+        rescales = 0
+        first_deck = None
+        loaded_for: Optional[MappedArray] = None
+        try:
+            for c in range(k):
+                g = columns[:, c]
+                if not np.any(g):
+                    continue  # x = 0 exactly; no power beyond quiescent is reported for an idle array
+                i0 = self._initial_i0(mapped, g)
+                for attempt in range(self.config.io.max_rescales + 1):
+                    currents = self._currents(g, i0)
+                    array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device) if noisy else mapped
+                    if loaded_for is not array or loaded_for is None:
+                        deck = build_deck(array, currents, self.config)
+                        first_deck = first_deck or deck
+                        ng.load(deck)
+                        loaded_for = array
+                        raw = ng.run(vectors)
+                    else:
+                        # Same programmed array: change only the input sources and re-run the operating point.
+                        ng.alter_sources({input_source_name(i): currents[i] for i in range(n)})
+                        raw = ng.run(vectors, command="op")
+                    v = np.array([raw[output_node(j)][-1] for j in range(n)])
+                    sat = self._is_saturated(v)
+                    if sat.any() and attempt < self.config.io.max_rescales:
+                        i0 *= 0.5 * self.config.io.target_swing * self._swing_limit() / np.max(np.abs(v))
+                        rescales += 1
+                        continue
+                    if not sat.any() and attempt < self.config.io.max_rescales and self._needs_upscale(v):
+                        i0 *= self.config.io.target_swing * self._swing_limit() / max(np.max(np.abs(v)), 1e-30)
+                        rescales += 1
+                        continue
+                    break
+                outputs[:, c] = self._adc(v)
+                saturated[:, c] = sat
+                i0s[c] = i0
+                power[c] = _supply_power(raw, self.config.opamp.supply_v)[-1]
+        finally:
+            ng.clean()
+        return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=rescales,
+                    deck=first_deck, mapped=mapped, columns=columns)
+
+    def _solve_transient(self, mapped: MappedArray, columns: np.ndarray) -> dict:
+        n, k = columns.shape
+        ng = session()
+        sim, o = self.config.simulation, self.config.opamp
+        tau = 1.0 / (2 * math.pi * o.gbw_hz * max(self._lambda_min, 1e-12))
+        # Time step from the fastest loop mode, bounded so long runs stay affordable.
+        lam_max = float(np.max(np.abs(np.linalg.eigvals(mapped.loop_matrix(o.gain)))))
+        stop = sim.tran_time_constants * tau
+        step = min(stop / sim.tran_points, 0.2 / (2 * math.pi * o.gbw_hz * lam_max))
+        spec = TransientSpec(step_s=step, stop_s=stop)
+        vectors = ["time"] + [output_node(j) for j in range(n)] + list(SUPPLY_VECTORS)
+        outputs = np.zeros((n, k))
+        i0s, power, t_settle, energy = np.zeros(k), np.zeros(k), np.full(k, np.nan), np.full(k, np.nan)
+        settled = np.zeros(k, dtype=bool)
+        saturated = np.zeros((n, k), dtype=bool)
+        waveforms = []
+        first_deck = None
+        try:
+            for c in range(k):
+                g = columns[:, c]
+                i0 = self._initial_i0(mapped, g) if np.any(g) else 1e-9
+                currents = self._currents(g, i0)
+                array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
+                deck = build_deck(array, currents, self.config, transient=spec)
+                first_deck = first_deck or deck
+                ng.load(deck)
+                raw = ng.run(vectors)
+                ng.clean()
+                time = raw["time"]
+                v = np.stack([raw[output_node(j)] for j in range(n)])
+                p = _supply_power(raw, o.supply_v)
+                result = tran_analysis.settling(time, v, p, sim.settle_tol)
+                outputs[:, c] = self._adc(v[:, -1])
+                saturated[:, c] = self._is_saturated(v[:, -1])
+                i0s[c], power[c] = i0, p[-1]
+                t_settle[c], energy[c], settled[c] = result.time_s, result.energy_j, result.settled
+                waveforms.append(dict(time=time, outputs=v, power=p))
+        finally:
+            ng.clean()
+        return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=0, deck=first_deck,
+                    mapped=mapped, columns=columns, settling=t_settle, energy=energy, settled=settled,
+                    waveforms=waveforms)
+
+    def _finish(self, h: np.ndarray, g: np.ndarray, r: dict) -> Solution:
+        mapped, columns = r["mapped"], r["columns"]
+        gmax = np.max(np.abs(columns), axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cols = np.where(r["i0"] > 0, -r["outputs"] * mapped.g0 * gmax / np.where(r["i0"] > 0, r["i0"], 1), 0.0)
+        residual, residuals = _residuals(h, x_cols, columns)
+        squeeze = g.ndim == 1
+
+        def shape(a):
+            if a is None:
+                return None
+            return a[0] if squeeze and a.ndim == 1 else (a[:, 0] if squeeze else a)
+
+        return Solution(
+            x=x_cols[:, 0] if squeeze else x_cols, backend="circuit", netlist=r["deck"],
+            relative_residual=residual, relative_residuals=residuals[0] if squeeze else residuals,
+            saturated=shape(r["saturated"]), i0_a=shape(r["i0"]), static_power_w=shape(r["power"]),
+            settling_time_s=shape(r.get("settling")), energy_j=shape(r.get("energy")), settled=shape(r.get("settled")),
+            rescales=r["rescales"], lambda_min=self._lambda_min, condition_number=mapped.condition, g0_s=mapped.g0,
+            waveforms=r.get("waveforms"))
+
+
+def _residuals(h: np.ndarray, x: np.ndarray, g: np.ndarray) -> tuple[float, np.ndarray]:
+    r = h @ x - g
+    norms = np.linalg.norm(g, axis=0)
+    per_column = np.where(norms > 0, np.linalg.norm(r, axis=0) / np.where(norms > 0, norms, 1), 0.0)
+    total = float(np.linalg.norm(r) / max(np.linalg.norm(g), 1e-300))
+    return total, per_column
+
+
+def _supply_power(raw: dict, supply_v: float) -> np.ndarray:
+    """Power delivered by the two rails: P = -(V+ I+ + V- I-), ngspice currents flowing into the + terminal."""
+    return -(supply_v * raw["vcc#branch"] + (-supply_v) * raw["vee#branch"])
