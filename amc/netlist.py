@@ -95,6 +95,8 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
     else:
         # uic: start from all-zero capacitor states with the inputs already applied (a step at t = 0).
         lines.append(f".tran {_fmt(transient.step_s)} {_fmt(transient.stop_s)} 0 {_fmt(transient.step_s)} uic")
+        # Batch-mode ngspice (`ngspice -b deck.cir`) wants an output request for a transient; the shared library ignores it.
+        lines.append(f".print tran {' '.join(f'v({output_node(j)})' for j in range(min(n, 8)))}")
     lines.append(".end")
     return "\n".join(lines) + "\n"
 

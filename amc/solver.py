@@ -117,6 +117,7 @@ class AnalogSolver:
         self._programmed: Optional[MappedArray] = None
         self._programmed_key: Optional[bytes] = None
         self._lambda_min: Optional[float] = None
+        self._inverse_norm: Optional[tuple] = None
         self.solves = 0
 
     # aihwkit-style: a solver reports whether repeated solves of one array are random.
@@ -183,7 +184,9 @@ class AnalogSolver:
         if io.i0_a is not None:
             return io.i0_a
         gmax = float(np.max(np.abs(g)))
-        inverse_norm = 1.0 / np.linalg.svd(mapped.h_mapped, compute_uv=False)[-1]
+        if self._inverse_norm is None or self._inverse_norm[0] is not mapped:
+            self._inverse_norm = (mapped, 1.0 / np.linalg.svd(mapped.h_mapped, compute_uv=False)[-1])
+        inverse_norm = self._inverse_norm[1]
         bound = inverse_norm * float(np.linalg.norm(g)) / gmax  # |x| per unit of g/max|g|
         return io.target_swing * self._swing_limit() * mapped.g0 / bound
 
@@ -236,7 +239,9 @@ class AnalogSolver:
                 if not np.any(g):
                     continue  # x = 0 exactly; no power beyond quiescent is reported for an idle array
                 i0 = self._initial_i0(mapped, g)
-                for attempt in range(self.config.io.max_rescales + 1):
+                # A fixed I0 (io.i0_a) means no auto-ranging: saturation is reported, not corrected.
+                attempts = self.config.io.max_rescales + 1 if self.config.io.i0_a is None else 1
+                for attempt in range(attempts):
                     currents = self._currents(g, i0)
                     array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device) if noisy else mapped
                     if loaded_for is not array or loaded_for is None:
@@ -251,11 +256,11 @@ class AnalogSolver:
                         raw = ng.run(vectors, command="op")
                     v = np.array([raw[output_node(j)][-1] for j in range(n)])
                     sat = self._is_saturated(v)
-                    if sat.any() and attempt < self.config.io.max_rescales:
+                    if sat.any() and attempt < attempts - 1:
                         i0 *= 0.5 * self.config.io.target_swing * self._swing_limit() / np.max(np.abs(v))
                         rescales += 1
                         continue
-                    if not sat.any() and attempt < self.config.io.max_rescales and self._needs_upscale(v):
+                    if not sat.any() and attempt < attempts - 1 and self._needs_upscale(v):
                         i0 *= self.config.io.target_swing * self._swing_limit() / max(np.max(np.abs(v)), 1e-30)
                         rescales += 1
                         continue
@@ -273,11 +278,14 @@ class AnalogSolver:
         n, k = columns.shape
         ng = session()
         sim, o = self.config.simulation, self.config.opamp
-        tau = 1.0 / (2 * math.pi * o.gbw_hz * max(self._lambda_min, 1e-12))
-        # Time step from the fastest loop mode, bounded so long runs stay affordable.
+        # Time scale of the slowest loop mode; an unstable loop (forced past the check) grows at |lambda|.
         lam_max = float(np.max(np.abs(np.linalg.eigvals(mapped.loop_matrix(o.gain)))))
+        tau = 1.0 / (2 * math.pi * o.gbw_hz * max(abs(self._lambda_min), 1e-6 * lam_max))
         stop = sim.tran_time_constants * tau
         step = min(stop / sim.tran_points, 0.2 / (2 * math.pi * o.gbw_hz * lam_max))
+        if stop / step > 2e6:
+            raise ConfigError(f"the transient would need {stop / step:.3g} time steps (condition number of the loop "
+                              f"{lam_max / abs(self._lambda_min):.3g}); reduce simulation.tran_time_constants or damp H")
         spec = TransientSpec(step_s=step, stop_s=stop)
         vectors = ["time"] + [output_node(j) for j in range(n)] + list(SUPPLY_VECTORS)
         outputs = np.zeros((n, k))

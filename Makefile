@@ -1,0 +1,50 @@
+# amc-cosim: `make sim` runs the main job, `make test` the test suite; both install what is missing first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+STAMP  := $(VENV)/.installed
+SWEEP  ?= precision_levels_gain
+
+.PHONY: install ngspice sim test bench data sweep clean examples
+
+install: ngspice $(STAMP)
+
+# Debian's ngspice (standalone, for `ngspice -b`) and libngspice0 (the shared library PySpice loads).
+ngspice:
+	@if command -v ngspice >/dev/null 2>&1 && ldconfig -p | grep -q libngspice; then \
+		echo "ngspice: present ($$(ngspice --version 2>/dev/null | grep -m1 -o 'ngspice-[0-9]*'))"; \
+	else \
+		echo "ngspice: installing Debian packages ngspice and libngspice0"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice libngspice0; \
+	fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,dask]"
+	$(PY) -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+	@touch $(STAMP)
+
+sim: install
+	$(PY) -m workflow.main_job
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/bench_runner.py
+	$(PY) benchmarks/bench_precision_scale.py
+	$(PY) benchmarks/bench_sweep.py
+
+sweep: install
+	$(VENV)/bin/amc sweep configs/sweeps/$(SWEEP).yaml
+
+data: install
+	$(PY) -m training.download data/emnist
+
+examples: install
+	$(PY) netlists/make_examples.py
+
+clean:
+	rm -rf results .pytest_cache

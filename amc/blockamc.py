@@ -1,0 +1,255 @@
+"""BlockAMC (Pan et al., DATE 2024): solve an n x n system on arrays of at most ``array_size`` rows/columns.
+
+H is split 2 x 2, H = [A B; C D] (the split point a multiple of array_size, near n/2), and solved with the
+Schur complement S = D - C A^-1 B, recursively until every diagonal block fits one array:
+
+    setup (once per H):  Y = A^-1 B        INV solves on A's array(s), B's columns as right-hand sides
+                         S = D - C Y       MVM of C (tiled arrays) column by column; subtraction digital
+    solve:               y1 = A^-1 g1      INV
+                         x2 = S^-1 (g2 - C y1)   MVM (C) + INV (S, recursively)
+                         x1 = A^-1 (g1 - B x2)   MVM (B) + INV (A again)
+
+INV circuits are ``AnalogSolver`` arrays (one per leaf block, each programmed once, with its own programming-error
+draw); the couplings B and C are ``AnalogMVM`` arrays tiled to array_size (``mvm_slices`` > 1 bit-slices them too).
+Every block is checked before any simulation: the diagonal blocks and the exact Schur complements must be
+invertible and have eigenvalues with positive real parts (the INV loop's stability condition); the Schur
+complement computed by the circuit is checked again before it is programmed. A failure raises ``BlockError``
+naming the block, e.g. "block [64:128, 64:128] at depth 1".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from .config import DEFAULT_PRESET, CircuitConfig
+from .errors import AmcError, ConfigError
+from .mapping import MAX_CONDITION, validate_matrix, validate_rhs
+from .method_errors import BlockError
+from .method_result import MethodSolution, equivalent_bits, new_operations
+from .mvm import AnalogMVM
+from .solver import AnalogSolver
+
+
+def block_name(lo: int, hi: int, depth: int) -> str:
+    return f"block [{lo}:{hi}, {lo}:{hi}] at depth {depth}"
+
+
+def split_point(n: int, array_size: int) -> int:
+    """First-block size: a multiple of array_size close to n/2 (so leaves fill whole arrays)."""
+    arrays = -(-n // array_size)
+    return min(array_size * (-(-arrays // 2)), n - 1)
+
+
+def check_block(m: np.ndarray, name: str, what: str = "") -> None:
+    """Raise BlockError unless m is invertible and its eigenvalues have positive real parts."""
+    label = f"{name}{(' (' + what + ')') if what else ''}"
+    if not np.isfinite(m).all():
+        raise BlockError(f"{label} contains non-finite values", block=name)
+    sv = np.linalg.svd(m, compute_uv=False)
+    if sv[0] == 0 or sv[-1] <= sv[0] / MAX_CONDITION:
+        ratio = 0.0 if sv[0] == 0 else sv[-1] / sv[0]
+        raise BlockError(f"{label} is singular (sigma_min/sigma_max = {ratio:.3g}): BlockAMC cannot invert it; "
+                         "H itself is singular or this partition has a singular pivot block", block=name)
+    eig = np.linalg.eigvals(m)
+    if eig.real.min() <= 0:
+        raise BlockError(f"{label} is unstable on an INV array: an eigenvalue has non-positive real part "
+                         f"(min Re = {eig.real.min():.4g}); the closed loop would not settle. Solve an SPD "
+                         "(or positive-real) system or change the partition", block=name)
+
+
+def plan_check(h: np.ndarray, array_size: int, lo: int = 0, depth: int = 0) -> int:
+    """Digital check of every diagonal block and exact Schur complement of the recursion; returns the depth."""
+    n = h.shape[0]
+    name = block_name(lo, lo + n, depth)
+    if n <= array_size:
+        check_block(h, name)
+        return depth
+    n1 = split_point(n, array_size)
+    a, b, c, d = h[:n1, :n1], h[:n1, n1:], h[n1:, :n1], h[n1:, n1:]
+    depth_a = plan_check(a, array_size, lo, depth + 1)
+    s = d - c @ np.linalg.solve(a, b)
+    check_block(s, block_name(lo + n1, lo + n, depth + 1), "Schur complement S = D - C A^-1 B")
+    depth_s = plan_check(s, array_size, lo + n1, depth + 1)
+    return max(depth_a, depth_s)
+
+
+@dataclass
+class _Node:
+    name: str
+    n: int
+    depth: int
+    h: Optional[np.ndarray] = None            # leaf: the block on the INV array
+    solver: Optional[AnalogSolver] = None
+    n1: int = 0
+    a: Optional["_Node"] = None
+    s: Optional["_Node"] = None
+    b: Optional[np.ndarray] = None
+    c: Optional[np.ndarray] = None
+    b_mvm: Optional[AnalogMVM] = None
+    c_mvm: Optional[AnalogMVM] = None
+    power: dict = field(default_factory=dict)
+
+
+class BlockAMCSolver:
+    """BlockAMC on arrays of at most ``array_size``; the block tree (and its programmed arrays) is kept per H.
+
+    ``mvm_config`` (default: the INV config), ``mvm_slices`` (bit slices of the coupling arrays, default 1),
+    ``gain_calibration`` (MVM TIA trim, default off), ``check_blocks`` (upfront digital check, default on).
+    """
+
+    def __init__(self, config: Union[CircuitConfig, str, None] = None, *, array_size: int = 32,
+                 mvm_config: Union[CircuitConfig, str, None] = None, mvm_slices: int = 1,
+                 mvm_target_swing: float = 0.1, gain_calibration: bool = False, check_blocks: bool = True):
+        if config is None:
+            config = CircuitConfig.preset(DEFAULT_PRESET)
+        elif isinstance(config, str):
+            config = CircuitConfig.preset(config)
+        if isinstance(array_size, bool) or not isinstance(array_size, (int, np.integer)) or array_size < 2:
+            raise ConfigError(f"array_size must be an integer >= 2 (rows/columns of one array), got {array_size!r}")
+        if mvm_config is None:
+            mvm_config = config
+        elif isinstance(mvm_config, str):
+            mvm_config = CircuitConfig.preset(mvm_config)
+        self.config = config
+        self.mvm_config = mvm_config
+        self.array_size = int(array_size)
+        self.mvm_slices = mvm_slices
+        self.mvm_target_swing = mvm_target_swing
+        self.gain_calibration = gain_calibration
+        self.check_blocks = check_blocks
+        self._root: Optional[_Node] = None
+        self._key: Optional[bytes] = None
+        self._arrays = 0
+        self._ops = new_operations()
+        self._power: dict = {}
+
+    @property
+    def per_solve_noise(self) -> bool:
+        return self.config.device.is_stochastic_per_read or self.mvm_config.device.is_stochastic_per_read
+
+    def __repr__(self) -> str:
+        return f"BlockAMCSolver(array_size={self.array_size}, mvm_slices={self.mvm_slices}, {self.config.describe()})"
+
+    # ---- setup ---------------------------------------------------------------------------------------------
+    def _array_config(self, base: CircuitConfig) -> CircuitConfig:
+        """Each physical array draws its own programming error: a distinct device seed per array."""
+        self._arrays += 1
+        if base.device.program_sigma == 0 and base.device.stuck_rate == 0 and base.device.read_noise_sigma == 0:
+            return base
+        return base.replace(**{"device.seed": base.device.seed + 1009 * self._arrays})
+
+    def _mvm(self, m: np.ndarray, name: str) -> AnalogMVM:
+        mvm = AnalogMVM(self._array_config(self.mvm_config), slices=self.mvm_slices, array_size=self.array_size,
+                        target_swing=self.mvm_target_swing, gain_calibration=self.gain_calibration)
+        try:
+            mvm.program(m)
+        except AmcError as exc:
+            raise BlockError(f"{name}: {exc}", block=name) from None
+        self._ops["programmings"] += mvm.programmings
+        return mvm
+
+    def _build(self, h: np.ndarray, lo: int, depth: int) -> _Node:
+        n = h.shape[0]
+        name = block_name(lo, lo + n, depth)
+        if n <= self.array_size:
+            solver = AnalogSolver(self._array_config(self.config))
+            try:
+                solver.program(h)
+            except AmcError as exc:
+                raise BlockError(f"{name}: {exc}", block=name, depth=depth) from None
+            self._ops["programmings"] += 1
+            return _Node(name=name, n=n, depth=depth, h=h, solver=solver)
+        n1 = split_point(n, self.array_size)
+        a, b, c, d = h[:n1, :n1], h[:n1, n1:], h[n1:, :n1], h[n1:, n1:]
+        node = _Node(name=name, n=n, depth=depth, n1=n1, b=b, c=c)
+        node.a = self._build(a, lo, depth + 1)
+        y = self._solve(node.a, b)                                  # A^-1 B: INV with B's columns as RHS
+        node.c_mvm = self._mvm(c, f"coupling C of {name}")
+        s = d - self._multiply(node.c_mvm, c, y)                    # S = D - C (A^-1 B)
+        s_name = block_name(lo + n1, lo + n, depth + 1)
+        check_block(s, s_name, "Schur complement S = D - C A^-1 B as computed by the circuit")
+        node.s = self._build(s, lo + n1, depth + 1)
+        node.b_mvm = self._mvm(b, f"coupling B of {name}")
+        return node
+
+    # ---- operations ----------------------------------------------------------------------------------------
+    def _multiply(self, mvm: AnalogMVM, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        result = mvm.multiply(m, v)
+        self._ops["mvm_operations"] += result.operations
+        self._ops["ngspice_runs"] += result.reads
+        self._saturated = self._saturated or result.saturated
+        self._power[id(mvm)] = max(self._power.get(id(mvm), 0.0), result.static_power_w)
+        return result.y
+
+    def _solve(self, node: _Node, g: np.ndarray) -> np.ndarray:
+        if node.solver is not None:
+            try:
+                sol = node.solver.solve(node.h, g)
+            except AmcError as exc:
+                raise BlockError(f"{node.name}: {exc}", block=node.name, depth=node.depth) from None
+            k = 1 if g.ndim == 1 else g.shape[1]
+            self._ops["inv_solves"] += k
+            self._ops["ngspice_runs"] += k + sol.rescales
+            self._saturated = self._saturated or sol.saturated_any
+            if sol.static_power_w is not None:
+                self._power[id(node.solver)] = max(self._power.get(id(node.solver), 0.0),
+                                                   float(np.max(sol.static_power_w)))
+            return sol.x
+        g1, g2 = g[:node.n1], g[node.n1:]
+        y1 = self._solve(node.a, g1)
+        x2 = self._solve(node.s, g2 - self._multiply(node.c_mvm, node.c, y1))
+        x1 = self._solve(node.a, g1 - self._multiply(node.b_mvm, node.b, x2))
+        return np.concatenate([x1, x2], axis=0)
+
+    # ---- public ----------------------------------------------------------------------------------------------
+    def prepare(self, h: np.ndarray) -> None:
+        """Check the partition, program the arrays and compute the Schur complements (once per distinct H)."""
+        import hashlib
+        h = validate_matrix(h)
+        key = hashlib.sha1(h.tobytes() + str(h.shape).encode()).digest()
+        if key == self._key:
+            return
+        if self.check_blocks:
+            plan_check(h, self.array_size)
+        self._root, self._key = None, None
+        self._power = {}
+        self._saturated = False
+        self._root = self._build(h, 0, 0)
+        self._key = key
+
+    def solve(self, h: np.ndarray, g: np.ndarray) -> MethodSolution:
+        start = time.perf_counter()
+        h = validate_matrix(h)
+        g = validate_rhs(g, h.shape[0])
+        self._ops = new_operations()
+        self._saturated = False
+        setup_start = time.perf_counter()
+        self.prepare(h)
+        setup_ops = dict(self._ops)
+        setup_time = time.perf_counter() - setup_start
+        x = self._solve(self._root, g)
+        x_star = np.linalg.solve(h, g)
+        err, bits = equivalent_bits(x, x_star)
+        residual = float(np.linalg.norm(h @ x - g) / max(np.linalg.norm(g), 1e-300))
+        return MethodSolution(
+            x=x, method="blockamc", relative_residual=residual, saturated=bool(self._saturated),
+            static_power_w=float(sum(self._power.values())), operations=dict(self._ops), history=[],
+            relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
+            details=dict(array_size=self.array_size, depth=self._depth(self._root), setup_operations=setup_ops,
+                         setup_time_s=setup_time, mvm_slices=self.mvm_slices, gain_calibration=self.gain_calibration,
+                         leaves=self._count(self._root)))
+
+    def _depth(self, node: Optional[_Node]) -> int:
+        if node is None or node.solver is not None:
+            return 0 if node is None else node.depth
+        return max(self._depth(node.a), self._depth(node.s))
+
+    def _count(self, node: Optional[_Node]) -> int:
+        if node is None:
+            return 0
+        if node.solver is not None:
+            return 1
+        return self._count(node.a) + self._count(node.s)

@@ -1,0 +1,139 @@
+"""`amc netlist` and `amc solve`: the circuit core from a shell."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_PRESET, PRESETS, CircuitConfig
+from .errors import AmcError, InputError
+from .mapping import validate_rhs
+from .matrix_io import load_array
+from .netlist import build_deck
+from .solver import AnalogSolver
+
+
+def _config_from_args(args) -> CircuitConfig:
+    if getattr(args, "config", None):
+        return CircuitConfig.from_yaml(args.config)
+    return CircuitConfig.preset(args.preset or DEFAULT_PRESET)
+
+
+def add_circuit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--matrix", required=True, help="H as .npy, .mtx (Matrix Market), .csv or .txt")
+    parser.add_argument("--rhs", required=True, help="g as .npy, .mtx, .csv or .txt: shape (n,) or (n, k)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", choices=sorted(PRESETS), help=f"circuit preset (default {DEFAULT_PRESET})")
+    source.add_argument("--config", help="circuit YAML file (see configs/circuits/)")
+
+
+def netlist_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="amc netlist", description="Write the ngspice deck of the INV circuit for H x = g.")
+    add_circuit_arguments(parser)
+    parser.add_argument("--transient", action="store_true", help="emit a .tran analysis instead of .op")
+    parser.add_argument("-o", "--output", required=True, help="deck file to write (.cir)")
+    args = parser.parse_args(argv)
+    config = _config_from_args(args)
+    h = load_array(args.matrix, "matrix")
+    g = load_array(args.rhs, "rhs")
+    solver = AnalogSolver(config)
+    mapped = solver.program(h)
+    g = validate_rhs(g, mapped.n)
+    column = g if g.ndim == 1 else g[:, 0]
+    i0 = solver._initial_i0(mapped, column)
+    spec = None
+    if args.transient:
+        from .netlist import TransientSpec
+        import math
+        tau = 1.0 / (2 * math.pi * config.opamp.gbw_hz * solver._lambda_min)
+        stop = config.simulation.tran_time_constants * tau
+        spec = TransientSpec(step_s=stop / config.simulation.tran_points, stop_s=stop)
+    deck = build_deck(mapped, solver._currents(column, i0), config, transient=spec)
+    out = Path(args.output)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(deck)
+    tmp.replace(out)  # never leave a half-written deck behind
+    print(f"wrote {out} (n = {mapped.n}, G0 = {mapped.g0:.4g} S, I0 = {i0:.4g} A); run it with: ngspice -b {out}")
+    return 0
+
+
+def solve_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="amc solve", description="Solve H x = g through the simulated circuit.")
+    add_circuit_arguments(parser)
+    parser.add_argument("--transient", action="store_true", help="also simulate the transient: settling time, energy "
+                        "(method direct only)")
+    parser.add_argument("--backend", choices=["circuit", "numpy"], default="circuit")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--method", choices=["direct", "hp-inv", "blockamc"], default="direct",
+                        help="direct: one INV array; hp-inv: iterative refinement (low-precision INV + bit-sliced "
+                             "MVM); blockamc: 2x2 block partitioning over arrays of --array-size")
+    parser.add_argument("--array-size", type=int, default=None,
+                        help="rows/columns of one array (blockamc: block size, default 32; direct/hp-inv: "
+                             "refuse systems larger than this)")
+    parser.add_argument("--iterations", type=int, default=10, help="hp-inv: maximum refinement iterations")
+    parser.add_argument("--tol", type=float, default=None, help="hp-inv: stop at this measured relative residual")
+    parser.add_argument("--slices", type=int, default=8, help="hp-inv: bit slices of H in the MVM (default 8)")
+    parser.add_argument("--mvm-adc-bits", type=int, default=None, help="hp-inv: MVM ADC bits (default: ideal)")
+    parser.add_argument("--mvm-dac-bits", type=int, default=None, help="hp-inv: MVM DAC bits (default: ideal)")
+    parser.add_argument("--mvm-slices", type=int, default=1, help="blockamc: bit slices of the coupling MVM arrays")
+    args = parser.parse_args(argv)
+    config = _config_from_args(args)
+    h = load_array(args.matrix, "matrix")
+    g = load_array(args.rhs, "rhs")
+    if args.method == "direct" and args.array_size is None:
+        solution = AnalogSolver(config, backend=args.backend).solve(h, g, transient=args.transient)
+        exact = np.linalg.solve(h, g)
+        if args.json:
+            record = solution.to_dict()
+            record["relative_error_vs_numpy"] = solution.relative_error(exact)
+            record["config"] = config.name
+            record["method"] = "direct"
+            k = 1 if np.ndim(g) == 1 else np.shape(g)[1]
+            record["operations"] = {"inv_solves": k if args.backend == "circuit" else 0,
+                                    "mvm_operations": 0, "programmings": 1 if args.backend == "circuit" else 0}
+            print(json.dumps(record))
+        else:
+            np.set_printoptions(precision=6, suppress=False, linewidth=120)
+            print(config.describe())
+            print("x =", solution.x)
+            print(solution.summary())
+            print(f"relative error vs numpy.linalg.solve: {solution.relative_error(exact):.3e}")
+        return 0
+    if args.transient:
+        raise InputError(f"--transient is only available with --method direct (without --array-size)")
+    from .methods import MethodSolver
+    options: dict = {}
+    if args.array_size is not None:
+        options["array_size"] = args.array_size
+    if args.method == "hp-inv":
+        options.update(iterations=args.iterations, tol=args.tol, slices=args.slices,
+                       mvm_adc_bits=args.mvm_adc_bits, mvm_dac_bits=args.mvm_dac_bits)
+    elif args.method == "blockamc":
+        options.update(mvm_slices=args.mvm_slices)
+    solution = MethodSolver(config, method=args.method, backend=args.backend, **options).solve(h, g)
+    if args.json:
+        record = solution.to_dict()
+        record["config"] = config.name
+        print(json.dumps(record))
+    else:
+        np.set_printoptions(precision=6, suppress=False, linewidth=120)
+        print(config.describe())
+        print("x =", solution.x)
+        for item in solution.history:
+            print(f"  iteration {item['iteration']:2d}: residual {item['residual']:.3e}, "
+                  f"equivalent bits {item['bits']:.1f}")
+        print(solution.summary())
+        print(f"relative error vs numpy.linalg.solve: {solution.relative_error:.3e}")
+    return 0
+
+
+def run(main, argv: list[str]) -> int:
+    """Run a subcommand; known problems become one clear line on stderr and exit code 2, not a traceback."""
+    try:
+        return main(argv)
+    except AmcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

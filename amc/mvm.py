@@ -1,0 +1,451 @@
+"""Analog matrix-vector multiplication (MVM) on RRAM crosspoint arrays, simulated by ngspice.
+
+Circuit (one array, ``m`` rows x ``n`` columns):
+
+- Column j of the G+ array is driven by a DAC at ``+V_j``; column j of the G- array by a second DAC channel at
+  ``-V_j``. (No analog inverter: the inputs come from DACs anyway, so both polarities are generated directly.)
+- Row line i goes to the inverting input of a transimpedance amplifier (TIA: op-amp ``amc_opamp`` with feedback
+  resistor ``R_f``, non-inverting input grounded), so the row is a virtual ground and
+  ``V_out_i = -R_f * sum_j (G+_ij - G-_ij) V_j``.
+- With a finite open-loop gain A0 the row node sits at ``-V_out_i/A0`` and, exactly (linear region, no wires),
+  ``V_out_i = -R_f (G_diff V)_i / (1 + (1 + R_f S_i)/A0)`` with ``S_i`` all conductance on row i. The optional
+  ``gain_calibration`` divides this per-row factor out after the ADC (the digital gain trim a one-time row
+  calibration would measure); without it the MVM carries a relative error of about ``(1 + R_f S_i)/A0``.
+
+High precision (Zuo et al., Nature Electronics 2025): the matrix is **bit-sliced**,
+``H = unit * sum_s base^-s D_s`` with each ``D_s`` an integer matrix whose magnitudes fit the device levels
+(8 levels -> digits -7..7 as a signed-magnitude pair G+/G-, base 8 = 3 bits a slice). Digit 0 is the nearest
+level of H/unit (what one 8-level array holds); each later digit is the rounded remainder scaled by ``base``,
+so it lies in -base/2..base/2. Every slice array is programmed at the conductance step of the device
+(``g_unit = (G_max - G_min)/(levels - 1)``: digits land exactly on levels, only programming error and stuck cells
+perturb them) and multiplied by ngspice; the ADC outputs are combined digitally by shift-and-add.
+
+Inputs: the vector is scaled so its largest entry uses the DAC full scale (``read_voltage``); with a finite
+``dac_bits`` it is also bit-sliced (``input_slices`` passes, each the DAC-quantised remainder of the previous one
+scaled back to full scale), and the partial products are shift-and-added like the matrix slices.
+Each TIA gain R_f is chosen per array so that the worst-case row current lands at ``target_swing`` of the op-amp
+swing (a bound: no saturation); with a finite ``adc_bits`` the TIA gain is re-ranged once per input so the largest
+output uses ``target_swing`` of the swing. ``target_swing`` defaults to 0.1 because the op-amp's smooth limiter
+compresses an output at a fraction f of V_sat by about f^8/8 (5e-4 at f = 0.5, 1e-9 at f = 0.1).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from .config import DEFAULT_PRESET, CircuitConfig, DeviceConfig
+from .errors import ConfigError, InputError, SimulationError
+from .netlist import LIBRARY_PATH, _fmt, opamp_params
+from .runner import session
+
+SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
+
+
+# ---- matrix slicing ---------------------------------------------------------------------------------------
+@dataclass
+class SlicedMatrix:
+    """H = unit * sum_s base^-s * digits[s]; ``remainder`` is what the slices do not hold."""
+
+    h: np.ndarray
+    digits: list
+    unit: float
+    base: int
+    max_digit: float
+    continuous: bool
+
+    def weight(self, s: int) -> float:
+        """Value of one digit of slice s in units of H."""
+        return self.unit * float(self.base) ** (-s)
+
+    def reconstruct(self, slices: Optional[int] = None) -> np.ndarray:
+        slices = len(self.digits) if slices is None else slices
+        return sum(self.weight(s) * self.digits[s] for s in range(slices))
+
+    @property
+    def remainder(self) -> np.ndarray:
+        return self.h - self.reconstruct()
+
+
+def slice_parameters(device: DeviceConfig, slices: int, bits_per_slice: Optional[int]) -> tuple[int, float, bool]:
+    """(base, max digit magnitude, continuous) for the device: levels L -> digits 0..L-1, base 2^floor(log2 L)."""
+    if device.levels is None:
+        if slices == 1 and bits_per_slice is None:
+            return 1, 1.0, True
+        m = 3 if bits_per_slice is None else bits_per_slice
+        return 2 ** m, float(2 ** m - 1), False
+    max_digit = device.levels - 1
+    m = int(math.floor(math.log2(device.levels))) if bits_per_slice is None else bits_per_slice
+    if 2 ** (m - 1) > max_digit:
+        raise ConfigError(f"bits_per_slice = {m} needs digits up to {2 ** (m - 1)} but the device has only "
+                          f"{device.levels} levels (digits 0..{max_digit})")
+    return 2 ** m, float(max_digit), False
+
+
+def bit_slice(h: np.ndarray, device: DeviceConfig, slices: int = 1, bits_per_slice: Optional[int] = None) -> SlicedMatrix:
+    """Signed-digit bit slicing of H into ``slices`` integer matrices that fit the device levels."""
+    if not isinstance(slices, int) or slices < 1:
+        raise ConfigError(f"slices must be an integer >= 1, got {slices!r}")
+    if bits_per_slice is not None and (not isinstance(bits_per_slice, int) or bits_per_slice < 1):
+        raise ConfigError(f"bits_per_slice must be an integer >= 1, got {bits_per_slice!r}")
+    h = np.asarray(h, dtype=float)
+    base, max_digit, continuous = slice_parameters(device, slices, bits_per_slice)
+    hmax = float(np.max(np.abs(h)))
+    if hmax == 0.0:
+        return SlicedMatrix(h, [np.zeros_like(h)], 1.0, base, max_digit, continuous)
+    unit = hmax / max_digit
+    if continuous:
+        return SlicedMatrix(h, [h / unit], unit, base, max_digit, True)
+    digits = []
+    rest = h / unit
+    for s in range(slices):
+        d = np.round(rest)
+        digits.append(d)
+        rest = (rest - d) * base
+    return SlicedMatrix(h, digits, unit, base, max_digit, False)
+
+
+# ---- programmed arrays ---------------------------------------------------------------------------------------
+@dataclass
+class SliceArray:
+    """One programmed differential array of a slice (or tile of a slice)."""
+
+    digits: np.ndarray
+    g_pos: np.ndarray
+    g_neg: np.ndarray
+    g_unit: float       # siemens per digit
+    weight: float       # H units per digit
+    rf: float           # TIA feedback resistance chosen for this array (ohm)
+    rows: slice
+    cols: slice
+
+    @property
+    def row_total(self) -> np.ndarray:
+        return (self.g_pos + self.g_neg).sum(axis=1)
+
+
+def program_digits(digits: np.ndarray, g_unit: float, device: DeviceConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """G+/G- for an integer (or continuous) digit matrix: G_min + |d| g_unit on the side of d's sign."""
+    g_pos = device.g_min + np.maximum(digits, 0.0) * g_unit
+    g_neg = device.g_min + np.maximum(-digits, 0.0) * g_unit
+    if device.program_sigma > 0:
+        g_pos = np.clip(g_pos * (1 + device.program_sigma * rng.standard_normal(g_pos.shape)), device.g_min, device.g_max)
+        g_neg = np.clip(g_neg * (1 + device.program_sigma * rng.standard_normal(g_neg.shape)), device.g_min, device.g_max)
+    if device.stuck_rate > 0:
+        for array in (g_pos, g_neg):
+            stuck = rng.random(array.shape) < device.stuck_rate
+            array[stuck] = np.where(rng.random(int(stuck.sum())) < 0.5, device.g_min, device.g_max)
+    return g_pos, g_neg
+
+
+@dataclass
+class MVMResult:
+    """y = H v (shape of v: (n,) -> (m,), (n, k) -> (m, k)) and what it cost."""
+
+    y: np.ndarray
+    saturated: bool
+    static_power_w: float          # summed over the slice/tile arrays of one read, worst input column
+    reads: int                     # analog array reads (ngspice operating points), re-ranging included
+    operations: int                # MVM operations: (array, input vector, input slice) triples
+    arrays: int                    # slice/tile arrays that hold the matrix
+    rescales: int = 0
+    netlist: Optional[str] = field(default=None, repr=False)
+
+
+class AnalogMVM:
+    """High-precision analog MVM: bit-sliced (and optionally tiled) RRAM arrays with TIAs, simulated by ngspice.
+
+    ``AnalogMVM(config, slices=4).multiply(H, v)``. ``H`` may be rectangular (m x n). The arrays are programmed
+    once per distinct H (programming error drawn then); read noise is drawn for every read.
+    ``array_size`` tiles H into arrays of at most array_size x array_size (partial sums added digitally).
+    """
+
+    def __init__(self, config: Union[CircuitConfig, str, None] = None, *, slices: int = 1,
+                 bits_per_slice: Optional[int] = None, input_slices: int = 1, read_voltage: float = 0.2,
+                 target_swing: float = 0.1, gain_calibration: bool = False, array_size: Optional[int] = None,
+                 seed_offset: int = 7919):
+        if config is None:
+            config = CircuitConfig.preset(DEFAULT_PRESET)
+        elif isinstance(config, str):
+            config = CircuitConfig.preset(config)
+        self.config = config
+        if not isinstance(input_slices, int) or input_slices < 1:
+            raise ConfigError(f"input_slices must be an integer >= 1, got {input_slices!r}")
+        if not (isinstance(read_voltage, (int, float)) and read_voltage > 0):
+            raise ConfigError(f"read_voltage must be positive, got {read_voltage!r}")
+        if not 0 < target_swing < config.io.linear_fraction:
+            raise ConfigError(f"target_swing must be in (0, {config.io.linear_fraction}), got {target_swing!r}")
+        if array_size is not None and (not isinstance(array_size, int) or array_size < 1):
+            raise ConfigError(f"array_size must be a positive integer or None, got {array_size!r}")
+        if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
+            raise ConfigError(f"slices must be an integer >= 1, got {slices!r}")
+        slice_parameters(config.device, slices, bits_per_slice)  # validates bits_per_slice against the levels
+        self.slices = slices
+        self.bits_per_slice = bits_per_slice
+        self.input_slices = input_slices
+        self.read_voltage = float(read_voltage)
+        self.target_swing = float(target_swing)
+        self.gain_calibration = bool(gain_calibration)
+        self.array_size = array_size
+        self._rng = np.random.default_rng(config.device.seed + seed_offset)
+        self._key: Optional[bytes] = None
+        self._arrays: list[SliceArray] = []
+        self._sliced: Optional[SlicedMatrix] = None
+        self._shape: tuple = ()
+        self.programmings = 0   # arrays programmed over the object's life
+        self.reads = 0
+        self.operations = 0
+
+    def __repr__(self) -> str:
+        return (f"AnalogMVM(slices={self.slices}, input_slices={self.input_slices}, array_size={self.array_size}, "
+                f"gain_calibration={self.gain_calibration}, {self.config.describe()})")
+
+    @property
+    def per_read_noise(self) -> bool:
+        return self.config.device.is_stochastic_per_read
+
+    # ---- programming ---------------------------------------------------------------------------------------
+    def _swing(self) -> float:
+        o = self.config.opamp
+        return o.v_sat if o.v_sat is not None else o.supply_v
+
+    def program(self, h: np.ndarray) -> list:
+        """Slice (and tile) H and program every non-empty slice array; cached while H is unchanged."""
+        h = np.asarray(h, dtype=float)
+        if h.ndim != 2 or h.size == 0:
+            raise InputError(f"the MVM matrix must be a non-empty 2-D array, got shape {h.shape}")
+        if not np.isfinite(h).all():
+            raise InputError("the MVM matrix contains non-finite values (NaN/Inf)")
+        key = hashlib.sha1(h.tobytes() + str(h.shape).encode()).digest()
+        if key == self._key:
+            return self._arrays
+        device = self.config.device
+        sliced = bit_slice(h, device, self.slices, self.bits_per_slice)
+        window = device.g_max - device.g_min
+        g_unit = window / sliced.max_digit
+        m, n = h.shape
+        a = self.array_size or max(m, n)
+        arrays = []
+        for r0 in range(0, m, a):
+            for c0 in range(0, n, a):
+                rows, cols = slice(r0, min(r0 + a, m)), slice(c0, min(c0 + a, n))
+                for s, digits in enumerate(sliced.digits):
+                    d = digits[rows, cols]
+                    if not np.any(d):
+                        continue  # an all-zero slice tile contributes nothing: no array needed
+                    g_pos, g_neg = program_digits(d, g_unit, device, self._rng)
+                    worst_current = self.read_voltage * float(np.max(np.abs(g_pos - g_neg).sum(axis=1)))
+                    rf = self.target_swing * self._swing() / max(worst_current, 1e-30)
+                    arrays.append(SliceArray(d, g_pos, g_neg, g_unit, sliced.weight(s), rf, rows, cols))
+        self.programmings += len(arrays)
+        self._key, self._arrays, self._sliced, self._shape = key, arrays, sliced, h.shape
+        return arrays
+
+    @property
+    def sliced(self) -> Optional[SlicedMatrix]:
+        return self._sliced
+
+    def effective_matrix(self) -> np.ndarray:
+        """The matrix the programmed slices hold (programming error included; ideal TIAs), in units of H."""
+        out = np.zeros(self._shape)
+        for arr in self._arrays:
+            out[arr.rows, arr.cols] += arr.weight * (arr.g_pos - arr.g_neg) / arr.g_unit
+        return out
+
+    # ---- inputs ----------------------------------------------------------------------------------------------
+    def _input_slices(self, v: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """[(weight, normalised DAC codes in [-1, 1])]: v/max|v| = sum_t weight_t * codes_t (+ DAC remainder)."""
+        bits = self.config.io.dac_bits
+        if bits is None:
+            return [(1.0, v)]
+        levels = 2 ** (bits - 1) - 1 if bits > 1 else 1
+        out, rest, weight = [], v.copy(), 1.0
+        for _ in range(self.input_slices):
+            codes = np.clip(np.round(rest * levels), -levels, levels) / levels
+            out.append((weight, codes))
+            rest = (rest - codes) * (2 * levels)   # remainder is within +-1/(2 levels): back to full scale
+            weight /= 2 * levels
+            if not np.any(np.round(rest * levels)):
+                break
+        return out
+
+    def _adc(self, v: np.ndarray) -> np.ndarray:
+        bits = self.config.io.adc_bits
+        if bits is None:
+            return v
+        full_scale = self.config.io.adc_full_scale_fraction * self._swing()
+        levels = 2 ** (bits - 1) - 1 if bits > 1 else 1
+        return np.clip(np.round(v / full_scale * levels), -levels, levels) * full_scale / levels
+
+    # ---- multiply --------------------------------------------------------------------------------------------
+    def multiply(self, h: np.ndarray, v: np.ndarray) -> MVMResult:
+        """y = H v through the circuit. v: (n,) or (n, k)."""
+        arrays = self.program(h)
+        m, n = self._shape
+        v = np.asarray(v, dtype=float)
+        if v.ndim not in (1, 2) or v.shape[0] != n:
+            raise InputError(f"the MVM input must have shape ({n},) or ({n}, k) for a {m}x{n} matrix, got {v.shape}")
+        if not np.isfinite(v).all():
+            raise InputError("the MVM input contains non-finite values (NaN/Inf)")
+        columns = v.reshape(n, -1)
+        k = columns.shape[1]
+        y = np.zeros((m, k))
+        power = np.zeros(k)
+        saturated = False
+        reads0, ops0 = self.reads, self.operations
+        rescales = 0
+        first_deck = None
+        ng = session()
+        try:
+            for arr in arrays:
+                sub = columns[arr.cols, :]
+                deck_loaded = False
+                noisy = self.config.device.read_noise_sigma > 0
+                for c in range(k):
+                    vin = sub[:, c]
+                    vmax = float(np.max(np.abs(vin)))
+                    if vmax == 0.0:
+                        continue
+                    for weight_in, codes in self._input_slices(vin / vmax):
+                        if not np.any(codes):
+                            continue
+                        volts = self.read_voltage * codes
+                        g_pos, g_neg = arr.g_pos, arr.g_neg
+                        if noisy:
+                            g_pos, g_neg = self._noisy(arr)
+                        rf = arr.rf
+                        for attempt in range(self.config.io.max_rescales + 1):
+                            if noisy or not deck_loaded:
+                                deck = build_mvm_deck(g_pos, g_neg, volts, rf, self.config,
+                                                      header=f"slice weight {arr.weight:.6g} per digit, "
+                                                             f"rows {arr.rows.start}:{arr.rows.stop}, "
+                                                             f"cols {arr.cols.start}:{arr.cols.stop}")
+                                first_deck = first_deck or deck
+                                ng.load(deck)
+                                deck_loaded = True
+                                raw = ng.run(self._vectors(arr))
+                            else:
+                                values = {}
+                                for j in range(len(volts)):
+                                    values[f"vp_{j}"] = volts[j]
+                                    values[f"vn_{j}"] = -volts[j]
+                                values.update({f"rf_{i}": rf for i in range(g_pos.shape[0])})
+                                ng.alter_sources(values)
+                                raw = ng.run(self._vectors(arr), command="op")
+                            self.reads += 1
+                            out = np.array([raw[f"out_{i}"][-1] for i in range(g_pos.shape[0])])
+                            vmax_out = float(np.max(np.abs(out)))
+                            sat = self._saturated(out)
+                            if sat.any() and attempt < self.config.io.max_rescales:
+                                rf *= 0.5 * self.target_swing * self._swing() / vmax_out
+                                rescales += 1
+                                continue
+                            if (not sat.any() and self.config.io.adc_bits is not None and vmax_out > 0
+                                    and vmax_out < 0.5 * self.target_swing * self._swing()
+                                    and attempt < self.config.io.max_rescales):
+                                rf *= self.target_swing * self._swing() / vmax_out
+                                rescales += 1
+                                continue
+                            break
+                        self.operations += 1
+                        saturated = saturated or bool(sat.any())
+                        read = self._adc(out)
+                        if self.gain_calibration:
+                            read = read * (1.0 + (1.0 + rf * (g_pos + g_neg).sum(axis=1)) / self.config.opamp.gain)
+                        current = -read / rf                       # = (G_diff V)_i
+                        digits_times_codes = current / (arr.g_unit * self.read_voltage)
+                        y[arr.rows, c] += arr.weight * weight_in * vmax * digits_times_codes
+                        if weight_in == 1.0:
+                            power[c] += float(_supply_power(raw, self.config.opamp.supply_v)[-1])
+        finally:
+            ng.clean()
+        return MVMResult(y=y[:, 0] if v.ndim == 1 else y, saturated=saturated,
+                         static_power_w=float(np.max(power)) if k else 0.0, reads=self.reads - reads0,
+                         operations=self.operations - ops0, arrays=len(arrays), rescales=rescales, netlist=first_deck)
+
+    def _vectors(self, arr: SliceArray) -> list[str]:
+        return [f"out_{i}" for i in range(arr.g_pos.shape[0])] + list(SUPPLY_VECTORS)
+
+    def _noisy(self, arr: SliceArray) -> tuple[np.ndarray, np.ndarray]:
+        sigma, device = self.config.device.read_noise_sigma, self.config.device
+        floor = 1e-3 * device.g_min
+        g_pos = np.maximum(arr.g_pos * (1 + sigma * self._rng.standard_normal(arr.g_pos.shape)), floor)
+        g_neg = np.maximum(arr.g_neg * (1 + sigma * self._rng.standard_normal(arr.g_neg.shape)), floor)
+        return g_pos, g_neg
+
+    def _saturated(self, v: np.ndarray) -> np.ndarray:
+        if self.config.opamp.v_sat is None:
+            return np.zeros(v.shape, dtype=bool)
+        return np.abs(v) > self.config.io.linear_fraction * self.config.opamp.v_sat
+
+
+def _supply_power(raw: dict, supply_v: float) -> np.ndarray:
+    return -(supply_v * raw["vcc#branch"] + (-supply_v) * raw["vee#branch"])
+
+
+# ---- netlist ---------------------------------------------------------------------------------------------------
+# Tight Newton tolerances: the default reltol (1e-3) would cap a nonlinear (saturating) op-amp's output near 1e-6.
+MVM_OPTIONS = ".options reltol=1e-12 vntol=1e-15 abstol=1e-20"
+
+
+def build_mvm_deck(g_pos: np.ndarray, g_neg: np.ndarray, volts: np.ndarray, rf: float, config: CircuitConfig,
+                   header: str = "", library: Optional[str] = None,
+                   title: str = "amc-cosim analog matrix-vector multiplication (MVM) circuit") -> str:
+    """Deck of one MVM array: DAC sources on the columns, a TIA on every row, .op analysis.
+
+    Nodes: ``cp_j``/``cn_j`` column j of G+/G- (driven at +V_j/-V_j by ``vp_j``/``vn_j``), ``row_i`` row i at the
+    TIA's inverting input (virtual ground), ``out_i`` the TIA output. With wire resistance the rows and columns
+    become resistive grids (``r_i_k``, ``cp_j_i``/``cn_j_i``) as in the INV deck.
+    """
+    m, n = g_pos.shape
+    library = library if library is not None else str(LIBRARY_PATH)
+    o, w = config.opamp, config.wires
+    lines = [
+        f"* {title}",
+        f"* {m} rows (TIAs) x {n} columns (DAC inputs); R_f = {rf:.6g} ohm; {header}",
+        "* V(out_i) = -R_f * sum_j (G+_ij - G-_ij) V_j  (ideal TIA)",
+        f"* {config.describe()}",
+        f".include {library}",
+        MVM_OPTIONS,
+        f"vcc vcc 0 DC {_fmt(o.supply_v)}",
+        f"vee vee 0 DC {_fmt(-o.supply_v)}",
+        "* DAC outputs: +V_j on G+ column j, -V_j on G- column j",
+    ]
+    for j in range(n):
+        lines.append(f"vp_{j} cp_{j} 0 DC {_fmt(volts[j])}")
+        lines.append(f"vn_{j} cn_{j} 0 DC {_fmt(-volts[j])}")
+    params = opamp_params(config)
+    lines.append("* one transimpedance amplifier per row: virtual-ground row line, feedback resistor rf_i")
+    for i in range(m):
+        lines.append(f"xtia_{i} 0 row_{i} out_{i} vcc vee amc_opamp {params}")
+        lines.append(f"rf_{i} row_{i} out_{i} {_fmt(rf)}")
+    lines.append("* crosspoint arrays: rp_i_j = 1/G+_ij (row i to cp_j), rn_i_j = 1/G-_ij (row i to cn_j)")
+    if w.enabled:
+        rr = _fmt(max(w.row_ohm, 1e-6))
+        rc = _fmt(max(w.col_ohm, 1e-6))
+        for i in range(m):
+            previous = f"row_{i}"
+            for k in range(2 * n):
+                lines.append(f"rwr_{i}_{k} {previous} r_{i}_{k} {rr}")
+                previous = f"r_{i}_{k}"
+        for j in range(n):
+            for prefix in ("cp", "cn"):
+                previous = f"{prefix}_{j}"
+                for i in range(m):
+                    lines.append(f"rw{prefix}_{j}_{i} {previous} {prefix}_{j}_{i} {rc}")
+                    previous = f"{prefix}_{j}_{i}"
+        for i in range(m):
+            for j in range(n):
+                lines.append(f"rp_{i}_{j} r_{i}_{j} cp_{j}_{i} {_fmt(1.0 / g_pos[i, j])}")
+                lines.append(f"rn_{i}_{j} r_{i}_{n + j} cn_{j}_{i} {_fmt(1.0 / g_neg[i, j])}")
+    else:
+        for i in range(m):
+            lines += [f"rp_{i}_{j} row_{i} cp_{j} {_fmt(1.0 / g_pos[i, j])}" for j in range(n)]
+            lines += [f"rn_{i}_{j} row_{i} cn_{j} {_fmt(1.0 / g_neg[i, j])}" for j in range(n)]
+    lines.append(".save " + " ".join(f"v(out_{i})" for i in range(m)) + " i(vcc) i(vee)")
+    lines.append(".op")
+    lines.append(".end")
+    return "\n".join(lines) + "\n"

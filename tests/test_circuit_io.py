@@ -1,0 +1,167 @@
+"""Decks, CLI, configs, bad input and the ngspice session's robustness."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from amc import (AnalogSolver, CircuitConfig, ConfigError, InputError, MappingError, SimulationError,
+                 SingularMatrixError)
+from amc.runner import session
+from conftest import random_spd
+
+ROOT = Path(__file__).resolve().parents[1]
+AMC = [sys.executable, "-m", "workflow.cli"]
+
+
+def _write_system(tmp_path, n=6, seed=0):
+    h = random_spd(n, seed=seed)
+    g = np.random.default_rng(seed + 1).standard_normal(n)
+    np.save(tmp_path / "H.npy", h)
+    np.save(tmp_path / "g.npy", g)
+    return h, g
+
+
+def test_deck_from_cli_runs_in_standalone_ngspice_and_gives_the_runner_x(tmp_path):
+    h, g = _write_system(tmp_path, n=6)
+    deck = tmp_path / "out.cir"
+    subprocess.run(AMC + ["netlist", "--matrix", str(tmp_path / "H.npy"), "--rhs", str(tmp_path / "g.npy"),
+                          "--preset", "ideal", "-o", str(deck)], check=True, cwd=ROOT, capture_output=True)
+    text = deck.read_text()
+    assert "* n = 6, G0 =" in text and ".include" in text
+    run = subprocess.run(["ngspice", "-b", str(deck)], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    volts = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\s*(out_\d+)\s+(\S+)\s*$", run.stdout, re.M)}
+    assert len(volts) == 6
+    solver = AnalogSolver("ideal")
+    solution = solver.solve(h, g)
+    mapped = solver.program(h)
+    x_ngspice = -np.array([volts[f"out_{j}"] for j in range(6)]) * mapped.g0 * np.max(np.abs(g)) / solution.i0_a
+    np.testing.assert_allclose(x_ngspice, solution.x, rtol=1e-5)
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "netlists" / "examples").glob("*.cir")))
+def test_shipped_example_decks_run_in_ngspice(example):
+    run = subprocess.run(["ngspice", "-b", example.name], capture_output=True, text=True, cwd=example.parent)
+    assert run.returncode == 0 and "error" not in (run.stdout + run.stderr).lower(), run.stdout[-2000:] + run.stderr[-2000:]
+    if ".op" in example.read_text():
+        assert re.search(r"^\s*out_0\s+\S+", run.stdout, re.M)
+
+
+def test_cli_solve_json_with_matrix_market(tmp_path):
+    h, g = _write_system(tmp_path, n=5)
+    scipy.io.mmwrite(str(tmp_path / "H.mtx"), h)
+    out = subprocess.run(AMC + ["solve", "--matrix", str(tmp_path / "H.mtx"), "--rhs", str(tmp_path / "g.npy"),
+                                "--preset", "ideal-dynamic", "--transient", "--json"],
+                         check=True, cwd=ROOT, capture_output=True, text=True).stdout
+    record = json.loads(out)
+    for key in ("x", "relative_residual", "saturated", "static_power_w", "settling_time_s", "energy_j"):
+        assert key in record
+    np.testing.assert_allclose(record["x"], np.linalg.solve(h, g), rtol=1e-4)
+    assert record["settling_time_s"] > 0 and record["energy_j"] > 0
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    np.save(tmp_path / "H.npy", np.ones((3, 4)))
+    np.save(tmp_path / "g.npy", np.ones(3))
+    run = subprocess.run(AMC + ["solve", "--matrix", str(tmp_path / "H.npy"), "--rhs", str(tmp_path / "g.npy")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "H must be square" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("h, g, error, message", [
+    (np.ones((2, 3)), np.ones(2), InputError, "square"),
+    (np.zeros((0, 0)), np.ones(0), InputError, "empty"),
+    (np.eye(3), np.ones(4), InputError, "shape"),
+    (np.eye(3), np.ones((3, 2, 1)), InputError, "shape"),
+    (np.array([[1.0, np.nan], [0.0, 1.0]]), np.ones(2), InputError, "NaN"),
+    (np.eye(2), np.array([1.0, np.inf]), InputError, "non-finite"),
+    (np.array([[1.0, 2.0], [2.0, 4.0]]), np.ones(2), SingularMatrixError, "singular"),
+    (np.diag([1.0, 1e-4]), np.ones(2), MappingError, "loses rank"),
+])
+def test_bad_input_is_refused_and_session_stays_usable(h, g, error, message):
+    with pytest.raises(error, match=message):
+        AnalogSolver("rram").solve(h, g)
+    hh = random_spd(4, seed=1)
+    assert AnalogSolver("ideal").solve(hh, np.ones(4)).relative_error(np.linalg.solve(hh, np.ones(4))) < 1e-9
+
+
+def test_ngspice_parse_failure_carries_ngspice_lines_and_session_recovers():
+    with pytest.raises(SimulationError) as info:
+        session().load("* broken\nr1 a 0 1k\nxq a b undefined_subckt\n.op\n.end\n")
+    assert info.value.ngspice_output and "ngspice" in str(info.value)
+    hh = random_spd(3, seed=2)
+    assert AnalogSolver("ideal").solve(hh, np.ones(3)).relative_residual < 1e-9
+
+
+def test_missing_ngspice_library_gives_install_hint():
+    code = ("from amc import AnalogSolver\nimport numpy as np\n"
+            "try:\n    AnalogSolver('ideal').solve(np.eye(2), np.ones(2))\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    env = dict(os.environ, NGSPICE_LIBRARY_PATH="/nonexistent/libngspice.so")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT).stdout
+    assert out.startswith("NgspiceUnavailableError") and "make install" in out
+
+
+def test_transient_needs_a_finite_bandwidth():
+    with pytest.raises(ConfigError, match="gain-bandwidth"):
+        AnalogSolver("ideal").solve(np.eye(2) * 2, np.ones(2), transient=True)
+
+
+def test_config_rejects_unknown_and_misspelt_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("device:\n  levles: 8\n")
+    with pytest.raises(ConfigError, match="levles"):
+        CircuitConfig.from_yaml(bad)
+    with pytest.raises(ConfigError, match="opamps"):
+        CircuitConfig.from_dict({"opamps": {}})
+    with pytest.raises(ConfigError, match="levels"):
+        CircuitConfig.from_dict({"device": {"levels": 1}})
+    with pytest.raises(ConfigError, match="g_max"):
+        CircuitConfig.from_dict({"device": {"g_min": 1e-5, "g_max": 1e-6}})
+    with pytest.raises(ConfigError, match="unknown circuit preset"):
+        CircuitConfig.preset("nope")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "circuits").glob("*.yaml")))
+def test_shipped_circuit_configs_load(path):
+    config = CircuitConfig.from_yaml(path)
+    assert config.name == path.stem
+
+
+def test_preset_figures_are_the_datasheet_ones():
+    ad823, opa690 = CircuitConfig.preset("rram").opamp, CircuitConfig.preset("rram-fast").opamp
+    assert ad823.gbw_hz == 16e6 and ad823.quiescent_current_a == 2.6e-3
+    assert opa690.gbw_hz == 500e6 and opa690.v_sat == 4.0 and opa690.quiescent_current_a == 5.5e-3
+    assert CircuitConfig.preset("ideal").opamp.gain == 1e12
+
+
+def test_autoranging_rescales_and_reports_when_the_guess_saturates():
+    h = random_spd(8, seed=4)
+    g = np.random.default_rng(5).standard_normal(8)
+    config = CircuitConfig.preset("rram").replace(**{"device.levels": None, "io.i0_a": 1e-3, "inverter.kind": "ideal"})
+    fixed = AnalogSolver(config).solve(h, g)  # fixed I0 far too large: outputs pinned at the rails
+    assert fixed.saturated_any and fixed.rescales == 0
+    auto = AnalogSolver(config.replace(**{"io.i0_a": None})).solve(h, g)
+    assert not auto.saturated_any and auto.relative_error(np.linalg.solve(h, g)) < 1e-3
+    ranging = AnalogSolver(config.replace(**{"io.i0_a": None, "io.max_rescales": 4}))
+    ranging._initial_i0 = lambda mapped, col: 1e-3  # force a saturated first pass
+    rescued = ranging.solve(h, g)
+    assert rescued.rescales >= 1 and not rescued.saturated_any
+
+
+def test_programming_error_is_seeded_and_read_noise_varies_per_solve():
+    h = random_spd(6, seed=6)
+    g = np.ones(6)
+    cfg = CircuitConfig.preset("rram").replace(**{"device.program_sigma": 0.05})
+    a, b = AnalogSolver(cfg).solve(h, g).x, AnalogSolver(cfg).solve(h, g).x
+    np.testing.assert_array_equal(a, b)
+    noisy = AnalogSolver(cfg.replace(**{"device.read_noise_sigma": 0.02}))
+    assert noisy.per_solve_noise
+    assert not np.allclose(noisy.solve(h, g).x, noisy.solve(h, g).x)

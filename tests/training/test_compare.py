@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from training.compare import epochs_to_target, run_compare
+from training.config import compare_config_from_dict
+
+
+def test_epochs_to_target_interpolates():
+    h = [(0, 0.1), (0.25, 0.5), (0.5, 0.8), (0.75, 0.9)]
+    assert epochs_to_target(h, 0.65) == pytest.approx(0.375)
+    assert epochs_to_target(h, 0.8) == pytest.approx(0.5)
+    assert epochs_to_target(h, 0.95) is None
+    assert epochs_to_target([{"epoch": 0, "test_acc": 0.99}], 0.9) == 0.0
+
+
+def test_compare_end_to_end_tiny(tmp_path, monkeypatch):
+    cfg = compare_config_from_dict({
+        "name": "tiny", "target_accuracy": 0.3, "seeds": [0, 1],
+        "data": {"source": "synthetic-letters", "n_classes": 3, "n_train": 150, "n_test": 60},
+        "train": {"epochs": 1, "batch_size": 32, "train_eval_size": 60, "progress": False},
+        "tune": {"n_val": 30},
+        "optimizers": [{"label": "sgd-momentum", "optimizer": {"name": "sgd", "momentum": 0.9},
+                        "lr_grid": [0.03, 0.1]},
+                       {"label": "kfac", "optimizer": {"name": "kfac", "lr": 0.03}}]})
+    lines = []
+    s = run_compare(cfg, out_dir=tmp_path, log=lines.append)
+    for f in ("summary.json", "results.md", "compare.png", "runs.jsonl"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert set(s["optimizers"]) == {"sgd-momentum", "kfac"}
+    assert len(s["optimizers"]["sgd-momentum"]["tuning"]) == 2
+    md = (tmp_path / "results.md").read_text()
+    assert "SYNTHETIC" in md and "| kfac |" in md
+    n_runs = len((tmp_path / "runs.jsonl").read_text().splitlines())
+    assert n_runs == 2 + 2 * 2
+    # rerun resumes from runs.jsonl: nothing is trained again
+    lines.clear()
+    run_compare(cfg, out_dir=tmp_path, log=lines.append)
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == n_runs
+    assert sum("done earlier" in ln for ln in lines) == n_runs

@@ -1,0 +1,95 @@
+"""Entry points: ``train_main(argv) -> int`` and ``compare_main(argv) -> int`` (dispatched by ``amc train`` /
+``amc compare``), also ``python -m training.cli train CONFIG [--set k=v ...]`` and ``... compare CONFIG``.
+
+Exit codes: 0 success, 1 training/data/solver error, 2 bad configuration or arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("config", help="YAML configuration file")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value with a dotted key, e.g. --set optimizer.lr=0.01 (repeatable)")
+    ap.add_argument("--out", default=None, help="output directory (default from the config)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    from .config import ConfigError, load_config
+    from .data import DataError
+
+    ap = argparse.ArgumentParser(prog="amc train", description="Train the letter classifier (SGD, Adam or K-FAC).")
+    _common(ap)
+    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    if args.fresh:
+        overrides.append("train.resume=false")
+    try:
+        cfg = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    from .loop import TrainingError, train
+
+    try:
+        res = train(cfg, out_dir=args.out)
+    except (TrainingError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"error: {exc} (the circuit backend needs the amc package and ngspice)", file=sys.stderr)
+        return 1
+    f = res.final
+    print(f"{cfg.name}: {res.stopped} after {res.steps} steps ({res.steps / res.steps_per_epoch:.2f} epochs); "
+          f"test accuracy {f.get('test_acc', float('nan')):.4f}, train accuracy {f.get('train_acc', float('nan')):.4f}, "
+          f"{f.get('dataset')}; log {res.out_dir / 'metrics.jsonl'}")
+    if res.optimizer_stats:
+        print(f"optimizer stats: {res.optimizer_stats}")
+    return 0
+
+
+def compare_main(argv: Optional[Sequence[str]] = None) -> int:
+    from .config import ConfigError, load_compare_config
+    from .data import DataError
+
+    ap = argparse.ArgumentParser(prog="amc compare",
+                                 description="Epochs-to-target comparison of optimisers over seeds.")
+    _common(ap)
+    ap.add_argument("--jobs", type=int, default=None, help="parallel runs (processes)")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    try:
+        cfg = load_compare_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    from .compare import run_compare
+
+    try:
+        run_compare(cfg, out_dir=args.out, jobs=args.jobs)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "compare": compare_main}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m training.cli {train,compare} CONFIG [--set key=value ...]", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

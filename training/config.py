@@ -1,0 +1,341 @@
+"""Training and comparison configuration: dataclasses loaded from YAML, unknown keys rejected by name.
+
+``load_config(path, overrides)`` -> ``Config``; ``load_compare_config(path, overrides)`` -> ``CompareConfig``.
+Overrides are ``key=value`` strings with dotted keys (``optimizer.lr=0.01``, ``train.epochs=2``); values are
+parsed as YAML (``1e-2``, ``true``, ``null``, ``[0.01, 0.03]``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration is invalid; the message names the key and the file."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthetic-letters"     # synthetic-letters | emnist
+    path: Optional[str] = None            # emnist: directory (IDX or CSV) or a CSV file; default: search order
+    format: str = "auto"                  # auto | idx | csv
+    n_classes: Optional[int] = None       # synthetic: default 26; emnist: from the labels
+    n_train: int = 2400
+    n_test: int = 600
+    seed: int = 0                         # synthetic generation + stratified split
+
+    def validate(self, where: str) -> None:
+        _choice(self.source, ("synthetic-letters", "emnist"), f"{where}.source")
+        _choice(self.format, ("auto", "idx", "csv"), f"{where}.format")
+        _positive(self.n_train, f"{where}.n_train")
+        _positive(self.n_test, f"{where}.n_test")
+
+
+@dataclass
+class ModelConfig:
+    channels: int = 8
+    kernel: int = 5
+    pool: int = 4
+
+    def validate(self, where: str) -> None:
+        for k in ("channels", "kernel", "pool"):
+            _positive(getattr(self, k), f"{where}.{k}")
+
+
+@dataclass
+class SolverConfig:
+    backend: str = "numpy"                # numpy | circuit
+    circuit: Any = "rram"                 # amc preset name, circuit YAML path, or a CircuitConfig dict
+    check_every: int = 1                  # circuit: compare with an exact solve every N calls (0: never)
+    saturation_is_failure: bool = True    # circuit: a saturated output counts as a failed solve
+    max_relative_residual: Optional[float] = None   # circuit: a larger residual counts as a failed solve
+    transient: bool = False               # circuit: .tran solves (settling time, energy); slow
+
+    def validate(self, where: str) -> None:
+        _choice(self.backend, ("numpy", "circuit"), f"{where}.backend")
+        if self.check_every < 0:
+            raise ConfigError(f"{where}.check_every must be >= 0")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "kfac"                    # sgd | adam | kfac
+    lr: float = 0.03
+    momentum: float = 0.0                 # sgd: heavy-ball momentum; kfac: momentum on the preconditioned step
+    nesterov: bool = False                # sgd
+    beta1: float = 0.9                    # adam
+    beta2: float = 0.999                  # adam
+    eps: float = 1e-8                     # adam
+    weight_decay: float = 0.0             # L2 on weights (not biases), added to the gradient
+    damping: float = 1e-2                 # kfac: lambda; split sqrt(lambda)*pi and sqrt(lambda)/pi
+    ema: float = 0.95                     # kfac: factor running-average decay
+    factor_every: int = 1                 # kfac: update A, G every N steps
+    inverse_every: int = 10               # kfac: re-damp (re-program) the factors every N steps
+    kl_clip: Optional[float] = None       # kfac: trust-region scale (kfac-pytorch style); null = off
+    max_block: Optional[int] = None       # kfac: factors larger than N are split block-diagonally
+    pi_correction: bool = True            # kfac: split the damping with the pi trace ratio
+    linear_response: bool = False         # kfac: extract the inverse once per inverse update (deterministic solvers)
+    on_circuit_failure: str = "fallback"  # kfac: fallback (exact solve, counted) | stop
+    solver: SolverConfig = field(default_factory=SolverConfig)
+
+    def validate(self, where: str) -> None:
+        _choice(self.name, ("sgd", "adam", "kfac"), f"{where}.name")
+        _choice(self.on_circuit_failure, ("fallback", "stop"), f"{where}.on_circuit_failure")
+        _positive(self.lr, f"{where}.lr")
+        _positive(self.factor_every, f"{where}.factor_every")
+        _positive(self.inverse_every, f"{where}.inverse_every")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"{where}.ema must be in [0, 1), got {self.ema}")
+        if self.damping <= 0:
+            raise ConfigError(f"{where}.damping must be > 0, got {self.damping}")
+        if self.max_block is not None and self.max_block < 1:
+            raise ConfigError(f"{where}.max_block must be >= 1 or null")
+        self.solver.validate(f"{where}.solver")
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 4.0
+    batch_size: int = 64
+    seed: int = 0                         # weights init, shuffling, K-FAC label sampling
+    evals_per_epoch: int = 4
+    train_eval_size: int = 2000           # train accuracy on this many training images (0: all)
+    out_dir: str = "results/train/{name}"
+    checkpoint: bool = True
+    resume: bool = True                   # continue from out_dir/checkpoint.npz when present
+    progress: bool = True                 # tqdm bar
+    max_steps: Optional[int] = None
+    stop_at_accuracy: Optional[float] = None   # stop once test accuracy reaches this
+
+    def validate(self, where: str) -> None:
+        _positive(self.epochs, f"{where}.epochs")
+        _positive(self.batch_size, f"{where}.batch_size")
+        _positive(self.evals_per_epoch, f"{where}.evals_per_epoch")
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self, where: str = "config") -> None:
+        for f in ("data", "model", "optimizer", "train"):
+            getattr(self, f).validate(f)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.train.out_dir.format(name=self.name))
+
+
+@dataclass
+class CompareEntry:
+    label: str = ""
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    lr_grid: list = field(default_factory=list)   # tuned on tune.seed; empty: use optimizer.lr
+
+    def validate(self, where: str) -> None:
+        if not self.label:
+            raise ConfigError(f"{where}.label is required")
+        self.optimizer.validate(f"{where}.optimizer")
+
+
+@dataclass
+class TuneConfig:
+    seed: int = 0
+    split: str = "validation"             # validation (carved from train) | test
+    n_val: int = 1000
+    epochs: Optional[float] = None        # default: train.epochs
+
+    def validate(self, where: str) -> None:
+        _choice(self.split, ("validation", "test"), f"{where}.split")
+
+
+@dataclass
+class CompareConfig:
+    name: str = "compare"
+    target_accuracy: float = 0.87
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    baselines: list = field(default_factory=lambda: ["sgd-momentum", "adam"])
+    out_dir: str = "results/compare/{name}"
+    jobs: int = 1                         # parallel runs (processes); circuit runs each own an ngspice
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    optimizers: list[CompareEntry] = field(default_factory=list)
+
+    def validate(self, where: str = "config") -> None:
+        for f in ("data", "model", "train", "tune"):
+            getattr(self, f).validate(f)
+        if not self.optimizers:
+            raise ConfigError("optimizers: at least one entry is required")
+        labels = [e.label for e in self.optimizers]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"optimizers: duplicate labels {labels}")
+        for i, e in enumerate(self.optimizers):
+            e.validate(f"optimizers[{i}]")
+        if not 0 < self.target_accuracy <= 1:
+            raise ConfigError("target_accuracy must be a fraction in (0, 1]")
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out_dir.format(name=self.name))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------
+def _choice(value, allowed, key):
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def _positive(value, key):
+    if value is None or value <= 0:
+        raise ConfigError(f"{key} must be > 0, got {value!r}")
+
+
+def _coerce(value, tp, key):
+    """Coerce YAML scalars to the annotated type (e.g. '1e-2' -> 0.01); recurse into dataclasses and lists."""
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        return _build(tp, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return copy.deepcopy(value)
+
+
+def _build(cls, data: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    bad = [k for k in data if k not in allowed]
+    if bad:
+        raise ConfigError(f"unknown key{'s' if len(bad) > 1 else ''} {', '.join(repr(_join(where, k)) for k in bad)}"
+                          f"; allowed keys{' in ' + where if where else ''}: {', '.join(allowed)}")
+    kwargs = {k: _coerce(v, hints[k], _join(where, k)) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _join(where, key):
+    return f"{where}.{key}" if where else key
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    """Apply ``key=value`` strings (dotted keys, YAML values) to a raw config mapping (copied)."""
+    data = copy.deepcopy(data)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. optimizer.lr=0.01)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        parts = key.split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            if part.isdigit() and isinstance(node, list):
+                node = node[int(part)]
+                continue
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, (dict, list)):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping")
+            node = nxt
+        last = parts[-1]
+        if isinstance(node, list) and last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _load_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def config_from_dict(data: dict, overrides=None, source: str = "config") -> Config:
+    try:
+        cfg = _build(Config, apply_overrides(data, overrides), "")
+        cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load_config(path, overrides=None) -> Config:
+    """Read a training YAML, apply ``--set`` overrides, validate; the run name defaults to the file stem."""
+    data = _load_yaml(path)
+    data.setdefault("name", Path(path).stem)
+    return config_from_dict(data, overrides, source=str(path))
+
+
+def compare_config_from_dict(data: dict, overrides=None, source: str = "config") -> CompareConfig:
+    try:
+        cfg = _build(CompareConfig, apply_overrides(data, overrides), "")
+        cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load_compare_config(path, overrides=None) -> CompareConfig:
+    data = _load_yaml(path)
+    data.setdefault("name", Path(path).stem)
+    return compare_config_from_dict(data, overrides, source=str(path))
