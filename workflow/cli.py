@@ -1,0 +1,41 @@
+"""The `amc` command: one entry point dispatching to the circuit core, training and sweep workflows."""
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: amc COMMAND [options]
+
+commands:
+  netlist   write the ngspice deck of the inversion circuit for H x = g
+  solve     solve H x = g through the simulated circuit (or numpy)
+  train     train the letter CNN (configs/train/*.yaml)
+  compare   epochs-to-target study of optimisers (configs/compare/*.yaml)
+  sweep     run a YAML sweep study (configs/sweeps/*.yaml)
+  plot      draw the figures of a results directory
+
+`amc COMMAND --help` shows the options of one command."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    from amc.cli import netlist_main, run, solve_main
+    if command == "netlist":
+        return run(netlist_main, rest)
+    if command == "solve":
+        return run(solve_main, rest)
+    if command in ("train", "compare"):
+        from training import cli as training_cli
+        return run(getattr(training_cli, f"{command}_main"), rest)
+    if command in ("sweep", "plot"):
+        from workflow import sweep_cli
+        return run(getattr(sweep_cli, f"{command}_main"), rest)
+    print(f"amc: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
