@@ -139,6 +139,9 @@ class IOConfig:
     adc_bits: Optional[int] = None
     # Full-scale of the output ADC as a fraction of v_sat (or of supply_v when there is no saturation).
     adc_full_scale_fraction: float = 1.0
+    # Symmetric diagonal (Jacobi) equilibration before mapping, undone digitally on the outputs: equalises the
+    # diagonal so factors with a wide dynamic range (K-FAC's A and G) survive a few conductance levels.
+    equilibrate: bool = False
 
     def validate(self, where: str) -> None:
         if self.i0_a is not None:

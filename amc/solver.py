@@ -152,13 +152,35 @@ class AnalogSolver:
         if transient and self.config.opamp.gbw_hz is None:
             raise ConfigError("a transient solve needs op-amps with a finite gain-bandwidth (opamp.gbw_hz); "
                               f"the configured op-amp {self.config.opamp.name!r} has none (use e.g. preset 'ideal-dynamic')")
-        mapped = self.program(h)
-        self.solves += columns.shape[1]
-        if transient:
-            result = self._solve_transient(mapped, columns)
+        d = self._equilibration(h)
+        if d is not None:
+            # Solve (D H D) y = D g on the array and return x = D y: D is a digital gain per input DAC and output ADC.
+            h_array, g_array = h * d[:, None] * d[None, :], g * (d if g.ndim == 1 else d[:, None])
         else:
-            result = self._solve_op(mapped, columns)
-        return self._finish(h, g, result)
+            h_array, g_array = h, g
+        mapped = self.program(h_array)
+        self.solves += columns.shape[1]
+        columns_array = g_array.reshape(h.shape[0], -1)
+        if transient:
+            result = self._solve_transient(mapped, columns_array)
+        else:
+            result = self._solve_op(mapped, columns_array)
+        solution = self._finish(h_array, g_array, result)
+        if d is not None:
+            solution.x = solution.x * (d if g.ndim == 1 else d[:, None])
+            total, per_column = _residuals(h, solution.x.reshape(h.shape[0], -1), columns)
+            solution.relative_residual = total
+            solution.relative_residuals = per_column[0] if g.ndim == 1 else per_column
+        return solution
+
+    def _equilibration(self, h: np.ndarray) -> Optional[np.ndarray]:
+        """Symmetric Jacobi scaling d = |diag(H)|^-1/2 (row norms where a diagonal entry is zero), or None."""
+        if not self.config.io.equilibrate:
+            return None
+        diag = np.abs(np.diag(h))
+        norms = np.linalg.norm(h, axis=1)
+        base = np.where(diag > 1e-12 * norms.max(), diag, norms)
+        return 1.0 / np.sqrt(base)
 
     # ---- internals ------------------------------------------------------------------------------
     def _solve_numpy(self, h: np.ndarray, g: np.ndarray) -> Solution:
