@@ -118,6 +118,20 @@ def quantise_conductance(g: np.ndarray, device: DeviceConfig) -> np.ndarray:
     return device.g_min + np.round((g - device.g_min) / step) * step
 
 
+def apply_programming_variation(g_pos: np.ndarray, g_neg: np.ndarray, device: DeviceConfig,
+                                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Programming error (relative Gaussian, clipped to the window) and stuck cells (half at each end)."""
+    if device.program_sigma > 0:
+        g_pos = np.clip(g_pos * (1 + device.program_sigma * rng.standard_normal(g_pos.shape)), device.g_min, device.g_max)
+        g_neg = np.clip(g_neg * (1 + device.program_sigma * rng.standard_normal(g_neg.shape)), device.g_min, device.g_max)
+    if device.stuck_rate > 0:
+        g_pos, g_neg = g_pos.copy(), g_neg.copy()
+        for array in (g_pos, g_neg):
+            stuck = rng.random(array.shape) < device.stuck_rate
+            array[stuck] = np.where(rng.random(int(stuck.sum())) < 0.5, device.g_min, device.g_max)
+    return g_pos, g_neg
+
+
 def map_matrix(h: np.ndarray, device: DeviceConfig, rng: Optional[np.random.Generator] = None) -> MappedArray:
     """Program H into G+/G-: scale, quantise to the device levels, then add programming error and stuck cells."""
     h = validate_matrix(h)
@@ -131,13 +145,7 @@ def map_matrix(h: np.ndarray, device: DeviceConfig, rng: Optional[np.random.Gene
     target = h * g0
     g_pos = quantise_conductance(device.g_min + np.maximum(target, 0.0), device)
     g_neg = quantise_conductance(device.g_min + np.maximum(-target, 0.0), device)
-    if device.program_sigma > 0:
-        g_pos = np.clip(g_pos * (1 + device.program_sigma * rng.standard_normal(g_pos.shape)), device.g_min, device.g_max)
-        g_neg = np.clip(g_neg * (1 + device.program_sigma * rng.standard_normal(g_neg.shape)), device.g_min, device.g_max)
-    if device.stuck_rate > 0:
-        for array in (g_pos, g_neg):
-            stuck = rng.random(array.shape) < device.stuck_rate
-            array[stuck] = np.where(rng.random(int(stuck.sum())) < 0.5, device.g_min, device.g_max)
+    g_pos, g_neg = apply_programming_variation(g_pos, g_neg, device, rng)
     mapped = MappedArray(h, g_pos, g_neg, g0, condition)
     diff = mapped.g_diff
     if not np.any(diff):

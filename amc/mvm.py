@@ -39,6 +39,8 @@ import numpy as np
 
 from .config import DEFAULT_PRESET, CircuitConfig, DeviceConfig
 from .errors import ConfigError, InputError, SimulationError
+from .converters import quantise_symmetric
+from .mapping import apply_programming_variation
 from .netlist import LIBRARY_PATH, _fmt, opamp_params
 from .runner import session
 
@@ -131,14 +133,7 @@ def program_digits(digits: np.ndarray, g_unit: float, device: DeviceConfig, rng:
     """G+/G- for an integer (or continuous) digit matrix: G_min + |d| g_unit on the side of d's sign."""
     g_pos = device.g_min + np.maximum(digits, 0.0) * g_unit
     g_neg = device.g_min + np.maximum(-digits, 0.0) * g_unit
-    if device.program_sigma > 0:
-        g_pos = np.clip(g_pos * (1 + device.program_sigma * rng.standard_normal(g_pos.shape)), device.g_min, device.g_max)
-        g_neg = np.clip(g_neg * (1 + device.program_sigma * rng.standard_normal(g_neg.shape)), device.g_min, device.g_max)
-    if device.stuck_rate > 0:
-        for array in (g_pos, g_neg):
-            stuck = rng.random(array.shape) < device.stuck_rate
-            array[stuck] = np.where(rng.random(int(stuck.sum())) < 0.5, device.g_min, device.g_max)
-    return g_pos, g_neg
+    return apply_programming_variation(g_pos, g_neg, device, rng)
 
 
 @dataclass
@@ -273,12 +268,7 @@ class AnalogMVM:
         return out
 
     def _adc(self, v: np.ndarray) -> np.ndarray:
-        bits = self.config.io.adc_bits
-        if bits is None:
-            return v
-        full_scale = self.config.io.adc_full_scale_fraction * self._swing()
-        levels = 2 ** (bits - 1) - 1 if bits > 1 else 1
-        return np.clip(np.round(v / full_scale * levels), -levels, levels) * full_scale / levels
+        return quantise_symmetric(v, self.config.io.adc_bits, self.config.io.adc_full_scale_fraction * self._swing())
 
     # ---- multiply --------------------------------------------------------------------------------------------
     def multiply(self, h: np.ndarray, v: np.ndarray) -> MVMResult:

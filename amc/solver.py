@@ -14,6 +14,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .config import DEFAULT_PRESET, CircuitConfig
+from .converters import quantise_symmetric
 from .errors import ConfigError, InputError, SimulationError
 from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
 from .netlist import TransientSpec, build_deck, input_source_name, output_node
@@ -216,20 +217,10 @@ class AnalogSolver:
         gmax = float(np.max(np.abs(g)))
         if gmax == 0.0:
             return np.zeros_like(g)
-        scaled = g / gmax
-        bits = self.config.io.dac_bits
-        if bits is not None:
-            levels = 2 ** (bits - 1) - 1 if bits > 1 else 1
-            scaled = np.round(scaled * levels) / levels
-        return i0 * scaled
+        return i0 * quantise_symmetric(g / gmax, self.config.io.dac_bits, 1.0)
 
     def _adc(self, v: np.ndarray) -> np.ndarray:
-        bits = self.config.io.adc_bits
-        if bits is None:
-            return v
-        full_scale = self.config.io.adc_full_scale_fraction * self._swing_limit()
-        levels = 2 ** (bits - 1) - 1 if bits > 1 else 1
-        return np.clip(np.round(v / full_scale * levels), -levels, levels) * full_scale / levels
+        return quantise_symmetric(v, self.config.io.adc_bits, self.config.io.adc_full_scale_fraction * self._swing_limit())
 
     def _is_saturated(self, v: np.ndarray) -> np.ndarray:
         if self.config.opamp.v_sat is None:
