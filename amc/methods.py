@@ -24,7 +24,8 @@ METHODS = ("direct", "hp-inv", "blockamc")
 
 _HPINV_OPTIONS = {"iterations", "tol", "slices", "bits_per_slice", "input_slices", "mvm_adc_bits", "mvm_dac_bits",
                   "mvm_config", "gain_calibration", "mvm_target_swing", "scale_residual", "check_convergence",
-                  "divergence_factor", "mvm_array_size"}
+                  "divergence_factor", "mvm_array_size", "refinement", "shift", "shift_margin", "equilibrate",
+                  "operators", "mvm_response", "cache_size"}
 _BLOCK_OPTIONS = {"array_size", "mvm_config", "mvm_slices", "mvm_target_swing", "gain_calibration", "check_blocks"}
 
 
@@ -138,6 +139,14 @@ class MethodSolver:
     @property
     def per_solve_noise(self) -> bool:
         return self.backend == "circuit" and bool(self._impl.per_solve_noise)
+
+    @property
+    def linear(self) -> bool:
+        """Whether x is a linear function of g (a response extracted with identity right-hand sides is then
+        the method itself). False for HP-INV with PCG or a tolerance; True for direct/BlockAMC without noise."""
+        if self.backend == "numpy":
+            return True
+        return bool(getattr(self._impl, "linear", not self.per_solve_noise))
 
     def __repr__(self) -> str:
         return f"MethodSolver(method={self.method!r}, backend={self.backend!r}, options={self.options}, {self.config.describe()})"

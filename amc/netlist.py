@@ -46,17 +46,38 @@ def opamp_params(config: CircuitConfig) -> str:
             f"VOS={_fmt(o.offset_v)} IQ={_fmt(o.quiescent_current_a)}")
 
 
+def pwl_points(values: np.ndarray) -> str:
+    """Input waveform of the quasi-static batch: right-hand side r is applied at t = r seconds (linear in between)."""
+    return " ".join(f"{r} {_fmt(v)}" for r, v in enumerate(values))
+
+
+def batch_analysis(k: int) -> str:
+    """Quasi-static transient over k right-hand sides: time points at every integer second (the breakpoints)."""
+    return f"tran 1 {k - 1} 0 1"
+
+
 def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
                transient: Optional[TransientSpec] = None, library: Optional[str] = None,
                title: str = "amc-cosim closed-loop inversion (INV) circuit") -> str:
-    """Return the deck for one right-hand side (input currents in amperes, shape (n,))."""
+    """Return the deck for input currents in amperes: shape (n,) for one right-hand side (.op, or .tran with
+    ``transient``), or (n, k) for a quasi-static batch.
+
+    The batch deck uses the pole-free op-amp model and piecewise-linear inputs that visit right-hand side r at
+    t = r: every time point is an operating point of one programmed array, and ngspice orders its sparse matrix
+    once for the whole batch instead of once per .op (that ordering dominates a dense crossbar's solve).
+    """
     n = mapped.n
-    currents = np.asarray(currents, dtype=float).reshape(n)
+    currents = np.asarray(currents, dtype=float)
+    batch = currents.ndim == 2 and currents.shape[1] > 1
+    if batch and transient is not None:
+        raise ValueError("a dynamic transient takes one right-hand side at a time")
+    currents = currents.reshape(n, -1) if batch else currents.reshape(n)
     library = library if library is not None else str(LIBRARY_PATH)
     o, w = config.opamp, config.wires
     lines = [
         f"* {title}",
-        f"* n = {n}, G0 = {mapped.g0:.6g} S per unit of H, I0 = max|I| = {np.max(np.abs(currents)):.6g} A",
+        f"* n = {n}, G0 = {mapped.g0:.6g} S per unit of H, I0 = max|I| = {np.max(np.abs(currents)):.6g} A"
+        + (f", {currents.shape[1]} right-hand sides (RHS r at t = r s)" if batch else ""),
         "* Solution: x = -V(out_j) * G0 / I0 * max|g|  (the steady state is V = -(G0 H)^-1 I)",
         f"* {config.describe()}",
         f"* device window {config.device.g_min:g}..{config.device.g_max:g} S; mapping G+ - G- = G0*H",
@@ -65,10 +86,14 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
         f"vee vee 0 DC {_fmt(-o.supply_v)}",
         "* input currents injected into the row lines",
     ]
-    lines += [f"{input_source_name(i)} 0 row_{i} DC {_fmt(currents[i])}" for i in range(n)]
+    if batch:
+        lines += [f"{input_source_name(i)} 0 row_{i} DC 0 PWL({pwl_points(currents[i])})" for i in range(n)]
+    else:
+        lines += [f"{input_source_name(i)} 0 row_{i} DC {_fmt(currents[i])}" for i in range(n)]
     params = opamp_params(config)
+    model = "amc_opamp_dc" if batch else "amc_opamp"
     lines.append("* one op-amp per row: row line to the inverting input, output drives column j")
-    lines += [f"xamp_{i} 0 row_{i} {output_node(i)} vcc vee amc_opamp {params}" for i in range(n)]
+    lines += [f"xamp_{i} 0 row_{i} {output_node(i)} vcc vee {model} {params}" for i in range(n)]
     lines.append(f"* unity-gain inverters make -V_j for the G- array ({config.inverter.kind})")
     if config.inverter.kind == "ideal":
         lines += [f"xinv_{j} {output_node(j)} nout_{j} vcc vee amc_inverter_ideal IQ={_fmt(o.quiescent_current_a)}"
@@ -78,7 +103,7 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
         for j in range(n):
             lines += [f"rinvin_{j} {output_node(j)} inv_{j} {r}",
                       f"rinvfb_{j} inv_{j} nout_{j} {r}",
-                      f"xinv_{j} 0 inv_{j} nout_{j} vcc vee amc_opamp {params}"]
+                      f"xinv_{j} 0 inv_{j} nout_{j} vcc vee {model} {params}"]
     lines.append("* crosspoint array: rp_i_j = 1/G+_ij (row i to out_j), rn_i_j = 1/G-_ij (row i to nout_j)")
     if w.enabled:
         lines += _array_with_wires(mapped, w.row_ohm, w.col_ohm)
@@ -90,7 +115,9 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
             lines += [f"rn_{i}_{j} row_{i} nout_{j} {_fmt(r_neg[i, j])}" for j in range(n)]
     saves = " ".join(f"v({output_node(j)})" for j in range(n))
     lines.append(f".save {saves} i(vcc) i(vee)")
-    if transient is None:
+    if batch:
+        lines.append(f".{batch_analysis(currents.shape[1])}")
+    elif transient is None:
         lines.append(".op")
     else:
         # uic: start from all-zero capacitor states with the inputs already applied (a step at t = 0).

@@ -73,6 +73,7 @@ class NgspiceSession:
         self._ng.send_char = capture  # instance attribute: PySpice's callback calls self.send_char(...)
         del original
         self.loaded = False
+        self.tag: object = None
         self.runs = 0
         self._commands = 0
 
@@ -105,8 +106,11 @@ class NgspiceSession:
         return np.frombuffer(ffi.buffer(info.v_realdata, info.v_length * 8), dtype=np.float64).copy()
 
     # ---- public ---------------------------------------------------------------------------------
-    def load(self, deck: str) -> None:
-        """Parse a deck; raise SimulationError with ngspice's lines when it does not parse."""
+    def load(self, deck: str, tag: object = None) -> None:
+        """Parse a deck; raise SimulationError with ngspice's lines when it does not parse.
+
+        ``tag`` names what is loaded (e.g. one programmed array) so a caller can reuse it on a later call.
+        """
         self.clean()
         self._log.clear()
         self._ng.clear_output()  # PySpice keeps its own copy of every line; drop it
@@ -119,6 +123,7 @@ class NgspiceSession:
             self.clean()
             raise SimulationError("ngspice could not parse the deck", self._log)
         self.loaded = True
+        self.tag = tag
 
     def run(self, vectors: Sequence[str], command: str = "run") -> dict[str, np.ndarray]:
         """Run the loaded analysis (``run``) or a new operating point (``op``) and fetch the named vectors."""
@@ -135,6 +140,11 @@ class NgspiceSession:
         self._command("destroy all")
         return result
 
+    def alter_waveforms(self, waveforms: dict[str, str]) -> None:
+        """Replace the PWL points of independent sources of the loaded circuit (``alter @src[pwl] = [...]``)."""
+        for name, points in waveforms.items():
+            self._command(f"alter @{name}[pwl] = [ {points} ]")
+
     def alter_sources(self, values: dict[str, float]) -> None:
         """Change DC values of independent sources of the loaded circuit without re-parsing it."""
         for name, value in values.items():
@@ -146,6 +156,7 @@ class NgspiceSession:
             self._ng._ngspice_shared.ngSpice_Command(b"destroy all")
             self._ng._ngspice_shared.ngSpice_Command(b"remcirc")
             self.loaded = False
+        self.tag = None
 
     @property
     def output(self) -> list[str]:

@@ -17,7 +17,7 @@ from .config import DEFAULT_PRESET, CircuitConfig
 from .converters import quantise_symmetric
 from .errors import ConfigError, InputError, SimulationError
 from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
-from .netlist import TransientSpec, build_deck, input_source_name, output_node
+from .netlist import TransientSpec, batch_analysis, build_deck, input_source_name, output_node, pwl_points
 from .runner import session
 from . import transient as tran_analysis
 
@@ -119,6 +119,7 @@ class AnalogSolver:
         self._programmed_key: Optional[bytes] = None
         self._lambda_min: Optional[float] = None
         self._inverse_norm: Optional[tuple] = None
+        self._token = object()
         self.solves = 0
 
     # aihwkit-style: a solver reports whether repeated solves of one array are random.
@@ -235,57 +236,89 @@ class AnalogSolver:
         return float(np.max(np.abs(v))) < 0.25 * io.target_swing * self._swing_limit()
 
     def _solve_op(self, mapped: MappedArray, columns: np.ndarray) -> dict:
+        """Steady state for every column; columns that saturate (or under-use the swing) are re-ranged and re-run."""
         n, k = columns.shape
+        outputs, saturated = np.zeros((n, k)), np.zeros((n, k), dtype=bool)
+        i0s, power = np.zeros(k), np.zeros(k)
+        pending = [c for c in range(k) if np.any(columns[:, c])]  # a zero column has x = 0 exactly
+        for c in pending:
+            i0s[c] = self._initial_i0(mapped, columns[:, c])
+        # A fixed I0 (io.i0_a) means no auto-ranging: saturation is reported, not corrected.
+        attempts = self.config.io.max_rescales + 1 if self.config.io.i0_a is None else 1
+        rescales, first_deck = 0, None
         ng = session()
-        vectors = [output_node(j) for j in range(n)] + list(SUPPLY_VECTORS)
-        noisy = self.config.device.read_noise_sigma > 0
-        outputs = np.zeros((n, k))
-        i0s = np.zeros(k)
-        power = np.zeros(k)
-        saturated = np.zeros((n, k), dtype=bool)
-        rescales = 0
-        first_deck = None
-        loaded_for: Optional[MappedArray] = None
         try:
-            for c in range(k):
-                g = columns[:, c]
-                if not np.any(g):
-                    continue  # x = 0 exactly; no power beyond quiescent is reported for an idle array
-                i0 = self._initial_i0(mapped, g)
-                # A fixed I0 (io.i0_a) means no auto-ranging: saturation is reported, not corrected.
-                attempts = self.config.io.max_rescales + 1 if self.config.io.i0_a is None else 1
-                for attempt in range(attempts):
-                    currents = self._currents(g, i0)
-                    array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device) if noisy else mapped
-                    if loaded_for is not array or loaded_for is None:
-                        deck = build_deck(array, currents, self.config)
-                        first_deck = first_deck or deck
-                        ng.load(deck)
-                        loaded_for = array
-                        raw = ng.run(vectors)
-                    else:
-                        # Same programmed array: change only the input sources and re-run the operating point.
-                        ng.alter_sources({input_source_name(i): currents[i] for i in range(n)})
-                        raw = ng.run(vectors, command="op")
-                    v = np.array([raw[output_node(j)][-1] for j in range(n)])
-                    sat = self._is_saturated(v)
-                    if sat.any() and attempt < attempts - 1:
-                        i0 *= 0.5 * self.config.io.target_swing * self._swing_limit() / np.max(np.abs(v))
-                        rescales += 1
-                        continue
-                    if not sat.any() and attempt < attempts - 1 and self._needs_upscale(v):
-                        i0 *= self.config.io.target_swing * self._swing_limit() / max(np.max(np.abs(v)), 1e-30)
-                        rescales += 1
-                        continue
+            for attempt in range(attempts):
+                if not pending:
                     break
-                outputs[:, c] = self._adc(v)
-                saturated[:, c] = sat
-                i0s[c] = i0
-                power[c] = _supply_power(raw, self.config.opamp.supply_v)[-1]
-        finally:
+                currents = np.stack([self._currents(columns[:, c], i0s[c]) for c in pending], axis=1)
+                v_all, p_all, deck = self._run_operating_points(mapped, currents)
+                first_deck = first_deck or deck
+                retry = []
+                for index, c in enumerate(pending):
+                    v = v_all[:, index]
+                    sat = self._is_saturated(v)
+                    last = attempt == attempts - 1
+                    if sat.any() and not last:
+                        i0s[c] *= 0.5 * self.config.io.target_swing * self._swing_limit() / np.max(np.abs(v))
+                        retry.append(c)
+                    elif not sat.any() and not last and self._needs_upscale(v):
+                        i0s[c] *= self.config.io.target_swing * self._swing_limit() / max(np.max(np.abs(v)), 1e-30)
+                        retry.append(c)
+                    else:
+                        outputs[:, c], saturated[:, c], power[c] = self._adc(v), sat, p_all[index]
+                rescales += len(retry)
+                pending = retry
+        except Exception:
             ng.clean()
+            raise
+        if self.per_solve_noise:
+            ng.clean()  # a noisy read is never reused
         return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=rescales,
                     deck=first_deck, mapped=mapped, columns=columns)
+
+    def _run_operating_points(self, mapped: MappedArray, currents: np.ndarray) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
+        """Output voltages (n, k) and supply power (k,) for input currents (n, k) on the programmed array.
+
+        One column: an .op (or, when this array is already loaded, only the input sources altered and .op re-run).
+        Several columns: a quasi-static batch (see netlist.build_deck); when the batch deck of this array is
+        loaded, only the sources' waveforms are altered. With read noise every read gets a fresh deck.
+        """
+        ng = session()
+        n, k = currents.shape
+        outputs = [output_node(j) for j in range(n)]
+        if self.per_solve_noise:
+            v, p, decks = np.zeros((n, k)), np.zeros(k), []
+            for c in range(k):
+                array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
+                decks.append(build_deck(array, currents[:, c], self.config))
+                ng.load(decks[-1])
+                raw = ng.run(outputs + list(SUPPLY_VECTORS))
+                v[:, c] = [raw[name][-1] for name in outputs]
+                p[c] = _supply_power(raw, self.config.opamp.supply_v)[-1]
+            return v, p, decks[0]
+        kind = "op" if k == 1 else "batch"
+        # The tag holds this solver's own token (not id(): a freed solver's id can be reused by a new one).
+        tag = (self._token, self._programmed_key, kind)
+        deck = None
+        if ng.loaded and ng.tag == tag:
+            if kind == "op":
+                ng.alter_sources({input_source_name(i): currents[i, 0] for i in range(n)})
+                raw = ng.run(outputs + list(SUPPLY_VECTORS), command="op")
+            else:
+                ng.alter_waveforms({input_source_name(i): pwl_points(currents[i]) for i in range(n)})
+                raw = ng.run(["time"] + outputs + list(SUPPLY_VECTORS), command=batch_analysis(k))
+        else:
+            deck = build_deck(mapped, currents[:, 0] if k == 1 else currents, self.config)
+            ng.load(deck, tag=tag)
+            raw = ng.run((["time"] if k > 1 else []) + outputs + list(SUPPLY_VECTORS))
+        power = _supply_power(raw, self.config.opamp.supply_v)
+        if k == 1:
+            return np.array([[raw[name][-1]] for name in outputs]), power[-1:], deck
+        time = raw["time"]
+        samples = np.arange(k, dtype=float)
+        v = np.stack([np.interp(samples, time, raw[name]) for name in outputs])
+        return v, np.interp(samples, time, power), deck
 
     def _solve_transient(self, mapped: MappedArray, columns: np.ndarray) -> dict:
         n, k = columns.shape
