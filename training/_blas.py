@@ -45,3 +45,28 @@ def limit_blas_threads(n: int | None = None) -> int:
                 break
     _done = n
     return changed
+
+
+_GET_SYMBOLS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
+                "openblas_get_num_threads", "MKL_Get_Max_Threads")
+
+
+def blas_threads() -> dict:
+    """{library path: thread count} for every loaded OpenBLAS/MKL that reports it (for benchmark headers)."""
+    out = {}
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({ln.split()[-1] for ln in f if ("blas" in ln or "mkl" in ln) and ".so" in ln})
+    except OSError:
+        return out
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in _GET_SYMBOLS:
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                out[path] = int(fn())
+                break
+    return out

@@ -266,7 +266,7 @@ def markdown_table(summary: dict) -> str:
             lines.append(f"- {k}: {cells}")
     for k, v in summary["optimizers"].items():
         if v.get("solver_stats"):
-            s = [x for x in v["solver_stats"] if x]
+            s = [x for x in v["solver_stats"] if x and x.get("backend") != "numpy"]   # exact solves: nothing to say
             if s:
                 lines += ["", f"## Solver statistics: {k}", "",
                           f"- solves per run: {[x.get('solves') for x in s]}; fallbacks: {v.get('fallbacks')}; "

@@ -42,10 +42,12 @@ class ModelConfig:
     channels: int = 8
     kernel: int = 5
     pool: int = 4
+    init: str = "torch"                   # torch: PyTorch default U(+-1/sqrt(fan_in)) weights and biases | he
 
     def validate(self, where: str) -> None:
         for k in ("channels", "kernel", "pool"):
             _positive(getattr(self, k), f"{where}.{k}")
+        _choice(self.init, ("torch", "he"), f"{where}.init")
 
 
 @dataclass
@@ -75,6 +77,7 @@ class OptimizerConfig:
     weight_decay: float = 0.0             # L2 on weights (not biases), added to the gradient
     damping: float = 1e-2                 # kfac: lambda; split sqrt(lambda)*pi and sqrt(lambda)/pi
     ema: float = 0.95                     # kfac: factor running-average decay
+    ema_warmup: bool = True               # kfac: decay min(1 - 1/k, ema) at the k-th update (Martens & Grosse)
     factor_every: int = 1                 # kfac: update A, G every N steps
     inverse_every: int = 10               # kfac: re-damp (re-program) the factors every N steps
     kl_clip: Optional[float] = None       # kfac: trust-region scale (kfac-pytorch style); null = off

@@ -172,7 +172,7 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
     train_set, test_set = data if data is not None else load_data(cfg.data)
 
     model = ConvNet(n_classes=max(train_set.n_classes, test_set.n_classes), image_size=train_set.x.shape[1],
-                    channels=cfg.model.channels, kernel=cfg.model.kernel, pool=cfg.model.pool)
+                    channels=cfg.model.channels, kernel=cfg.model.kernel, pool=cfg.model.pool, init=cfg.model.init)
     opt = make_optimizer(cfg.optimizer, layers=model.layers, solver=solver, seed=tc.seed)
     n = len(train_set)
     spe = math.ceil(n / tc.batch_size)

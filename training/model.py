@@ -19,6 +19,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
+INITS = ("torch", "he")
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """What K-FAC needs to know about one layer."""
@@ -42,7 +45,9 @@ class Cache:
 
 class ConvNet:
     def __init__(self, n_classes: int = 26, image_size: int = 28, in_channels: int = 1, channels: int = 8,
-                 kernel: int = 5, pool: int = 4, dtype=np.float32):
+                 kernel: int = 5, pool: int = 4, dtype=np.float32, init: str = "torch"):
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         conv_out = image_size - kernel + 1
         if conv_out <= 0 or conv_out % pool:
             raise ValueError(f"conv output {conv_out}x{conv_out} (image {image_size}, kernel {kernel}) "
@@ -52,6 +57,7 @@ class ConvNet:
         self.conv_out = conv_out
         self.pooled = conv_out // pool
         self.dtype = np.dtype(dtype)
+        self.init = init
         k2 = in_channels * kernel * kernel
         feat = channels * self.pooled ** 2
         self.layers = (
@@ -62,20 +68,31 @@ class ConvNet:
     def __repr__(self) -> str:
         return (f"ConvNet(conv {self.kernel}x{self.kernel} {self.in_channels}->{self.channels}, ReLU, "
                 f"max-pool {self.pool}, linear {self.channels * self.pooled ** 2}->{self.n_classes}; "
-                f"{self.n_params} parameters, {self.dtype})")
+                f"{self.n_params} parameters, {self.dtype}, {self.init} init)")
 
     @property
     def n_params(self) -> int:
         return sum((l.in_dim + 1) * l.out_dim for l in self.layers)
 
     def init_params(self, seed: int = 0) -> dict:
-        """He-uniform weights, zero biases."""
+        """Initial parameters (``self.init``):
+
+        - ``torch`` (default): PyTorch's default for ``nn.Conv2d`` / ``nn.Linear`` (``kaiming_uniform_`` with
+          a = sqrt(5)), i.e. weights AND biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_in*k*k for the
+          conv layer and C*P*P for the linear layer. This is what the PyTorch prototype used.
+        - ``he``: He-uniform weights U(-sqrt(6/fan_in), sqrt(6/fan_in)), zero biases.
+        """
         rng = np.random.default_rng(seed)
         params = {}
         for l in self.layers:
-            bound = np.sqrt(6.0 / l.in_dim)
-            params[l.weight] = rng.uniform(-bound, bound, (l.out_dim, l.in_dim)).astype(self.dtype)
-            params[l.bias] = np.zeros(l.out_dim, dtype=self.dtype)
+            if self.init == "he":
+                bound = np.sqrt(6.0 / l.in_dim)
+                params[l.weight] = rng.uniform(-bound, bound, (l.out_dim, l.in_dim)).astype(self.dtype)
+                params[l.bias] = np.zeros(l.out_dim, dtype=self.dtype)
+            else:
+                bound = 1.0 / np.sqrt(l.in_dim)
+                params[l.weight] = rng.uniform(-bound, bound, (l.out_dim, l.in_dim)).astype(self.dtype)
+                params[l.bias] = rng.uniform(-bound, bound, l.out_dim).astype(self.dtype)
         return params
 
     # ---- forward / backward -------------------------------------------------------------------------

@@ -6,16 +6,23 @@ State is a nested dict of NumPy arrays / scalars so the training loop can checkp
 - ``SGD(lr, momentum=0.9, nesterov=False, weight_decay=0)``
 - ``Adam(lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0)``
 - ``KFAC(lr, damping, ema, factor_every, inverse_every, momentum, kl_clip, max_block, pi_correction,
-  linear_response, on_circuit_failure, solver, layers, seed)``: Martens & Grosse 2015 / KFC (Grosse & Martens
+  linear_response, on_circuit_failure, solver, layers, seed, ema_warmup)``: Martens & Grosse 2015 / KFC (Grosse & Martens
   2016). Per layer with input a (bias coordinate appended) and pre-activation gradient g:
 
     A = E[a a^T]                      conv: mean over samples and output positions
     G = E[g g^T]                      labels sampled from the model's predictive distribution (extra backward
                                       pass); conv: sum over positions, mean over samples (KFC: F ~ A_mean (x) G_sum)
-    A, G <- ema * old + (1 - ema) * new           every ``factor_every`` steps (first update: set)
+    A, G <- eps * old + (1 - eps) * new           every ``factor_every`` steps; at the k-th factor update
+                                                  eps = min(1 - 1/k, ema) (Martens & Grosse 2015, sec. 5:
+                                                  a plain running mean over the first 1/(1-ema) updates,
+                                                  then the EMA; ``ema_warmup: false``: eps = ema from the
+                                                  second update on, i.e. the first batch is kept with weight
+                                                  ema^k -- it over-weights the statistics at initialisation)
     pi = sqrt((tr A / dim A) / (tr G / dim G))     every ``inverse_every`` steps the damped factors
     A_d = A + pi sqrt(lambda) I, G_d = G + sqrt(lambda)/pi I    are formed: these are what a circuit programs
     update = G_d^-1 [dW db] A_d^-1                 A_d^-1 applied as solve(A_d, dW^T), G_d^-1 as solve(G_d, .)
+    kl_clip (kfac-pytorch): nu = min(1, sqrt(kl_clip / (lr^2 sum(update * grad)))) scales the preconditioned
+    gradient; momentum (if any) is then applied to nu * update, like kfac-pytorch followed by torch SGD.
 
   ``max_block: N``: a factor of dimension > N is treated block-diagonally so every block fits an N x N
   array. Blocks follow the layer's natural input groups: for the linear layer one group per conv channel
@@ -148,11 +155,12 @@ class KFAC:
     def __init__(self, layers, lr: float = 0.03, damping: float = 1e-2, ema: float = 0.95, factor_every: int = 1,
                  inverse_every: int = 10, momentum: float = 0.0, kl_clip: Optional[float] = None,
                  max_block: Optional[int] = None, pi_correction: bool = True, linear_response: bool = False,
-                 on_circuit_failure: str = "fallback", weight_decay: float = 0.0, solver=None, seed: int = 0):
+                 on_circuit_failure: str = "fallback", weight_decay: float = 0.0, solver=None, seed: int = 0,
+                 ema_warmup: bool = True):
         if on_circuit_failure not in ("fallback", "stop"):
             raise ValueError(f"on_circuit_failure must be 'fallback' or 'stop', got {on_circuit_failure!r}")
         self.layers = tuple(layers)
-        self.lr, self.damping, self.ema = lr, damping, ema
+        self.lr, self.damping, self.ema, self.ema_warmup = lr, damping, ema, ema_warmup
         self.factor_every, self.inverse_every = factor_every, inverse_every
         self.momentum, self.kl_clip, self.max_block = momentum, kl_clip, max_block
         self.pi_correction, self.weight_decay = pi_correction, weight_decay
@@ -213,6 +221,12 @@ class KFAC:
             res[l.name] = (A, G)
         return res
 
+    def factor_decay(self, k: int) -> float:
+        """Weight of the old factor at the k-th (1-based) factor update."""
+        if k <= 1:
+            return 0.0
+        return min(1.0 - 1.0 / k, self.ema) if self.ema_warmup else self.ema
+
     def damped(self, A: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The damped factors (what gets programmed): pi-split of the damping."""
         pi = 1.0
@@ -270,13 +284,13 @@ class KFAC:
             if model is None or cache is None:
                 raise ValueError("K-FAC needs model= and cache= (the forward cache of this batch) to update factors")
             rng = np.random.default_rng([self.seed, t, 1])
-            first = int(state["factor_updates"]) == 0
+            eps = self.factor_decay(int(state["factor_updates"]) + 1)
             for name, (A, G) in self.batch_factors(params, model, cache, rng).items():
-                if first:
+                if eps == 0.0:
                     state["A"][name], state["G"][name] = A, G
                 else:
-                    state["A"][name] = self.ema * state["A"][name] + (1 - self.ema) * A
-                    state["G"][name] = self.ema * state["G"][name] + (1 - self.ema) * G
+                    state["A"][name] = eps * state["A"][name] + (1 - eps) * A
+                    state["G"][name] = eps * state["G"][name] + (1 - eps) * G
             state["factor_updates"] = int(state["factor_updates"]) + 1
         if t % self.inverse_every == 0 or int(state["inverse_updates"]) == 0:
             self._inverse_update(state)
@@ -288,9 +302,6 @@ class KFAC:
                 gW = gW + self.weight_decay * params[l.weight]
             dW = np.concatenate([gW, gb[:, None]], 1).astype(np.float64)
             V = self.precondition(l.name, dW, state)
-            if self.momentum:
-                V = self.momentum * state["buf"][l.name] + V
-                state["buf"][l.name] = V
             updates[l.name] = V
             vg += float(np.sum(V * dW))
         nu = 1.0
@@ -298,10 +309,13 @@ class KFAC:
             nu = min(1.0, float(np.sqrt(self.kl_clip / (self.lr ** 2 * vg))))
         new_p = dict(params)
         for l in self.layers:
-            V = updates[l.name]
+            V = nu * updates[l.name]                      # the clipped natural gradient ...
+            if self.momentum:                             # ... then heavy-ball momentum on it
+                V = self.momentum * state["buf"][l.name] + V
+                state["buf"][l.name] = V
             p_w, p_b = params[l.weight], params[l.bias]
-            new_p[l.weight] = (p_w - self.lr * nu * V[:, :-1]).astype(p_w.dtype)
-            new_p[l.bias] = (p_b - self.lr * nu * V[:, -1]).astype(p_b.dtype)
+            new_p[l.weight] = (p_w - self.lr * V[:, :-1]).astype(p_w.dtype)
+            new_p[l.bias] = (p_b - self.lr * V[:, -1]).astype(p_b.dtype)
         owned = {l.weight for l in self.layers} | {l.bias for l in self.layers}
         for k in params:                                  # parameters no layer owns: plain gradient step
             if k not in owned:
@@ -327,5 +341,5 @@ def make_optimizer(cfg, layers=None, solver=None, seed: int = 0):
                     inverse_every=cfg.inverse_every, momentum=cfg.momentum, kl_clip=cfg.kl_clip,
                     max_block=cfg.max_block, pi_correction=cfg.pi_correction, linear_response=cfg.linear_response,
                     on_circuit_failure=cfg.on_circuit_failure, weight_decay=cfg.weight_decay, solver=solver,
-                    seed=seed)
+                    seed=seed, ema_warmup=cfg.ema_warmup)
     raise ValueError(f"unknown optimizer {cfg.name!r}; use sgd, adam or kfac")

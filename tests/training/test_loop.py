@@ -119,3 +119,15 @@ def test_shipped_configs_load():
     for p in sorted((root / "compare").glob("*.yaml")):
         names.append(load_compare_config(p).name)
     assert "emnist-am" in names and "synthetic-letters" in names
+
+
+def test_model_init_and_ema_warmup_config():
+    from training.optimizers import make_optimizer
+    from training.model import ConvNet
+    cfg = config_from_dict({"model": {"init": "he"}, "optimizer": {"name": "kfac", "ema_warmup": False}})
+    assert cfg.model.init == "he" and cfg.optimizer.ema_warmup is False
+    assert make_optimizer(cfg.optimizer, layers=ConvNet().layers).ema_warmup is False
+    default = config_from_dict({})
+    assert default.model.init == "torch" and default.optimizer.ema_warmup is True
+    with pytest.raises(ConfigError, match="model.init must be one of"):
+        config_from_dict({"model": {"init": "xavier"}})

@@ -60,3 +60,30 @@ def test_sampled_output_grads_are_per_sample(small_model):
     p = small_model.softmax(logits)
     diff = p - out["fc"]                        # one-hot of the sampled labels
     assert np.allclose(diff.sum(1), 1) and np.allclose(np.sort(diff, 1)[:, :-1], 0)
+
+
+def test_default_init_is_pytorch_default():
+    """PyTorch's nn.Conv2d / nn.Linear default (kaiming_uniform a=sqrt(5)): weights and biases
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the prototype used it."""
+    m = ConvNet(n_classes=13)
+    assert m.init == "torch"
+    p = m.init_params(0)
+    for w, b, fan_in in (("conv.W", "conv.b", 25), ("fc.W", "fc.b", 288)):
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(p[w]).max() <= bound and np.abs(p[w]).max() > 0.95 * bound
+        assert np.abs(p[b]).max() <= bound and np.all(p[b] != 0)
+        assert abs(p[w].std() - bound / np.sqrt(3)) < 0.1 * bound      # uniform, not normal
+    he = ConvNet(n_classes=13, init="he").init_params(0)
+    assert np.all(he["fc.b"] == 0) and np.abs(he["conv.W"]).max() > 1 / np.sqrt(25)
+    with pytest.raises(ValueError, match="init"):
+        ConvNet(init="xavier")
+
+
+def test_init_matches_torch_bounds_when_available():
+    torch = pytest.importorskip("torch")
+    conv, fc = torch.nn.Conv2d(1, 8, 5), torch.nn.Linear(288, 13)
+    p = ConvNet(n_classes=13).init_params(0)
+    for mod, w, b in ((conv, "conv.W", "conv.b"), (fc, "fc.W", "fc.b")):
+        tb = float(mod.weight.detach().abs().max())
+        assert abs(np.abs(p[w]).max() - tb) < 0.05 * tb
+        assert float(mod.bias.detach().abs().max()) <= np.abs(p[w]).max() * 1.06

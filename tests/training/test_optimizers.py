@@ -14,7 +14,7 @@ def _batch(model, n=16, seed=0):
     return x, y
 
 
-@pytest.mark.parametrize("make", [lambda m: SGD(0.05, momentum=0.9), lambda m: Adam(0.01),
+@pytest.mark.parametrize("make", [lambda m: SGD(0.05, momentum=0.9), lambda m: Adam(0.03),
                                   lambda m: KFAC(m.layers, lr=0.05, damping=1e-2, inverse_every=2),
                                   lambda m: KFAC(m.layers, lr=0.05, momentum=0.5, kl_clip=1e-3, max_block=5)])
 def test_optimiser_lowers_loss(small_model, make):
@@ -187,3 +187,62 @@ def test_make_solver_numpy_and_bad_backend():
     assert isinstance(make_solver({"backend": "numpy"}), NumpySolver)
     with pytest.raises(ValueError, match="unknown solver backend"):
         make_solver({"backend": "quantum"})
+
+
+class _FixedFactors(KFAC):
+    """K-FAC whose k-th batch factors are k * I (A) and 2k * I (G): checks the running-average schedule."""
+
+    def batch_factors(self, params, model, cache, rng):
+        self._k = getattr(self, "_k", 0) + 1
+        return {l.name: (self._k * np.eye(l.in_dim + 1), 2 * self._k * np.eye(l.out_dim)) for l in self.layers}
+
+
+def _factor_after(small_model, steps, **kw):
+    k = _FixedFactors(small_model.layers, lr=1e-3, **kw)
+    params = small_model.init_params(0)
+    x, y = _batch(small_model)
+    st = k.init(params)
+    for _ in range(steps):
+        _, g, c = small_model.loss_and_grads(params, x, y)
+        params, st = k.step(params, g, st, model=small_model, cache=c)
+    return st["A"]["fc"][0, 0], st["G"]["fc"][0, 0]
+
+
+def test_factor_running_average_warmup(small_model):
+    """Martens & Grosse: decay min(1 - 1/k, ema) -> the plain mean of the first 1/(1-ema) batches, then EMA."""
+    for steps in (1, 2, 7, 20):
+        a, g = _factor_after(small_model, steps, ema=0.95)
+        assert a == pytest.approx(np.mean(np.arange(1, steps + 1))) and g == pytest.approx(2 * a)
+    ref = np.mean(np.arange(1, 21))
+    for k in range(21, 26):
+        ref = 0.95 * ref + 0.05 * k
+    assert _factor_after(small_model, 25, ema=0.95)[0] == pytest.approx(ref)
+    # ema_warmup=False: first batch set, then a constant decay (the old behaviour)
+    ref = 1.0
+    for k in range(2, 8):
+        ref = 0.95 * ref + 0.05 * k
+    assert _factor_after(small_model, 7, ema=0.95, ema_warmup=False)[0] == pytest.approx(ref)
+
+
+def test_kl_clip_scales_before_momentum(small_model):
+    """kfac-pytorch + torch SGD: the clipped natural gradient nu * V enters the momentum buffer."""
+    class Identity(KFAC):
+        def precondition(self, name, dW, state):
+            return np.asarray(dW, dtype=np.float64)
+
+    lr, m, kl = 0.1, 0.9, 1e-6
+    k = Identity(small_model.layers, lr=lr, momentum=m, kl_clip=kl)
+    params = small_model.init_params(0)
+    x, y = _batch(small_model)
+    st = k.init(params)
+    p, bufs = params, None
+    for _ in range(3):
+        _, g, c = small_model.loss_and_grads(p, x, y)
+        nu = min(1.0, np.sqrt(kl / (lr ** 2 * sum(float(np.sum(g[key] ** 2)) for key in g))))
+        assert nu < 1
+        bufs = {key: nu * g[key] + (m * bufs[key] if bufs else 0) for key in g}
+        ref = {key: p[key] - lr * bufs[key] for key in g}
+        p, st = k.step(p, g, st, model=small_model, cache=c)
+        assert st["last_nu"] == pytest.approx(nu)
+        for key in g:
+            np.testing.assert_allclose(p[key], ref[key], rtol=1e-10, atol=1e-14)
