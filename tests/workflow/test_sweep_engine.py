@@ -67,7 +67,7 @@ def test_timeout_is_recorded(write_sweep, tmp_path):
 
 RESUME_SWEEP = """
     name: resume
-    base: {circuit: rram, matrix: {n: 12, condition: 10}, solve: {transient: true}}
+    base: {circuit: rram, matrix: {n: 16, condition: 10}, solve: {transient: true}}
     grid: {device.levels: [16, 32, 64], opamp.gain: [1e4, 1e5]}
     timeout_s: 120
 """

@@ -103,3 +103,28 @@ def test_dry_run_lists_points(write_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "6 point(s), 0 done, 6 to run" in proc.stdout
     assert proc.stdout.count("todo") == 6
+
+
+def test_training_sweep_keys(write_sweep):
+    path = write_sweep("""
+        kind: training
+        base:
+          circuit: {preset: rram, device: {levels: null}}
+          training: {target_accuracy: 0.5, optimizer: {name: kfac, solver: {backend: circuit}}, train: {epochs: 1}}
+        grid: {device.program_sigma: [0, 0.05], training.optimizer.lr: [0.01, 0.03], seed: [0, 1]}
+    """, name="train_sweep.yaml")
+    sweep = load_sweep(path)
+    assert len(sweep) == 8
+    p = sweep.points[-1]
+    assert p.spec["training"]["optimizer"]["lr"] == 0.03 and p.spec["seed"] == 1
+    assert p.spec["circuit"]["device"]["program_sigma"] == 0.05
+    assert p.spec["training"]["train"]["progress"] is False  # points run quietly, from scratch
+    bad = write_sweep("""
+        kind: training
+        grid: {training.optimizer.lrr: [0.01]}
+    """, name="bad_train.yaml")
+    with pytest.raises(ConfigError, match=r"bad_train\.yaml.*lrr"):
+        load_sweep(bad)
+    matrix_in_training = write_sweep("kind: training\ngrid: {matrix.n: [4]}", name="bad_train2.yaml")
+    with pytest.raises(ConfigError, match=r"bad_train2\.yaml.*matrix\.n"):
+        load_sweep(matrix_in_training)

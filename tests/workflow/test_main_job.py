@@ -1,0 +1,30 @@
+"""`make sim` main job in its --quick mode: circuit deck, training beside the baselines, figures, summary."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_main_job_quick(tmp_path):
+    out = tmp_path / "sim"
+    proc = subprocess.run([sys.executable, "-m", "workflow.main_job", "--quick", "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| kfac-circuit |" in proc.stdout and "| sgd-momentum |" in proc.stdout and "| adam |" in proc.stdout
+    assert f"results in {out.resolve()}" in proc.stdout
+    deck = (out / "circuit" / "inv_circuit_op.cir").read_text()
+    assert ".op" in deck and ".end" in deck
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["circuit"]["relative_error_op"] < 1e-2
+    assert set(summary["training"]) == {"kfac-circuit", "sgd-momentum", "adam"}
+    for name in ("training_curves", "epochs_to_target"):
+        assert (out / "training" / "figures" / f"{name}.png").exists()
+        assert (out / "training" / "figures" / f"{name}.svg").exists()
+    assert (out / "circuit" / "transient_outputs.png").exists()
+    records = [json.loads(l) for l in (out / "training" / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["status"] == "ok" for r in records)
+    assert all(r["curves"]["test_accuracy"] for r in records)

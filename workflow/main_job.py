@@ -1,0 +1,242 @@
+"""`make sim`: the project's main job, end to end, on embedded data (no download).
+
+1. Circuit: generate an SPD test matrix (a damped K-FAC-like factor), solve H x = g through the simulated INV
+   circuit (.op and .tran), write its ngspice deck (rerun it with ``ngspice -b``), the solution and the output
+   waveforms under ``results/sim/circuit/``.
+2. Training: the letter CNN on the embedded synthetic letters with K-FAC whose factor solves go through the
+   circuit, beside SGD-momentum and Adam, over a few seeds. The runs are sweep points (``workflow.engine``): they
+   run in worker processes, show a progress bar, and a rerun resumes where an interrupted one stopped.
+3. Figures (PNG + SVG) and a summary (``summary.md``, ``summary.json``) under ``results/sim/``; the summary
+   table is printed at the end.
+
+    python -m workflow.main_job [--quick] [--out results/sim] [--workers N] [--seeds 0 1] [--epochs 3]
+
+The default finishes in a few minutes on 2 cores; ``--quick`` (for tests) in well under a minute.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+DEFAULTS = dict(n=32, condition=20.0, preset="rram", levels=None, n_classes=10, n_train=2000, n_test=500,
+                epochs=4.0, seeds=[0, 1, 2], target=0.6, max_block=32)
+QUICK = dict(n=8, condition=10.0, preset="rram", levels=None, n_classes=6, n_train=300, n_test=120,
+             epochs=1.0, seeds=[0], target=0.3, max_block=16)
+OPTIMIZERS = {
+    # label: optimizer section of the training config (lrs from configs/compare/synthetic-letters.yaml)
+    "kfac-circuit": {"name": "kfac", "lr": 0.03, "damping": 1e-2, "ema": 0.95, "factor_every": 1,
+                     "inverse_every": 10, "linear_response": True, "solver": {"backend": "circuit"}},
+    "sgd-momentum": {"name": "sgd", "lr": 0.03, "momentum": 0.9, "solver": {"backend": "numpy"}},
+    "adam": {"name": "adam", "lr": 0.01, "solver": {"backend": "numpy"}},
+}
+
+
+def si(value: float, unit: str) -> str:
+    """3 significant digits with an SI prefix: si(4.59e-6, 'J') -> '4.59 uJ'."""
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g} {unit}"
+    for factor, prefix in ((1e0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---- 1. the circuit ------------------------------------------------------------------------------
+def circuit_stage(out: Path, settings: dict) -> dict:
+    from amc import AnalogSolver, CircuitConfig
+    from .matrices import make_problem, validate_matrix_spec
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = CircuitConfig.preset(settings["preset"]).replace(**{"device.levels": settings["levels"]})
+    spec = validate_matrix_spec({"n": settings["n"], "kind": "spd", "condition": settings["condition"]}, "main job")
+    h, g = make_problem(spec)
+    exact = np.linalg.solve(h, g)
+    solver = AnalogSolver(config)
+    _say(f"[1/3] circuit: {config.describe()}")
+    _say(f"      solving a {h.shape[0]}x{h.shape[0]} SPD system (condition {np.linalg.cond(h):.3g}): .op ...")
+    t0 = time.perf_counter()
+    op = solver.solve(h, g)
+    t_op = time.perf_counter() - t0
+    _say("      .tran (settling time, energy) ...")
+    t0 = time.perf_counter()
+    tran = solver.solve(h, g, transient=True)
+    t_tran = time.perf_counter() - t0
+    (out / "inv_circuit_op.cir").write_text(op.netlist)
+    (out / "inv_circuit_tran.cir").write_text(tran.netlist)
+    np.save(out / "H.npy", h)
+    np.save(out / "g.npy", g)
+    np.savetxt(out / "solution.csv", np.column_stack([exact, op.x, tran.x]), delimiter=",",
+               header="x_numpy,x_circuit_op,x_circuit_tran", comments="")
+    summary = {
+        "n": int(h.shape[0]), "preset": config.name, "condition_number": float(np.linalg.cond(h)),
+        "relative_error_op": op.relative_error(exact), "relative_error_tran": tran.relative_error(exact),
+        "relative_residual": float(op.relative_residual), "saturated": bool(np.any(op.saturated)),
+        "static_power_w": float(np.max(op.static_power_w)), "settling_time_s": float(np.max(tran.settling_time_s)),
+        "energy_j": float(np.max(tran.energy_j)), "lambda_min": op.lambda_min, "g0_s": op.g0_s,
+        "op_wall_s": t_op, "tran_wall_s": t_tran,
+        "deck": str(out / "inv_circuit_op.cir"), "deck_tran": str(out / "inv_circuit_tran.cir"),
+    }
+    (out / "circuit.json").write_text(json.dumps(summary, indent=2))
+    _waveform_figure(tran, out, summary)
+    _say(f"      relative error {summary['relative_error_op']:.2e} (.op), settling {si(summary['settling_time_s'], 's')}, "
+         f"energy {si(summary['energy_j'], 'J')}; deck: {summary['deck']}")
+    return summary
+
+
+def _waveform_figure(tran, out: Path, summary: dict) -> None:
+    from .plots import _new_figure, _save
+    wave = tran.waveforms[0]
+    fig, ax = _new_figure(f"INV circuit transient: op-amp outputs (n = {summary['n']}), "
+                          f"settling {summary['settling_time_s'] * 1e6:.3g} us")
+    t = np.asarray(wave["time"]) * 1e6
+    for row in np.asarray(wave["outputs"]):
+        ax.plot(t, row, lw=0.8)
+    ax.axvline(summary["settling_time_s"] * 1e6, color="k", ls=":", lw=1, label="settling time")
+    ax.set_xlabel("time (us)")
+    ax.set_ylabel("op-amp output voltage V(out_j) (V)")
+    ax.legend(fontsize=8)
+    _save(fig, out, "transient_outputs")
+
+
+# ---- 2. training ---------------------------------------------------------------------------------
+def training_sweep(settings: dict, circuit_preset: str, levels: Optional[int]):
+    from .spec import build_sweep
+    training = {
+        "target_accuracy": settings["target"],
+        "data": {"source": "synthetic-letters", "n_classes": settings["n_classes"], "n_train": settings["n_train"],
+                 "n_test": settings["n_test"], "seed": 0},
+        "model": {"channels": 8, "kernel": 5, "pool": 4},
+        "optimizer": {"name": "sgd"},
+        "train": {"epochs": settings["epochs"], "batch_size": 64, "evals_per_epoch": 4,
+                  "train_eval_size": min(500, settings["n_train"])},
+    }
+    points = []
+    for seed in settings["seeds"]:  # seeds outer: the optimisers interleave, so the progress bar's ETA is fair
+        for label, opt in OPTIMIZERS.items():
+            opt = dict(opt)
+            if opt["name"] == "kfac":
+                opt["max_block"] = settings["max_block"]
+            points.append({**{f"training.optimizer.{k}": v for k, v in opt.items() if k != "solver"},
+                           "training.optimizer.solver.backend": opt["solver"]["backend"], "seed": seed})
+    data = {"name": "sim_training", "kind": "training",
+            "description": "circuit-in-the-loop K-FAC vs SGD-momentum and Adam on synthetic letters",
+            "base": {"circuit": {"preset": circuit_preset, "device": {"levels": levels}}, "training": training},
+            "points": points, "timeout_s": 900,
+            "plots": ["training_curves", "epochs_to_target"]}
+    return build_sweep(data, source="main job")
+
+
+def training_stage(out: Path, settings: dict, workers: int, progress: bool) -> list[dict]:
+    from .engine import run_sweep
+    from .store import RECORDS, latest_by_id, read_records
+    sweep = training_sweep(settings, settings["preset"], settings["levels"])
+    _say(f"[2/3] training: {len(sweep)} runs ({', '.join(OPTIMIZERS)} x seeds {settings['seeds']}), "
+         f"synthetic letters {settings['n_classes']} classes, {settings['n_train']}/{settings['n_test']} images, "
+         f"{settings['epochs']:g} epoch(s), {workers} worker(s)")
+    report = run_sweep(sweep, out, workers=workers, progress=progress, plot=True)
+    _say(f"      {report.summary()}")
+    records, _ = read_records(out / RECORDS)
+    ids = {p.id for p in sweep.points}
+    return [r for r in latest_by_id(records).values() if r["id"] in ids]
+
+
+# ---- 3. summary ----------------------------------------------------------------------------------
+def summarise(circuit: dict, runs: list[dict], settings: dict) -> tuple[str, dict]:
+    by_opt: dict[str, list[dict]] = {}
+    for r in runs:
+        label = (r.get("metrics") or {}).get("optimizer") or "?"
+        by_opt.setdefault(label, []).append(r)
+    rows, table = [], {}
+    for label in sorted(by_opt):
+        rs = by_opt[label]
+        ok = [r for r in rs if r["status"] == "ok"]
+        acc = [r["metrics"]["final_test_accuracy"] for r in ok]
+        ett = [r["metrics"].get("epochs_to_target") for r in ok]
+        reached = [e for e in ett if e is not None]
+        entry = {"runs": len(rs), "failed": len(rs) - len(ok),
+                 "final_test_accuracy_mean": float(np.mean(acc)) if acc else None,
+                 "final_test_accuracy_std": float(np.std(acc)) if acc else None,
+                 "epochs_to_target_mean": float(np.mean(reached)) if reached else None,
+                 "epochs_to_target_std": float(np.std(reached)) if reached else None,
+                 "reached_target": f"{len(reached)}/{len(ok)}"}
+        if label == "kfac-circuit" and ok:
+            errs = [r["metrics"].get("solver_rel_err_mean") for r in ok if r["metrics"].get("solver_rel_err_mean") is not None]
+            entry["circuit_solves"] = int(sum(r["metrics"].get("solver_solves", 0) for r in ok))
+            entry["circuit_rel_err_mean"] = float(np.mean(errs)) if errs else None
+        table[label] = entry
+        acc_s = "-" if not acc else f"{100 * entry['final_test_accuracy_mean']:.1f} +- {100 * entry['final_test_accuracy_std']:.1f}"
+        ett_s = "not reached" if not reached else f"{entry['epochs_to_target_mean']:.2f} +- {entry['epochs_to_target_std']:.2f}"
+        rows.append(f"| {label} | {len(ok)}/{len(rs)} | {acc_s} | {ett_s} ({entry['reached_target']}) |")
+    lines = [
+        "## Circuit (INV, one solve)",
+        "",
+        "| n | preset | cond(H) | rel. error (.op) | rel. error (.tran) | settling time | energy | static power |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {circuit['n']} | {circuit['preset']} | {circuit['condition_number']:.3g} | {circuit['relative_error_op']:.2e} | "
+        f"{circuit['relative_error_tran']:.2e} | {si(circuit['settling_time_s'], 's')} | "
+        f"{si(circuit['energy_j'], 'J')} | {si(circuit['static_power_w'], 'W')} |",
+        "",
+        f"## Training (synthetic letters, {settings['n_classes']} classes, {settings['epochs']:g} epoch(s), "
+        f"seeds {settings['seeds']}, target {100 * settings['target']:g}%)",
+        "",
+        "| optimiser | runs ok | final test accuracy (%) | epochs to target |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+    return "\n".join(lines) + "\n", {"circuit": circuit, "training": table, "settings": settings}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflow.main_job", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="results/sim", help="results directory (default results/sim)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings (seconds; for tests)")
+    parser.add_argument("--workers", type=int, default=None, help="training worker processes (default: CPUs, max 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds")
+    parser.add_argument("--epochs", type=float, help="training epochs per run")
+    parser.add_argument("--n", type=int, help="size of the circuit test matrix")
+    parser.add_argument("--target", type=float, help="target test accuracy (fraction) for epochs-to-target")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    settings = dict(QUICK if args.quick else DEFAULTS)
+    for key in ("seeds", "epochs", "n", "target"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    workers = args.workers or max(1, min(2, os.cpu_count() or 1))
+    out = Path(args.out)
+    started = time.time()
+    from amc.cli import run as run_guarded  # AmcError -> one line on stderr
+
+    def job(_argv) -> int:
+        circuit = circuit_stage(out / "circuit", settings)
+        runs = training_stage(out / "training", settings, workers, progress=not args.no_progress)
+        _say("[3/3] summary")
+        text, data = summarise(circuit, runs, settings)
+        (out / "summary.md").write_text(text)
+        (out / "summary.json").write_text(json.dumps(data, indent=2, default=str))
+        print()
+        print(text)
+        figures = sorted(str(p) for p in out.rglob("figures/*.png")) + sorted(str(p) for p in (out / "circuit").glob("*.png"))
+        print(f"results in {out.resolve()}  ({time.time() - started:.0f} s)")
+        print(f"  circuit deck: {circuit['deck']}  (rerun: ngspice -b {circuit['deck']})")
+        print(f"  training records: {out / 'training' / 'records.jsonl'} (CSV: records.csv)")
+        for f in figures:
+            print(f"  figure: {f}")
+        print(f"  summary: {out / 'summary.md'}")
+        return 0
+
+    return run_guarded(job, [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Test matrices for circuit sweeps, built from the ``matrix.*`` keys of a sweep point.
+
+``kind: spd``: H = Q diag(eig) Q^T with a random orthogonal Q and eigenvalues log-spaced from lambda_min to 1
+(so the spectrum is set exactly: ``condition`` = 1/lambda_min; give one of the two). This is the damped
+Kronecker factor of second-order training in miniature.
+
+``kind: random-stable``: a non-symmetric H = I + r * A / sqrt(n) with A standard normal; by the circular law
+its eigenvalues fill a disc of radius ~r around 1, so their real parts stay >= 1 - r = lambda_min > 0 and the
+inversion loop is stable (``lambda_min`` defaults to 0.5).
+
+The right-hand side is a standard-normal vector from the same seed. Everything is a pure function of the keys:
+the same point always gets the same matrix, in any process.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from amc.errors import ConfigError
+
+MATRIX_DEFAULTS: dict[str, Any] = {"n": 16, "kind": "spd", "condition": None, "lambda_min": None, "seed": 0}
+MATRIX_KINDS = ("spd", "random-stable")
+
+
+def validate_matrix_spec(spec: Mapping[str, Any], where: str) -> dict:
+    """Return a normalised copy of a ``matrix`` mapping, or raise ConfigError naming the key."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: matrix must be a mapping, got {spec!r}")
+    unknown = set(spec) - set(MATRIX_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key 'matrix.{sorted(unknown)[0]}'; allowed: "
+                          + ", ".join(f"matrix.{k}" for k in MATRIX_DEFAULTS))
+    out = {**MATRIX_DEFAULTS, **spec}
+    out["n"] = _int(out["n"], f"{where}: matrix.n", minimum=2)
+    out["seed"] = _int(out["seed"], f"{where}: matrix.seed", minimum=0)
+    if out["kind"] not in MATRIX_KINDS:
+        raise ConfigError(f"{where}: matrix.kind must be one of {', '.join(MATRIX_KINDS)}, got {out['kind']!r}")
+    if out["condition"] is not None and out["lambda_min"] is not None:
+        raise ConfigError(f"{where}: give matrix.condition or matrix.lambda_min, not both")
+    if out["condition"] is not None:
+        out["condition"] = _float(out["condition"], f"{where}: matrix.condition")
+        if out["condition"] < 1:
+            raise ConfigError(f"{where}: matrix.condition must be >= 1, got {out['condition']}")
+    if out["lambda_min"] is not None:
+        out["lambda_min"] = _float(out["lambda_min"], f"{where}: matrix.lambda_min")
+        if not 0 < out["lambda_min"] <= 1:
+            raise ConfigError(f"{where}: matrix.lambda_min must be in (0, 1], got {out['lambda_min']}")
+    return out
+
+
+def make_problem(spec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(H, g) for a validated matrix spec."""
+    n, kind, seed = spec["n"], spec["kind"], spec["seed"]
+    rng = np.random.default_rng([seed, n, MATRIX_KINDS.index(kind)])
+    if kind == "spd":
+        if spec.get("lambda_min") is not None:
+            lam_min = spec["lambda_min"]
+        else:
+            lam_min = 1.0 / (spec.get("condition") or 10.0)
+        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        eig = np.logspace(0.0, np.log10(lam_min), n)
+        h = (q * eig) @ q.T
+        h = 0.5 * (h + h.T)
+    else:
+        lam_min = spec.get("lambda_min")
+        if lam_min is None:
+            lam_min = 1.0 / spec["condition"] if spec.get("condition") else 0.5
+        r = 1.0 - lam_min
+        h = np.eye(n) + r * rng.standard_normal((n, n)) / np.sqrt(n)
+    g = rng.standard_normal(n)
+    return h, g
+
+
+def _int(value: Any, where: str, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if not as_float.is_integer() or as_float < minimum:
+        raise ConfigError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return int(as_float)
+
+
+def _float(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None

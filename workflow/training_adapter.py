@@ -1,0 +1,111 @@
+"""Training points: a short training run (training/loop.py) with the sweep's circuit in the loop.
+
+The point's ``training`` mapping is a training configuration (``training.config.Config``: name, data, model,
+optimizer, train) plus one sweep key, ``target_accuracy`` (for epochs-to-target). The sweep's circuit
+(``base.circuit`` and the ``device.* opamp.* ...`` keys) becomes ``optimizer.solver.circuit`` when
+``optimizer.solver.backend`` is ``circuit``; the sweep's ``seed`` becomes ``train.seed`` (weights, batches,
+K-FAC label sampling) as well as the device seed. Runs write their metrics log to a temporary directory; the
+record carries the learning curves, so a point needs nothing from the worker's disk (dask workers elsewhere).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import tempfile
+from typing import Any, Mapping
+
+from amc.errors import ConfigError
+
+SWEEP_ONLY = ("target_accuracy",)
+# Every training point runs quietly, from scratch, without checkpoints.
+FORCED = {"progress": False, "checkpoint": False, "resume": False}
+
+
+def _training():
+    try:
+        from training import config as tconfig, loop
+    except ImportError as exc:
+        raise ConfigError(f"training points need the training package (training/loop.py): {exc}") from None
+    return tconfig, loop
+
+
+def validate(spec: Mapping[str, Any], where: str) -> dict:
+    """Normalised training mapping (all defaults filled in) or ConfigError naming the key."""
+    tconfig, _ = _training()
+    data = copy.deepcopy(dict(spec))
+    target = data.pop("target_accuracy", None)
+    if target is not None:
+        try:
+            target = float(target)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: training.target_accuracy must be a number in (0, 1], got {target!r}") from None
+        if not 0 < target <= 1:
+            raise ConfigError(f"{where}: training.target_accuracy must be in (0, 1], got {target}")
+    try:
+        cfg = tconfig.config_from_dict(data, source=where)
+    except tconfig.ConfigError as exc:
+        message = str(exc)
+        # name keys as the sweep file spells them (training.optimizer.lr)
+        raise ConfigError(message.replace("unknown key '", "unknown key 'training.")) from None
+    out = cfg.to_dict()
+    out["train"].update(FORCED)
+    out["target_accuracy"] = target
+    return out
+
+
+def optimizer_label(opt: Mapping[str, Any]) -> str:
+    name = opt["name"]
+    if name == "sgd" and opt.get("momentum"):
+        name = "sgd-momentum"
+    if name == "kfac":
+        name = "kfac-circuit" if opt.get("solver", {}).get("backend") == "circuit" else "kfac-exact"
+    return name
+
+
+def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Run the training of one point; return (metrics, extra record fields: curves)."""
+    tconfig, loop = _training()
+    from training.compare import epochs_to_target
+
+    data = copy.deepcopy(dict(spec["training"]))
+    target = data.pop("target_accuracy", None)
+    if data["optimizer"]["solver"]["backend"] == "circuit":
+        data["optimizer"]["solver"]["circuit"] = copy.deepcopy(spec["circuit"])
+    if spec.get("seed") is not None:
+        data["train"]["seed"] = int(spec["seed"])
+    cfg = tconfig.config_from_dict(data, source="training point")
+    tmp = tempfile.mkdtemp(prefix="amc-train-")
+    try:
+        result = loop.train(cfg, out_dir=tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    history = result.history
+    accs = [h["test_acc"] for h in history]
+    metrics: dict[str, Any] = {
+        "optimizer": optimizer_label(data["optimizer"]),
+        "lr": cfg.optimizer.lr,
+        "final_test_accuracy": accs[-1] if accs else None,
+        "best_test_accuracy": max(accs) if accs else None,
+        "final_train_loss": history[-1].get("train_loss") if history else None,
+        "epochs": history[-1]["epoch"] if history else 0,
+        "steps": result.steps,
+        "stopped": result.stopped,
+        "train_time_s": history[-1].get("train_time_s") if history else None,
+    }
+    if target is not None:
+        metrics["target_accuracy"] = target
+        reached = epochs_to_target(history, target)
+        metrics["epochs_to_target"] = reached if reached is not None else math.nan
+    stats = result.optimizer_stats or {}
+    solver = stats.get("solver") or {}
+    for key in ("solves", "rhs_columns", "failures", "exceptions", "saturation_events", "rel_err_mean",
+                "rel_err_max", "residual_mean", "residual_max"):
+        if key in solver:
+            metrics[f"solver_{key}"] = solver[key]
+    for key in ("fallbacks", "inverse_updates"):
+        if key in stats:
+            metrics[key] = stats[key]
+    curves = {"epoch": [h["epoch"] for h in history], "test_accuracy": accs,
+              "train_loss": [h.get("train_loss") for h in history]}
+    return metrics, {"curves": curves}
