@@ -92,3 +92,113 @@ def test_hp_inv_refuses_a_system_larger_than_the_array():
     h, g = quantisable_spd(16, 0)
     with pytest.raises(AmcError, match="blockamc"):
         solve_system(h, g, method="hp-inv", config=RRAM, array_size=8)
+
+
+# ---- robust refinement for K-FAC factors: diagonal shift + PCG ---------------------------------------------------
+def kfac_like_factor(n: int, seed: int, damping: float = 0.03):
+    """A damped K-FAC input factor A = E[a a^T] + damping I: strongly correlated 'pixel' features (a smoothed random
+    field per sample, pooled pixels of one channel) plus the bias coordinate, like the fc-layer blocks of the letter
+    CNN. After Jacobi equilibration its off-diagonals cluster near 0.3-0.9, which 8 levels round badly."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n - 1)))
+    samples = 400
+    field = rng.standard_normal((samples, side + 4, side + 4))
+    kernel = np.ones(3) / 3
+    for axis in (1, 2):
+        field = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), axis, field)
+    a = np.maximum(field[:, 2:side + 2, 2:side + 2].reshape(samples, -1)[:, :n - 1] + 0.3, 0.0)
+    a = np.concatenate([a, np.ones((samples, 1))], axis=1)
+    return a.T @ a / samples + damping * np.eye(n)
+
+
+def _q8(h):
+    unit = np.abs(h).max() / 7
+    return np.round(h / unit) * unit
+
+
+def _equilibrated(h):
+    d = 1 / np.sqrt(np.diag(h))
+    return h * d[:, None] * d[None, :]
+
+
+def test_shifted_inv_is_always_stable_on_kfac_like_factors():
+    from amc.errors import UnstableCircuitError, MappingError
+    indefinite = 0
+    for seed in range(24):
+        h = kfac_like_factor(36, seed)
+        he = _equilibrated(h)
+        indefinite += int(np.linalg.eigvalsh(_q8(he)).min() <= 0)
+        solver = HPInvSolver(RRAM, refinement="pcg", shift="auto", equilibrate=True)
+        system = solver._prepare(h)                       # maps, programs and runs the loop stability check
+        assert system.mu > 0 and system.lam_min_h0 > 0, seed
+        assert np.linalg.eigvals(system.h0_eff).real.min() > 0
+        assert np.allclose(np.diag(system.h0_eff), np.diag(system.h0_eff)[0], rtol=1e-4)   # diagonal on the top level
+        # without the shift the same array is often unstable (or unmappable)
+        if np.linalg.eigvalsh(_q8(he)).min() <= 0:
+            with pytest.raises((UnstableCircuitError, MappingError)):
+                HPInvSolver(RRAM, refinement="pcg", equilibrate=True)._prepare(h)
+    assert indefinite >= 3, "the test factors must include blocks that 8 levels make indefinite"
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_pcg_on_the_8_level_circuit_reaches_1e_3(seed):
+    h = kfac_like_factor(24, seed)
+    assert np.linalg.cond(_equilibrated(h)) > 20
+    g = np.random.default_rng(seed).standard_normal((24, 2))
+    k = 12
+    sol = solve_system(h, g, method="hp-inv", config=RRAM, refinement="pcg", iterations=k, shift="auto",
+                       equilibrate=True, slices=6)
+    errors = [item["relative_error"] for item in sol.history]
+    assert len(errors) == k + 1
+    assert min(errors[1:]) <= 1e-3 and sol.relative_error <= 1e-3, errors
+    first = next(i for i, e in enumerate(errors) if e <= 1e-3)
+    assert first <= 10, errors
+    assert sol.history[-1]["residual"] <= 1e-3 and sol.details["shift"] > 0
+    assert sol.operations["inv_solves"] == 2 * k and sol.operations["ngspice_runs"] > 0
+    # Richardson with the same shifted INV is stable but slow: far from 1e-3 after the same number of passes
+    slow = solve_system(h, g, method="hp-inv", config=RRAM, refinement="richardson", iterations=k, shift="auto",
+                        equilibrate=True, slices=6, operators="extracted", mvm_response="closed-form")
+    assert slow.details["rho"] < 1 and slow.relative_error > 10 * sol.relative_error
+
+
+def test_extracted_operator_pcg_equals_per_solve_pcg():
+    h = kfac_like_factor(16, 5)
+    g = np.random.default_rng(0).standard_normal((16, 2))
+    opts = dict(method="hp-inv", refinement="pcg", iterations=10, shift="auto", equilibrate=True, slices=6)
+    per_solve = MethodSolver(RRAM, operators="per-solve", **opts).solve(h, g)
+    extracted = MethodSolver(RRAM, operators="extracted", mvm_response="circuit", **opts)
+    first = extracted.solve(h, g)
+    closed = MethodSolver(RRAM, operators="extracted", mvm_response="closed-form", **opts).solve(h, g)
+    scale = np.linalg.norm(per_solve.x)
+    assert np.linalg.norm(first.x - per_solve.x) / scale < 1e-8
+    assert np.linalg.norm(closed.x - per_solve.x) / scale < 1e-8
+    for a, b in zip(first.history, per_solve.history):
+        assert abs(a["residual"] - b["residual"]) <= 1e-5 * b["residual"] + 1e-12
+    assert first.operations["inv_solves"] == per_solve.operations["inv_solves"]
+    assert first.operations["mvm_operations"] == per_solve.operations["mvm_operations"]
+    assert first.details["extracted_now"] and first.operations["ngspice_runs"] > 0
+    # the extracted INV operator is what ngspice computes: one column re-simulated on a fresh INV
+    system = next(iter(extracted._impl._systems.values()))
+    from amc import AnalogSolver
+    column = AnalogSolver(RRAM).solve(system.h_inv, np.eye(16)[:, 3]).x
+    assert np.allclose(system.inv_matrix[:, 3], column, rtol=0, atol=1e-10 * np.abs(column).max())
+    again = extracted.solve(h, g[:, ::-1])          # cached: no new ngspice runs, same answer per column
+    assert again.operations["ngspice_runs"] == 0 and not again.details["extracted_now"]
+    assert np.allclose(again.x, first.x[:, ::-1], rtol=0, atol=1e-12 * scale)
+
+
+def test_pcg_options_are_checked_and_linearity_reported():
+    assert MethodSolver(RRAM, method="hp-inv", refinement="pcg").linear is False
+    assert MethodSolver(RRAM, method="hp-inv", iterations=5).linear is True
+    assert MethodSolver(RRAM, method="hp-inv", tol=1e-6).linear is False
+    with pytest.raises(AmcError, match="refinement"):
+        MethodSolver(RRAM, method="hp-inv", refinement="gmres")
+    with pytest.raises(AmcError, match="shift"):
+        MethodSolver(RRAM, method="hp-inv", shift=-1.0)
+    noisy = RRAM.replace(**{"device.read_noise_sigma": 0.01})
+    with pytest.raises(AmcError, match="read"):
+        MethodSolver(noisy, method="hp-inv", operators="extracted")
+    h = kfac_like_factor(8, 0)
+    h[0, 1] += 0.1
+    with pytest.raises(AmcError, match="symmetric"):
+        solve_system(h, np.ones(8), method="hp-inv", config=RRAM, refinement="pcg", shift="auto")

@@ -7,7 +7,22 @@ or (m, k), X = H^-1 B as an ndarray of B's shape. ``solver.stats() -> dict`` (op
   ``result.settling_time_s`` / ``result.energy_j``). Records statistics and raises ``SolverFailure`` when a
   solve fails (exception, non-finite output, saturation, residual above a limit); K-FAC applies its
   ``on_circuit_failure`` policy.
-- ``make_solver(cfg)``: from ``{backend: numpy}`` or ``{backend: circuit, circuit: <preset|yaml path|dict>}``.
+- ``make_solver(cfg)``: from ``{backend: numpy}`` or ``{backend: circuit, circuit: <preset|yaml path|dict>}``,
+  optionally with a solution method (``amc.MethodSolver``): ``method: hp-inv`` plus its options, e.g.
+
+    {backend: circuit, circuit: rram, method: hp-inv, refinement: pcg, iterations: 14, shift: auto,
+     equilibrate: true, slices: 6, operators: extracted, mvm_response: closed-form}
+
+  ``method`` may also be a mapping ``{name: hp-inv, refinement: pcg, ...}``. A YAML training config goes through
+  ``training.config.SolverConfig``, which has no ``method`` field yet, so there the method rides inside the
+  circuit spec: ``circuit: {preset: rram, method: {name: hp-inv, refinement: pcg, ...}}``.
+
+Linearity: K-FAC's ``linear_response: true`` reads a solver's response to identity right-hand sides once per inverse
+update and applies it by matmul. That is the method itself only when x is linear in B: the solver's ``linear``
+property says so (False for HP-INV with PCG: its step lengths depend on B; True for direct INV and fixed-iteration
+Richardson). With PCG use ``linear_response: false`` and ``operators: extracted``: the INV and MVM circuits (both
+linear) are measured in ngspice once per programmed factor block and every step's solve runs the PCG iteration on
+the measured operators (tests/test_hpinv.py holds this equal to PCG with per-solve ngspice runs).
 """
 from __future__ import annotations
 
@@ -63,6 +78,12 @@ class CircuitSolver:
     def per_solve_noise(self) -> bool:
         return bool(getattr(self.inner, "per_solve_noise", False))
 
+    @property
+    def linear(self) -> bool:
+        """x linear in B (see the module docstring); an inner solver without the attribute is taken as linear
+        unless it has per-solve noise."""
+        return bool(getattr(self.inner, "linear", not self.per_solve_noise))
+
     def reset_stats(self) -> None:
         self.calls = 0
         self.columns = 0
@@ -83,6 +104,15 @@ class CircuitSolver:
         self.settling_count = 0
         self.sizes: dict = {}
         self.last_failure: Optional[str] = None
+        # multi-array methods (amc.MethodSolver): analog operation counts and refinement iterations
+        self.operations: dict = {}
+        self.iterations_sum = 0
+        self.iterations_max = 0
+        self.iterated = 0
+        self.final_residual_max = 0.0
+        self.extractions = 0
+        self.shift_sum = 0.0
+        self.shift_count = 0
 
     def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
         H = np.asarray(H, dtype=np.float64)
@@ -119,6 +149,7 @@ class CircuitSolver:
                 self.settling_sum_s += float(v.sum())
                 self.settling_count += v.size
                 self.settling_max_s = max(self.settling_max_s or 0.0, float(v.max()))
+        self._method_stats(result)
         if n_sat:
             self.saturation_events += 1
             self.saturated_outputs += n_sat
@@ -136,6 +167,28 @@ class CircuitSolver:
         if self.max_relative_residual is not None and residual is not None and residual > self.max_relative_residual:
             return self._fail(f"relative residual {residual:.3g} > {self.max_relative_residual:g}")
         return x
+
+    def _method_stats(self, result) -> None:
+        ops = getattr(result, "operations", None)
+        if isinstance(ops, dict):
+            for key, value in ops.items():
+                self.operations[key] = self.operations.get(key, 0) + int(value)
+        history = getattr(result, "history", None)
+        if history:
+            it = int(history[-1].get("iteration", 0))
+            self.iterated += 1
+            self.iterations_sum += it
+            self.iterations_max = max(self.iterations_max, it)
+            res = history[-1].get("residual")
+            if res is not None and np.isfinite(res):
+                self.final_residual_max = max(self.final_residual_max, float(res))
+        details = getattr(result, "details", None)
+        if isinstance(details, dict):
+            if details.get("extracted_now"):
+                self.extractions += 1
+            if details.get("shift") is not None and details.get("extracted_now", True):
+                self.shift_sum += float(details["shift"])
+                self.shift_count += 1
 
     def _fail(self, why: str):
         self.failures += 1
@@ -156,12 +209,44 @@ class CircuitSolver:
         if self.settling_count:
             s["settling_s_mean"] = self.settling_sum_s / self.settling_count
             s["settling_s_max"] = self.settling_max_s
+        if self.operations:
+            s["operations"] = dict(self.operations)
+        if self.iterated:
+            s["iterations_mean"] = self.iterations_sum / self.iterated
+            s["iterations_max"] = self.iterations_max
+            s["measured_residual_max"] = self.final_residual_max
+        if self.extractions:
+            s["extractions"] = self.extractions
+        if self.shift_count:
+            s["shift_mean"] = self.shift_sum / self.shift_count
         if self.last_failure:
             s["last_failure"] = self.last_failure
         return s
 
     def __repr__(self) -> str:
         return f"CircuitSolver({self.description})"
+
+
+_SOLVER_KEYS = {"check_every", "saturation_is_failure", "max_relative_residual", "transient"}
+
+
+def _split_method(spec: Any) -> tuple[Any, Optional[dict]]:
+    """Take a ``method`` entry out of a circuit spec mapping (the YAML route; see the module docstring)."""
+    if isinstance(spec, dict) and "method" in spec:
+        spec = dict(spec)
+        return spec, _method_spec(spec.pop("method"))
+    return spec, None
+
+
+def _method_spec(method: Any) -> dict:
+    if isinstance(method, str):
+        return {"name": method}
+    if isinstance(method, dict):
+        method = dict(method)
+        if "name" not in method:
+            raise ValueError(f"a solver method mapping needs a 'name' (direct, hp-inv, blockamc), got {method!r}")
+        return method
+    raise ValueError(f"solver method must be a name or a mapping with 'name', got {method!r}")
 
 
 def _circuit_config(spec: Any):
@@ -197,7 +282,11 @@ def make_solver(cfg: Any = None):
     """Solver from a ``SolverConfig`` or dict: ``{backend: numpy}`` or ``{backend: circuit, circuit: ...}``.
 
     ``circuit`` is an amc preset name (``rram``), a circuit YAML path, a CircuitConfig dict, or
-    ``{preset: rram, device: {levels: 16}}`` (preset with field overrides).
+    ``{preset: rram, device: {levels: 16}}`` (preset with field overrides). A solution method (``method: hp-inv``
+    and its options, or ``method: {name: hp-inv, ...}``, or ``circuit: {preset: ..., method: {...}}``) wraps the
+    circuit in ``amc.MethodSolver``; without one the circuit is a single INV array (``amc.AnalogSolver``).
+    ``equilibrate: true`` is a method option for hp-inv (Jacobi scaling of the whole method) and sets the
+    circuit's ``io.equilibrate`` otherwise.
     """
     if cfg is None:
         return NumpySolver()
@@ -211,8 +300,33 @@ def make_solver(cfg: Any = None):
         raise ValueError(f"unknown solver backend {backend!r}; use 'numpy' or 'circuit'")
     from amc import AnalogSolver
 
-    circuit = _circuit_config(cfg.pop("circuit", "rram"))
-    return CircuitSolver(AnalogSolver(circuit), check_every=cfg.get("check_every", 1),
-                         saturation_is_failure=cfg.get("saturation_is_failure", True),
-                         max_relative_residual=cfg.get("max_relative_residual"),
-                         transient=cfg.get("transient", False), description=getattr(circuit, "name", str(circuit)))
+    circuit_spec, method = _split_method(cfg.pop("circuit", "rram"))
+    adapter = {k: cfg.pop(k) for k in list(cfg) if k in _SOLVER_KEYS}
+    if "method" in cfg:
+        if method is not None:
+            raise ValueError("solver method given twice (top level and inside the circuit spec)")
+        method = _method_spec(cfg.pop("method"))
+    if cfg and method is None:
+        method = {"name": "direct"}
+    if method is not None:
+        method = {**method, **cfg}          # top-level method options (iterations, refinement, ...)
+    circuit = _circuit_config(circuit_spec)
+    description = getattr(circuit, "name", str(circuit))
+    if method is None or (method["name"] == "direct" and set(method) <= {"name", "equilibrate"}):
+        if method is not None and method.get("equilibrate") is not None:
+            circuit = circuit.replace(**{"io.equilibrate": bool(method["equilibrate"])})
+        inner = AnalogSolver(circuit)
+    else:
+        from amc import MethodSolver
+
+        options = {k: v for k, v in method.items() if k != "name"}
+        if method["name"] != "hp-inv" and "equilibrate" in options:
+            circuit = circuit.replace(**{"io.equilibrate": bool(options.pop("equilibrate"))})
+        if method["name"] == "hp-inv":
+            options.setdefault("operators", "extracted")   # per-solve ngspice runs are far too slow for training
+        inner = MethodSolver(circuit, method=method["name"], **options)
+        description = f"{description}, {method['name']} {options}"
+    return CircuitSolver(inner, check_every=adapter.get("check_every", 1),
+                         saturation_is_failure=adapter.get("saturation_is_failure", True),
+                         max_relative_residual=adapter.get("max_relative_residual"),
+                         transient=adapter.get("transient", False), description=description)

@@ -1,0 +1,76 @@
+"""K-FAC with the 8-level rram circuit through HP-INV + PCG (amc/hpinv.py), wired by training.solvers.make_solver."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.config import load_config
+from training.optimizers import KFAC
+from training.solvers import CircuitSolver, NumpySolver, make_solver
+
+ROOT = Path(__file__).resolve().parents[2]
+PCG = dict(method="hp-inv", refinement="pcg", iterations=12, shift="auto", equilibrate=True, slices=6,
+           operators="extracted", mvm_response="closed-form")
+
+
+def _batch(model, n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, model.image_size, model.image_size))
+    y = np.arange(n) % model.n_classes
+    x[np.arange(n), y, y] += 3.0
+    return x, y
+
+
+def _run(model, solver, steps=3):
+    params = model.init_params(0)
+    x, y = _batch(model)
+    k = KFAC(model.layers, lr=0.1, damping=1e-2, inverse_every=2, solver=solver)
+    st = k.init(params)
+    for _ in range(steps):
+        _, g, c = model.loss_and_grads(params, x, y)
+        params, st = k.step(params, g, st, model=model, cache=c)
+    return params, k.stats(st)
+
+
+def test_make_solver_method_schema():
+    top = make_solver({"backend": "circuit", "circuit": "rram", **PCG, "max_relative_residual": 1e-2})
+    nested = make_solver({"backend": "circuit", "circuit": {"preset": "rram", "method": {"name": "hp-inv", **{
+        k: v for k, v in PCG.items() if k != "method"}}}})
+    for s in (top, nested):
+        assert isinstance(s, CircuitSolver) and s.linear is False and not s.per_solve_noise
+        assert s.inner.method == "hp-inv" and s.inner.options["refinement"] == "pcg"
+        assert s.inner.options["operators"] == "extracted"
+    assert top.max_relative_residual == 1e-2
+    assert make_solver({"backend": "circuit", "circuit": "rram"}).linear is True          # one INV array: linear
+    assert make_solver({"backend": "circuit", "circuit": "rram", "equilibrate": True}).inner.config.io.equilibrate
+    with pytest.raises(ValueError, match="twice"):
+        make_solver({"backend": "circuit", "circuit": {"preset": "rram", "method": "hp-inv"}, "method": "hp-inv"})
+    with pytest.raises(Exception, match="refinement"):
+        make_solver({"backend": "circuit", "circuit": "rram", "method": "hp-inv", "refinement": "cg2"})
+    # the shipped training config builds the PCG solver and keeps linear_response off (PCG is not linear in g)
+    cfg = load_config(ROOT / "configs/train/emnist-am-kfac-circuit.yaml")
+    s = make_solver(cfg.optimizer.solver)
+    assert s.inner.options["refinement"] == "pcg" and s.linear is False
+    assert cfg.optimizer.linear_response is False
+
+
+def test_circuit_pcg_kfac_matches_exact_kfac(small_model):
+    exact, _ = _run(small_model, NumpySolver())
+    solver = make_solver({"backend": "circuit", "circuit": "rram", **PCG, "max_relative_residual": 1e-2})
+    got, stats = _run(small_model, solver)
+    st = stats["solver"]
+    assert stats["fallbacks"] == 0 and st["failures"] == 0
+    assert st["rel_err_max"] < 1e-3, st
+    n_blocks = 2 * len(small_model.layers)                 # A and G of each layer, no max_block
+    assert st["extractions"] == 2 * n_blocks                # inverse updates at steps 0 and 2: programmed twice
+    assert st["operations"]["ngspice_runs"] > 0 and st["iterations_max"] == 12
+    for key in exact:
+        np.testing.assert_allclose(got[key], exact[key], rtol=0, atol=1e-4 * np.abs(exact[key]).max())
+
+
+def test_direct_8_level_inv_fails_on_the_same_factors(small_model):
+    # What the PCG path fixes: one 8-level INV array per factor is unstable or far off on these factors.
+    solver = make_solver({"backend": "circuit", "circuit": "rram", "equilibrate": True})
+    _, stats = _run(small_model, solver, steps=1)
+    st = stats["solver"]
+    assert st["failures"] > 0 or st["rel_err_max"] > 0.1, st
