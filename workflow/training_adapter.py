@@ -1,7 +1,8 @@
 """Training points: a short training run (training/loop.py) with the sweep's circuit in the loop.
 
 The point's ``training`` mapping is a training configuration (``training.config.Config``: name, data, model,
-optimizer, train) plus one sweep key, ``target_accuracy`` (for epochs-to-target). The sweep's circuit
+optimizer, train) plus two sweep keys, ``target_accuracy`` (for epochs-to-target) and ``circuit_method`` (an
+``amc.MethodSolver`` method for the circuit, e.g. ``{name: hp-inv, refinement: pcg}``). The sweep's circuit
 (``base.circuit`` and the ``device.* opamp.* ...`` keys) becomes ``optimizer.solver.circuit`` when
 ``optimizer.solver.backend`` is ``circuit``; the sweep's ``seed`` becomes ``train.seed`` (weights, batches,
 K-FAC label sampling) as well as the device seed. Runs write their metrics log to a temporary directory; the
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 
 from amc.errors import ConfigError
 
-SWEEP_ONLY = ("target_accuracy",)
+SWEEP_ONLY = ("target_accuracy", "circuit_method")
 # Every training point runs quietly, from scratch, without checkpoints.
 FORCED = {"progress": False, "checkpoint": False, "resume": False}
 
@@ -35,6 +36,9 @@ def validate(spec: Mapping[str, Any], where: str) -> dict:
     tconfig, _ = _training()
     data = copy.deepcopy(dict(spec))
     target = data.pop("target_accuracy", None)
+    method = data.pop("circuit_method", None)
+    if method is not None and not isinstance(method, (str, dict)):
+        raise ConfigError(f"{where}: training.circuit_method must be a method name or mapping, got {method!r}")
     if target is not None:
         try:
             target = float(target)
@@ -51,6 +55,8 @@ def validate(spec: Mapping[str, Any], where: str) -> dict:
     out = cfg.to_dict()
     out["train"].update(FORCED)
     out["target_accuracy"] = target
+    if method is not None:
+        out["circuit_method"] = method
     return out
 
 
@@ -70,8 +76,13 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
 
     data = copy.deepcopy(dict(spec["training"]))
     target = data.pop("target_accuracy", None)
+    # A solution method for the circuit (e.g. {name: hp-inv, refinement: pcg, ...}) rides with the circuit spec.
+    method = data.pop("circuit_method", None)
     if data["optimizer"]["solver"]["backend"] == "circuit":
-        data["optimizer"]["solver"]["circuit"] = copy.deepcopy(spec["circuit"])
+        circuit = copy.deepcopy(spec["circuit"])
+        if method is not None:
+            circuit = {**circuit, "method": copy.deepcopy(method)}
+        data["optimizer"]["solver"]["circuit"] = circuit
     if spec.get("seed") is not None:
         data["train"]["seed"] = int(spec["seed"])
     cfg = tconfig.config_from_dict(data, source="training point")

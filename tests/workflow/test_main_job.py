@@ -19,7 +19,9 @@ def test_main_job_quick(tmp_path):
     deck = (out / "circuit" / "inv_circuit_op.cir").read_text()
     assert ".op" in deck and ".end" in deck
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["circuit"]["relative_error_op"] < 1e-2
+    # one 8-level INV gives a few bits; HP-INV (PCG with the same array as preconditioner) recovers the solution
+    assert 1e-3 < summary["circuit"]["relative_error_op"] < 1.5
+    assert summary["circuit"]["relative_error_hpinv_pcg"] < 1e-3
     assert set(summary["training"]) == {"kfac-circuit", "sgd-momentum", "adam"}
     for name in ("training_curves", "epochs_to_target"):
         assert (out / "training" / "figures" / f"{name}.png").exists()
