@@ -25,7 +25,7 @@ METHODS = ("direct", "hp-inv", "blockamc")
 _HPINV_OPTIONS = {"iterations", "tol", "slices", "bits_per_slice", "input_slices", "mvm_adc_bits", "mvm_dac_bits",
                   "mvm_config", "gain_calibration", "mvm_target_swing", "scale_residual", "check_convergence",
                   "divergence_factor", "mvm_array_size", "refinement", "shift", "shift_margin", "equilibrate",
-                  "operators", "mvm_response", "cache_size"}
+                  "operators", "mvm_response", "cache_size"}   # + array_size: block-Jacobi INV arrays
 _BLOCK_OPTIONS = {"array_size", "mvm_config", "mvm_slices", "mvm_target_swing", "gain_calibration", "check_blocks"}
 
 
@@ -130,7 +130,7 @@ class MethodSolver:
             self._impl = _DirectSolver(self.config, array_size)
         elif method == "hp-inv":
             from .hpinv import HPInvSolver
-            self._impl = HPInvSolver(self.config, **options)
+            self._impl = HPInvSolver(self.config, array_size=array_size, **options)
         else:
             from .blockamc import BlockAMCSolver
             self._impl = BlockAMCSolver(self.config, array_size=array_size if array_size is not None else 32,
@@ -152,11 +152,6 @@ class MethodSolver:
         return f"MethodSolver(method={self.method!r}, backend={self.backend!r}, options={self.options}, {self.config.describe()})"
 
     def solve(self, h: np.ndarray, g: np.ndarray) -> MethodSolution:
-        if self.method == "hp-inv" and self.array_size is not None:
-            n = np.asarray(h).shape[0]
-            if n > self.array_size:
-                raise InputError(f"HP-INV runs on one {n}x{n} INV array but array_size is {self.array_size}; "
-                                 "use method 'blockamc' for systems larger than one array")
         return self._impl.solve(h, g)
 
 

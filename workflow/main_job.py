@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-DEFAULTS = dict(n=32, condition=20.0, preset="rram", levels=8, n_classes=10, n_train=2000, n_test=500,
+DEFAULTS = dict(n=32, condition=5.0, preset="rram", levels=8, n_classes=10, n_train=2000, n_test=500,
                 epochs=4.0, seeds=[0, 1, 2], target=0.6, max_block=32)
 QUICK = dict(n=8, condition=10.0, preset="rram", levels=8, n_classes=6, n_train=300, n_test=120,
              epochs=1.0, seeds=[0], target=0.3, max_block=16)
