@@ -188,6 +188,9 @@ def run_circuit_point(spec: Mapping[str, Any]) -> dict:
         "matrix_condition": float(np.linalg.cond(h)),
         "matrix_lambda_min": float(np.min(eig.real) / np.max(np.abs(eig))),
     }
+    method = solve.get("method", "direct")
+    if method != "direct" or solve.get("array_size") is not None:
+        return {**metrics, **_run_method_point(config, h, g, exact, solve)}
     solver = AnalogSolver(config, backend=solve.get("backend", "circuit"))
     if solve.get("op", True):
         t0 = time.perf_counter()
@@ -224,6 +227,27 @@ def run_circuit_point(spec: Mapping[str, Any]) -> dict:
             metrics["inverse_lambda_min"] = 1.0 / metrics["lambda_min"]
     elif metrics.get("lambda_min"):
         metrics["inverse_lambda_min"] = 1.0 / metrics["lambda_min"]
+    return metrics
+
+
+def _run_method_point(config, h: np.ndarray, g: np.ndarray, exact: np.ndarray, solve: Mapping[str, Any]) -> dict:
+    """HP-INV / BlockAMC (amc.solve_system): accuracy, equivalent bits and array-operation counts."""
+    from amc import solve_system
+    options = dict(solve.get("options") or {})
+    for key in ("array_size", "iterations"):
+        if solve.get(key) is not None:
+            options[key] = solve[key]
+    t0 = time.perf_counter()
+    sol = solve_system(h, g, method=solve.get("method", "direct"), config=config,
+                       backend=solve.get("backend", "circuit"), **options)
+    error = float(np.linalg.norm(sol.x - exact) / np.linalg.norm(exact))
+    metrics = {"method": solve.get("method"), "relative_error": error,
+               "equivalent_bits": float(-np.log2(max(error, 2.0 ** -60))),
+               "relative_residual": float(sol.relative_residual), "saturated": bool(np.any(sol.saturated)),
+               "iterations": len(sol.history) - 1 if sol.history else None, "op_time_s": time.perf_counter() - t0}
+    for key, value in (sol.operations or {}).items():
+        if isinstance(value, (int, float)):
+            metrics[f"ops_{key}"] = value
     return metrics
 
 

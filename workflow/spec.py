@@ -46,7 +46,9 @@ from .matrices import validate_matrix_spec
 TOP_KEYS = ("name", "kind", "description", "base", "grid", "points", "timeout_s", "plots")
 BASE_KEYS = ("circuit", "matrix", "solve", "training", "seed")
 KINDS = ("circuit", "training")
-SOLVE_DEFAULTS: dict[str, Any] = {"transient": False, "op": True, "backend": "circuit"}
+SOLVE_DEFAULTS: dict[str, Any] = {"transient": False, "op": True, "backend": "circuit", "method": "direct",
+                                  "array_size": None, "iterations": None, "options": {}}
+METHODS = ("direct", "hp-inv", "blockamc")
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -298,6 +300,13 @@ def _make_point(base: dict, overrides: Mapping[str, Any], kind: str, where: str)
                 raise ConfigError(f"{where}: solve.{key} must be true or false, got {solve[key]!r}")
         if solve["backend"] not in ("circuit", "numpy"):
             raise ConfigError(f"{where}: solve.backend must be 'circuit' or 'numpy', got {solve['backend']!r}")
+        if solve["method"] not in METHODS:
+            raise ConfigError(f"{where}: solve.method must be one of {', '.join(METHODS)}, got {solve['method']!r}")
+        if not isinstance(solve["options"], dict):
+            raise ConfigError(f"{where}: solve.options must be a mapping of method options, got {solve['options']!r}")
+        for key in ("array_size", "iterations"):
+            if solve[key] is not None and (isinstance(solve[key], bool) or not isinstance(solve[key], int)):
+                raise ConfigError(f"{where}: solve.{key} must be an integer or null, got {solve[key]!r}")
         if not (solve["op"] or solve["transient"]):
             raise ConfigError(f"{where}: solve.op and solve.transient are both false: nothing to run")
         if solve["transient"] and config.opamp.gbw_hz is None:
