@@ -167,7 +167,10 @@ class KFAC:
         self.on_circuit_failure = on_circuit_failure
         self.solver = solver if solver is not None else NumpySolver()
         self.requested_linear_response = linear_response
-        self.linear_response = linear_response and not getattr(self.solver, "per_solve_noise", False)
+        # An extracted response stands in for the solver only when the solve is linear in B and repeatable:
+        # not with per-solve noise, and not for a nonlinear method such as CG refinement (solver.linear False).
+        self.linear_response = (linear_response and not getattr(self.solver, "per_solve_noise", False)
+                                and getattr(self.solver, "linear", True))
         self.seed = seed
         self.a_blocks = {l.name: _slices(block_sizes(l.in_groups, True, max_block)) for l in self.layers}
         self.g_blocks = {l.name: _slices(block_sizes((l.out_dim,), False, max_block)) for l in self.layers}
@@ -178,8 +181,8 @@ class KFAC:
             a = [s.stop - s.start for s in self.a_blocks[l.name]]
             g = [s.stop - s.start for s in self.g_blocks[l.name]]
             parts.append(f"{l.name}: A {l.in_dim + 1} -> blocks {a}, G {l.out_dim} -> blocks {g}")
-        lr = "on" if self.linear_response else ("off (solver has per-solve noise)" if self.requested_linear_response
-                                                else "off")
+        why = "per-solve noise" if getattr(self.solver, "per_solve_noise", False) else "solver is not linear in B"
+        lr = "on" if self.linear_response else (f"off ({why})" if self.requested_linear_response else "off")
         return f"K-FAC({'; '.join(parts)}; linear response {lr}; solver {self.solver!r})"
 
     # ---- state -----------------------------------------------------------------------------------------

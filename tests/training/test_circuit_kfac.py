@@ -52,6 +52,8 @@ def test_make_solver_method_schema():
     s = make_solver(cfg.optimizer.solver)
     assert s.inner.options["refinement"] == "pcg" and s.linear is False
     assert cfg.optimizer.linear_response is False
+    # full factors (no block-diagonal K-FAC); the 289 x 289 fc A factor gets block-Jacobi PCG on <= 64 arrays
+    assert cfg.optimizer.max_block is None and s.inner.array_size == 64
 
 
 def test_circuit_pcg_kfac_matches_exact_kfac(small_model):
@@ -74,3 +76,21 @@ def test_direct_8_level_inv_fails_on_the_same_factors(small_model):
     _, stats = _run(small_model, solver, steps=1)
     st = stats["solver"]
     assert st["failures"] > 0 or st["rel_err_max"] > 0.1, st
+
+
+def test_linear_response_is_refused_for_a_nonlinear_solver():
+    """K-FAC must not replace a CG-refined (nonlinear in B) circuit solve by an extracted linear response."""
+    from training.optimizers import KFAC
+    from training.model import ConvNet
+
+    class Nonlinear:
+        per_solve_noise = False
+        linear = False
+
+        def solve(self, H, B):
+            return np.linalg.solve(H, B)
+
+    model = ConvNet(n_classes=3, image_size=12)
+    kfac = KFAC(model.layers, lr=0.01, solver=Nonlinear(), linear_response=True)
+    assert not kfac.linear_response
+    assert KFAC(model.layers, lr=0.01, solver=type("Lin", (Nonlinear,), {"linear": True})(), linear_response=True).linear_response
