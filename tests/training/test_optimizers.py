@@ -246,3 +246,14 @@ def test_kl_clip_scales_before_momentum(small_model):
         assert st["last_nu"] == pytest.approx(nu)
         for key in g:
             np.testing.assert_allclose(p[key], ref[key], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("linear_response", [False, True])
+def test_kfac_with_ideal_circuit_matches_numpy_backend(small_model, linear_response):
+    """backend: circuit with the ideal preset (ngspice in the loop) gives the numpy backend's K-FAC to 1e-6."""
+    circuit = make_solver({"backend": "circuit", "circuit": "ideal"})
+    exact, _ = _run(small_model, NumpySolver(), "stop", linear_response=linear_response, max_block=8)
+    analog, stats = _run(small_model, circuit, "stop", linear_response=linear_response, max_block=8)
+    assert stats.get("fallbacks", 0) == 0 and circuit.stats()["solves"] > 0
+    for key in exact:
+        np.testing.assert_allclose(analog[key], exact[key], rtol=1e-6, atol=1e-9)
