@@ -13,6 +13,9 @@ or (m, k), X = H^-1 B as an ndarray of B's shape. ``solver.stats() -> dict`` (op
     {backend: circuit, circuit: rram, method: hp-inv, refinement: pcg, iterations: 14, shift: auto,
      equilibrate: true, slices: 6, operators: extracted, mvm_response: closed-form}
 
+  plus ``array_size: 64`` for factors larger than one array: block-Jacobi PCG (each <= 64 diagonal block on its
+  own INV array, the full factor on tiled MVM arrays), so K-FAC can keep ``max_block: null`` (full factors).
+
   ``method`` may also be a mapping ``{name: hp-inv, refinement: pcg, ...}``. A YAML training config goes through
   ``training.config.SolverConfig``, which has no ``method`` field yet, so there the method rides inside the
   circuit spec: ``circuit: {preset: rram, method: {name: hp-inv, refinement: pcg, ...}}``.
@@ -113,6 +116,7 @@ class CircuitSolver:
         self.extractions = 0
         self.shift_sum = 0.0
         self.shift_count = 0
+        self.inv_blocks: dict = {}     # system size -> INV arrays (block-Jacobi blocks) it was spread over
 
     def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
         H = np.asarray(H, dtype=np.float64)
@@ -186,6 +190,8 @@ class CircuitSolver:
         if isinstance(details, dict):
             if details.get("extracted_now"):
                 self.extractions += 1
+            if details.get("inv_blocks") is not None and details.get("block_sizes"):
+                self.inv_blocks[int(sum(details["block_sizes"]))] = int(details["inv_blocks"])
             if details.get("shift") is not None and details.get("extracted_now", True):
                 self.shift_sum += float(details["shift"])
                 self.shift_count += 1
@@ -219,6 +225,8 @@ class CircuitSolver:
             s["extractions"] = self.extractions
         if self.shift_count:
             s["shift_mean"] = self.shift_sum / self.shift_count
+        if any(v > 1 for v in self.inv_blocks.values()):
+            s["inv_blocks"] = {str(k): v for k, v in sorted(self.inv_blocks.items())}
         if self.last_failure:
             s["last_failure"] = self.last_failure
         return s
