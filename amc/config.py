@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-import yaml
 
 from .errors import ConfigError
+from .yamlio import read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -212,15 +212,7 @@ class CircuitConfig:
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path]) -> "CircuitConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"circuit config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = read_yaml_mapping(path, what="circuit config file")
         return from_dict(data, source=str(path))
 
     def to_dict(self) -> dict:

@@ -24,26 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amc import AnalogSolver, CircuitConfig, solve_system  # noqa: E402
+from workflow.matrices import quantisable_spd  # noqa: E402
 from amc.errors import AmcError  # noqa: E402
-
-
-def quantisable_spd(n: int, seed: int, cond_max: float = 10.0, rho: float = 0.12, levels: int = 8):
-    rng = np.random.default_rng(seed)
-    while True:
-        w = rng.standard_normal((n, n))
-        m = w @ w.T / n
-        ev = np.linalg.eigvalsh(m)
-        c = rng.uniform(4.0, cond_max)
-        m = m + (ev.max() - c * ev.min()) / (c - 1) * np.eye(n)
-        m /= np.abs(m).max()
-        hq = np.round(m * (levels - 1)) / (levels - 1)
-        if np.linalg.eigvalsh(hq).min() <= 0 or np.linalg.cond(hq) > cond_max:
-            continue
-        p = rng.uniform(-1, 1, (n, n))
-        p = (p + p.T) / 2
-        np.fill_diagonal(p, 0.0)
-        p *= rho / np.max(np.abs(np.linalg.eigvals(p @ np.linalg.inv(hq))))
-        return hq + p, rng.standard_normal(n)
 
 
 def spd(n: int, seed: int, cond: float = 10.0) -> np.ndarray:

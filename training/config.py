@@ -301,16 +301,8 @@ def apply_overrides(data: dict, overrides) -> dict:
 
 
 def _load_yaml(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    from amc.yamlio import read_yaml_mapping
+    return read_yaml_mapping(path, error=ConfigError)
 
 
 def config_from_dict(data: dict, overrides=None, source: str = "config") -> Config:

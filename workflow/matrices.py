@@ -91,3 +91,30 @@ def _float(value: Any, where: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+
+
+def quantisable_spd(n: int, seed: int, cond_max: float = 10.0, rho: float = 0.12, levels: int = 8):
+    """SPD test system: an SPD matrix on the device levels (cond <= cond_max) plus a full-precision perturbation.
+
+    The perturbation is scaled so that rho(I - H Hq^-1) = ``rho`` (about 3 bits an iteration). Generic random SPD
+    matrices with condition number 10 are NOT in this class: rounded to 8 levels at n = 16 their rho is 1-20
+    (see test_generic_cond10_matrix_diverges_and_is_detected).
+    """
+    rng = np.random.default_rng(seed)
+    while True:
+        w = rng.standard_normal((n, n))
+        m = w @ w.T / n
+        ev = np.linalg.eigvalsh(m)
+        c = rng.uniform(4.0, cond_max)
+        m = m + (ev.max() - c * ev.min()) / (c - 1) * np.eye(n)
+        m /= np.abs(m).max()
+        hq = np.round(m * (levels - 1)) / (levels - 1)
+        if np.linalg.eigvalsh(hq).min() <= 0 or np.linalg.cond(hq) > cond_max:
+            continue
+        p = rng.uniform(-1, 1, (n, n))
+        p = (p + p.T) / 2
+        np.fill_diagonal(p, 0.0)
+        p *= rho / np.max(np.abs(np.linalg.eigvals(p @ np.linalg.inv(hq))))
+        h = hq + p
+        if np.linalg.cond(h) <= cond_max and np.linalg.eigvalsh(h).min() > 0:
+            return h, rng.standard_normal(n)

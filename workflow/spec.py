@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-import yaml
 
 from amc.config import OPAMP_PRESETS, PRESETS, SECTIONS, CircuitConfig
 from amc.errors import ConfigError
+from amc.yamlio import read_yaml_mapping
 
 from .matrices import validate_matrix_spec
 
@@ -89,14 +89,7 @@ class Sweep:
 # ---- loading -----------------------------------------------------------------------------------
 def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data = read_yaml_mapping(path, what="sweep file")
     return build_sweep(data, source=str(path), base_dir=path.parent, default_name=path.stem, path=path)
 
 
@@ -192,11 +185,9 @@ def _resolve_base(base: Any, kind: str, source: str, base_dir: Optional[Path]) -
             if found is None:
                 raise ConfigError(f"{source}: base.circuit: file not found: {circuit}")
             try:
-                circuit = yaml.safe_load(found.read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{source}: base.circuit: {found} is not valid YAML: {exc}") from None
-            if not isinstance(circuit, dict):
-                raise ConfigError(f"{source}: base.circuit: {found} must hold a mapping")
+                circuit = read_yaml_mapping(found)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: base.circuit: {exc}") from None
         elif circuit in PRESETS:
             circuit = {"preset": circuit}
         else:
