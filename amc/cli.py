@@ -75,6 +75,10 @@ def solve_main(argv: list[str]) -> int:
                              "refuse systems larger than this)")
     parser.add_argument("--iterations", type=int, default=10, help="hp-inv: maximum refinement iterations")
     parser.add_argument("--tol", type=float, default=None, help="hp-inv: stop at this measured relative residual")
+    parser.add_argument("--refinement", choices=["pcg", "richardson"], default="pcg",
+                        help="hp-inv: conjugate gradients preconditioned by the shifted, equilibrated INV array "
+                             "(default; converges for any SPD H), or the paper's plain x += INV(r), which needs "
+                             "rho(I - H H0^-1) < 1")
     parser.add_argument("--slices", type=int, default=8, help="hp-inv: bit slices of H in the MVM (default 8)")
     parser.add_argument("--mvm-adc-bits", type=int, default=None, help="hp-inv: MVM ADC bits (default: ideal)")
     parser.add_argument("--mvm-dac-bits", type=int, default=None, help="hp-inv: MVM DAC bits (default: ideal)")
@@ -110,7 +114,9 @@ def solve_main(argv: list[str]) -> int:
         options["array_size"] = args.array_size
     if args.method == "hp-inv":
         options.update(iterations=args.iterations, tol=args.tol, slices=args.slices,
-                       mvm_adc_bits=args.mvm_adc_bits, mvm_dac_bits=args.mvm_dac_bits)
+                       mvm_adc_bits=args.mvm_adc_bits, mvm_dac_bits=args.mvm_dac_bits, refinement=args.refinement)
+        if args.refinement == "pcg":
+            options.update(shift="auto", equilibrate=True)
     elif args.method == "blockamc":
         options.update(mvm_slices=args.mvm_slices)
     solution = MethodSolver(config, method=args.method, backend=args.backend, **options).solve(h, g)
