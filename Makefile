@@ -33,7 +33,9 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
+	@$(PY) -m pip install -q torch==2.13.0 || echo "torch 2.13.0 not installable here: the PyTorch row is skipped"
 	$(PY) benchmarks/bench_runner.py
+	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_precision_scale.py
 	$(PY) benchmarks/bench_sweep.py
 
