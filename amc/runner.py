@@ -120,6 +120,7 @@ class NgspiceSession:
         rc = self._ng._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
         failures = self._failure_lines(0)
         if rc or failures:
+            self.loaded = True  # whatever ngspice kept of the deck must go
             self.clean()
             raise SimulationError("ngspice could not parse the deck", self._log)
         self.loaded = True
@@ -129,10 +130,13 @@ class NgspiceSession:
         """Run the loaded analysis (``run``) or a new operating point (``op``) and fetch the named vectors."""
         if not self.loaded:
             raise SimulationError("no circuit is loaded")
-        start = len(self._log)
+        # Keep only this analysis' lines: a reused circuit would otherwise accumulate them without bound.
+        self._log.clear()
+        self._ng.clear_output()
         self._command(command)
-        failures = self._failure_lines(start)
+        failures = self._failure_lines(0)
         if failures:
+            self._command("destroy all")
             raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
         self.runs += 1
         result = {name: self._vector(name) for name in vectors}

@@ -120,6 +120,7 @@ class AnalogSolver:
         self._lambda_min: Optional[float] = None
         self._inverse_norm: Optional[tuple] = None
         self._token = object()
+        self._generation: object = None
         self.solves = 0
 
     # aihwkit-style: a solver reports whether repeated solves of one array are random.
@@ -143,6 +144,7 @@ class AnalogSolver:
             else:
                 lam = float(np.min(np.linalg.eigvals(mapped.loop_matrix(self.config.opamp.gain)).real))
             self._programmed, self._programmed_key, self._lambda_min = mapped, key, lam
+            self._generation = object()  # every programming (new draw of device errors) is a new array
         return self._programmed
 
     def solve(self, h: np.ndarray, g: np.ndarray, transient: bool = False) -> Solution:
@@ -299,7 +301,7 @@ class AnalogSolver:
             return v, p, decks[0]
         kind = "op" if k == 1 else "batch"
         # The tag holds this solver's own token (not id(): a freed solver's id can be reused by a new one).
-        tag = (self._token, self._programmed_key, kind)
+        tag = (self._token, self._generation, kind)
         deck = None
         if ng.loaded and ng.tag == tag:
             if kind == "op":
@@ -307,11 +309,26 @@ class AnalogSolver:
                 raw = ng.run(outputs + list(SUPPLY_VECTORS), command="op")
             else:
                 ng.alter_waveforms({input_source_name(i): pwl_points(currents[i]) for i in range(n)})
-                raw = ng.run(["time"] + outputs + list(SUPPLY_VECTORS), command=batch_analysis(k))
+                try:
+                    raw = ng.run(["time"] + outputs + list(SUPPLY_VECTORS), command=batch_analysis(k))
+                except SimulationError:
+                    raw = None
         else:
             deck = build_deck(mapped, currents[:, 0] if k == 1 else currents, self.config)
             ng.load(deck, tag=tag)
-            raw = ng.run((["time"] if k > 1 else []) + outputs + list(SUPPLY_VECTORS))
+            try:
+                raw = ng.run((["time"] if k > 1 else []) + outputs + list(SUPPLY_VECTORS))
+            except SimulationError:
+                if k == 1:
+                    raise
+                raw = None
+        if k > 1 and raw is None:
+            # The pole-free batch cannot follow an output into saturation (ngspice: "timestep too small");
+            # the operating points of those columns still exist, so take them one .op at a time.
+            ng.clean()
+            columns = [self._run_operating_points(mapped, currents[:, [c]]) for c in range(k)]
+            return (np.concatenate([c[0] for c in columns], axis=1), np.concatenate([c[1] for c in columns]),
+                    columns[0][2])
         power = _supply_power(raw, self.config.opamp.supply_v)
         if k == 1:
             return np.array([[raw[name][-1]] for name in outputs]), power[-1:], deck
@@ -347,12 +364,20 @@ class AnalogSolver:
                 currents = self._currents(g, i0)
                 array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
                 deck = build_deck(array, currents, self.config, transient=spec)
-                first_deck = first_deck or deck
-                ng.load(deck)
-                raw = ng.run(vectors)
-                ng.clean()
-                time = raw["time"]
-                v = np.stack([raw[output_node(j)] for j in range(n)])
+                for _ in range(4):
+                    ng.load(deck)
+                    raw = ng.run(vectors)
+                    ng.clean()
+                    time = raw["time"]
+                    v = np.stack([raw[output_node(j)] for j in range(n)])
+                    # Poles the loop model leaves out (e.g. op-amp inverters) can make the run end before the
+                    # outputs settle: if the last tenth of the window still moves by more than the band, double it.
+                    tail = time >= 0.9 * time[-1]
+                    drift = float(np.max(np.abs(v[:, tail] - v[:, -1:])))
+                    if drift <= 0.1 * sim.settle_tol * max(float(np.max(np.abs(v[:, -1]))), 1e-30):
+                        break
+                    spec = TransientSpec(step_s=spec.step_s, stop_s=2 * spec.stop_s)
+                    deck = build_deck(array, currents, self.config, transient=spec)
                 p = _supply_power(raw, o.supply_v)
                 result = tran_analysis.settling(time, v, p, sim.settle_tol)
                 outputs[:, c] = self._adc(v[:, -1])
@@ -360,6 +385,7 @@ class AnalogSolver:
                 i0s[c], power[c] = i0, p[-1]
                 t_settle[c], energy[c], settled[c] = result.time_s, result.energy_j, result.settled
                 waveforms.append(dict(time=time, outputs=v, power=p))
+                first_deck = first_deck or deck
         finally:
             ng.clean()
         return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=0, deck=first_deck,
@@ -379,8 +405,14 @@ class AnalogSolver:
                 return None
             return a[0] if squeeze and a.ndim == 1 else (a[:, 0] if squeeze else a)
 
+        deck = r["deck"]
+        if "settling" not in r:
+            # The deck of the first right-hand side as finally solved (after any re-ranging): rerunnable as is.
+            first = int(np.argmax(np.any(columns != 0, axis=0)))
+            deck = build_deck(mapped, self._currents(columns[:, first], r["i0"][first]) if r["i0"][first] > 0
+                              else np.zeros(mapped.n), self.config)
         return Solution(
-            x=x_cols[:, 0] if squeeze else x_cols, backend="circuit", netlist=r["deck"],
+            x=x_cols[:, 0] if squeeze else x_cols, backend="circuit", netlist=deck,
             relative_residual=residual, relative_residuals=residuals[0] if squeeze else residuals,
             saturated=shape(r["saturated"]), i0_a=shape(r["i0"]), static_power_w=shape(r["power"]),
             settling_time_s=shape(r.get("settling")), energy_j=shape(r.get("energy")), settled=shape(r.get("settled")),

@@ -133,4 +133,30 @@ def test_batches_of_rhs_reuse_the_programmed_array_and_stay_exact():
     assert session().tag is tag  # not reloaded
     np.testing.assert_allclose(x1, np.linalg.solve(h, g1), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(x2, np.linalg.solve(h, g2), rtol=1e-8, atol=1e-10)
-    assert "PWL(" in solver.solve(h + np.eye(n), g1).netlist
+    # the returned deck is the first right-hand side's, as finally solved: an .op deck anyone can rerun
+    assert ".op" in solver.solve(h + np.eye(n), g1).netlist
+
+
+def test_reprogramming_never_reuses_the_previous_draw_of_device_errors():
+    """solve(H1), program(H2), solve(H1): the second H1 is a new programming; ngspice must simulate that one."""
+    config = CircuitConfig.preset("ideal").replace(**{"device.program_sigma": 0.05})
+    h1, h2 = random_spd(4, seed=41), random_spd(4, seed=42)
+    g = np.ones(4)
+    solver = AnalogSolver(config)
+    solver.solve(h1, g)
+    solver.program(h2)
+    x = solver.solve(h1, g).x
+    held = solver.program(h1).h_mapped  # what the array holds now
+    assert np.linalg.norm(x - np.linalg.solve(held, g)) / np.linalg.norm(x) < 1e-9
+
+
+def test_batch_with_saturating_columns_still_reports_them():
+    """With a fixed, too large I0 the batch transient cannot follow the outputs into saturation: the solver falls
+    back to one .op per column and reports the saturation instead of failing."""
+    config = CircuitConfig.preset("rram").replace(**{"io.i0_a": 1e-3})
+    h = random_spd(6, seed=43)
+    g = np.random.default_rng(44).standard_normal((6, 3))
+    solution = AnalogSolver(config).solve(h, g)
+    assert solution.saturated.any(axis=0).all()
+    single = AnalogSolver(config).solve(h, g[:, 1])
+    np.testing.assert_allclose(solution.x[:, 1], single.x, rtol=1e-9)
