@@ -406,7 +406,8 @@ class AnalogSolver:
             return a[0] if squeeze and a.ndim == 1 else (a[:, 0] if squeeze else a)
 
         deck = r["deck"]
-        if "settling" not in r:
+        fresh_single = r["deck"] is not None and r["rescales"] == 0 and columns.shape[1] == 1
+        if "settling" not in r and not fresh_single:
             # The deck of the first right-hand side as finally solved (after any re-ranging): rerunnable as is.
             first = int(np.argmax(np.any(columns != 0, axis=0)))
             deck = build_deck(mapped, self._currents(columns[:, first], r["i0"][first]) if r["i0"][first] > 0
