@@ -305,32 +305,33 @@ def _load_yaml(path) -> dict:
     return read_yaml_mapping(path, error=ConfigError)
 
 
-def config_from_dict(data: dict, overrides=None, source: str = "config") -> Config:
+def _from_dict(cls, data: dict, overrides, source: str):
     try:
-        cfg = _build(Config, apply_overrides(data, overrides), "")
+        cfg = _build(cls, apply_overrides(data, overrides), "")
         cfg.validate()
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cfg
+
+
+def _from_yaml(cls, path, overrides):
+    """Read a YAML file, apply ``--set`` overrides, validate; the name defaults to the file stem."""
+    data = _load_yaml(path)
+    data.setdefault("name", Path(path).stem)
+    return _from_dict(cls, data, overrides, str(path))
+
+
+def config_from_dict(data: dict, overrides=None, source: str = "config") -> Config:
+    return _from_dict(Config, data, overrides, source)
 
 
 def load_config(path, overrides=None) -> Config:
-    """Read a training YAML, apply ``--set`` overrides, validate; the run name defaults to the file stem."""
-    data = _load_yaml(path)
-    data.setdefault("name", Path(path).stem)
-    return config_from_dict(data, overrides, source=str(path))
+    return _from_yaml(Config, path, overrides)
 
 
 def compare_config_from_dict(data: dict, overrides=None, source: str = "config") -> CompareConfig:
-    try:
-        cfg = _build(CompareConfig, apply_overrides(data, overrides), "")
-        cfg.validate()
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return cfg
+    return _from_dict(CompareConfig, data, overrides, source)
 
 
 def load_compare_config(path, overrides=None) -> CompareConfig:
-    data = _load_yaml(path)
-    data.setdefault("name", Path(path).stem)
-    return compare_config_from_dict(data, overrides, source=str(path))
+    return _from_yaml(CompareConfig, path, overrides)
