@@ -22,7 +22,8 @@ INSTALL_HINT = ("install it with `make install` (or `sudo apt-get install libngs
 # Lines ngspice prints on a failed parse or analysis even when the API call itself returns 0.
 _FAILURE_MARKERS = ("error", "aborted", "timestep too small", "iteration limit", "singular matrix",
                     "unknown subckt", "could not find", "no such", "unable to find")
-_BENIGN = ("warning:", "note: can't find init file", "unsupported ngspice version")
+# ...and lines that merely echo the deck (its title may contain any word).
+_BENIGN = ("warning:", "note: can't find init file", "unsupported ngspice version", "circuit:")
 
 
 def _find_library() -> str:

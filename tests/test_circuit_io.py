@@ -165,3 +165,17 @@ def test_programming_error_is_seeded_and_read_noise_varies_per_solve():
     noisy = AnalogSolver(cfg.replace(**{"device.read_noise_sigma": 0.02}))
     assert noisy.per_solve_noise
     assert not np.allclose(noisy.solve(h, g).x, noisy.solve(h, g).x)
+
+
+def test_ngspice_convergence_failure_carries_its_lines_and_session_recovers():
+    """A node with no DC path (capacitors only): .op fails after gmin and source stepping, whatever the title says."""
+    deck = ("* error singular matrix in the title must not count as a failure\n"
+            "v1 a 0 DC 5\nr1 a b 1k\nc1 b c 1n\nr2 c d 1k\nc2 d 0 1n\n.op\n.end\n")
+    ng = session()
+    ng.load(deck)  # the title alone is not a parse failure
+    with pytest.raises(SimulationError, match="ngspice analysis failed") as info:
+        ng.run(["b"])
+    assert any("gmin" in line.lower() for line in info.value.ngspice_output)
+    ng.clean()
+    hh = random_spd(3, seed=3)
+    assert AnalogSolver("ideal").solve(hh, np.ones(3)).relative_residual < 1e-9
