@@ -18,23 +18,29 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _parse_and_load(ap: argparse.ArgumentParser, argv, loader, extra_overrides=lambda args: []):
+    """Parse the arguments and load the config with its ``--set`` overrides; (args, config) or (args, None)
+    after printing the configuration error."""
+    from .config import ConfigError
+
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else []) + extra_overrides(args)
+    try:
+        return args, loader(args.config, overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return args, None
+
+
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
-    from .config import ConfigError, load_config
+    from .config import load_config
     from .data import DataError
 
     ap = argparse.ArgumentParser(prog="amc train", description="Train the letter classifier (SGD, Adam or K-FAC).")
     _common(ap)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    overrides = list(args.overrides)
-    if args.no_progress:
-        overrides.append("train.progress=false")
-    if args.fresh:
-        overrides.append("train.resume=false")
-    try:
-        cfg = load_config(args.config, overrides)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+    args, cfg = _parse_and_load(ap, argv, load_config, lambda a: ["train.resume=false"] if a.fresh else [])
+    if cfg is None:
         return 2
     from .loop import TrainingError, train
 
@@ -56,21 +62,15 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def compare_main(argv: Optional[Sequence[str]] = None) -> int:
-    from .config import ConfigError, load_compare_config
+    from .config import load_compare_config
     from .data import DataError
 
     ap = argparse.ArgumentParser(prog="amc compare",
                                  description="Epochs-to-target comparison of optimisers over seeds.")
     _common(ap)
     ap.add_argument("--jobs", type=int, default=None, help="parallel runs (processes)")
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    overrides = list(args.overrides)
-    if args.no_progress:
-        overrides.append("train.progress=false")
-    try:
-        cfg = load_compare_config(args.config, overrides)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+    args, cfg = _parse_and_load(ap, argv, load_compare_config)
+    if cfg is None:
         return 2
     from .compare import run_compare
 

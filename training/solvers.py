@@ -36,6 +36,26 @@ from typing import Any, Optional
 import numpy as np
 
 
+class _Tally:
+    """Running count, sum, maximum and last value of the finite numbers it is given (scalars or arrays)."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.max, self.last = 0, 0.0, None, None
+
+    def add(self, values) -> None:
+        v = np.asarray(values, dtype=float).reshape(-1)
+        v = v[np.isfinite(v)]
+        if v.size:
+            self.count += v.size
+            self.total += float(v.sum())
+            self.max = float(v.max()) if self.max is None else max(self.max, float(v.max()))
+            self.last = float(v[-1])
+
+    @property
+    def mean(self):
+        return self.total / self.count if self.count else None
+
+
 class SolverFailure(RuntimeError):
     """The (circuit) solver could not deliver a usable solution for one solve."""
 
@@ -94,28 +114,18 @@ class CircuitSolver:
         self.saturation_events = 0
         self.saturated_outputs = 0
         self.exceptions = 0
-        self.checked = 0
-        self.rel_err_sum = 0.0
-        self.rel_err_max = 0.0
-        self.rel_err_last = None
-        self.residual_sum = 0.0
-        self.residual_max = 0.0
-        self.energy_j = 0.0
-        self.energy_count = 0
-        self.settling_max_s = None
-        self.settling_sum_s = 0.0
-        self.settling_count = 0
         self.sizes: dict = {}
         self.last_failure: Optional[str] = None
+        self.rel_err = _Tally()       # against the exact solve, on checked calls
+        self.residual = _Tally()      # relative residual reported by the circuit
+        self.energy = _Tally()
+        self.settling = _Tally()
         # multi-array methods (amc.MethodSolver): analog operation counts and refinement iterations
         self.operations: dict = {}
-        self.iterations_sum = 0
-        self.iterations_max = 0
-        self.iterated = 0
-        self.final_residual_max = 0.0
+        self.iterations = _Tally()
+        self.final_residual = _Tally()
+        self.shift = _Tally()
         self.extractions = 0
-        self.shift_sum = 0.0
-        self.shift_count = 0
         self.inv_blocks: dict = {}     # system size -> INV arrays (block-Jacobi blocks) it was spread over
 
     def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -135,35 +145,19 @@ class CircuitSolver:
         sat = getattr(result, "saturated", None)
         n_sat = 0 if sat is None else int(np.sum(sat))
         residual = getattr(result, "relative_residual", None)
-        if residual is not None and np.isfinite(residual):
-            self.residual_sum += float(residual)
-            self.residual_max = max(self.residual_max, float(residual))
-        for attr, kind in (("energy_j", "energy"), ("settling_time_s", "settling")):
+        if residual is not None:
+            self.residual.add(residual)
+        for attr, tally in (("energy_j", self.energy), ("settling_time_s", self.settling)):
             v = getattr(result, attr, None)
-            if v is None:
-                continue
-            v = np.asarray(v, dtype=float)
-            v = v[np.isfinite(v)]
-            if v.size == 0:
-                continue
-            if kind == "energy":
-                self.energy_j += float(v.sum())
-                self.energy_count += v.size
-            else:
-                self.settling_sum_s += float(v.sum())
-                self.settling_count += v.size
-                self.settling_max_s = max(self.settling_max_s or 0.0, float(v.max()))
+            if v is not None:
+                tally.add(v)
         self._method_stats(result)
         if n_sat:
             self.saturation_events += 1
             self.saturated_outputs += n_sat
         if self.check_every and (self.calls - 1) % self.check_every == 0 and np.all(np.isfinite(x)):
             exact = np.linalg.solve(H, B)
-            err = float(np.linalg.norm(x - exact) / max(np.linalg.norm(exact), 1e-300))
-            self.checked += 1
-            self.rel_err_sum += err
-            self.rel_err_max = max(self.rel_err_max, err)
-            self.rel_err_last = err
+            self.rel_err.add(np.linalg.norm(x - exact) / max(np.linalg.norm(exact), 1e-300))
         if not np.all(np.isfinite(x)):
             return self._fail("non-finite output")
         if n_sat and self.saturation_is_failure:
@@ -179,13 +173,10 @@ class CircuitSolver:
                 self.operations[key] = self.operations.get(key, 0) + int(value)
         history = getattr(result, "history", None)
         if history:
-            it = int(history[-1].get("iteration", 0))
-            self.iterated += 1
-            self.iterations_sum += it
-            self.iterations_max = max(self.iterations_max, it)
+            self.iterations.add(int(history[-1].get("iteration", 0)))
             res = history[-1].get("residual")
-            if res is not None and np.isfinite(res):
-                self.final_residual_max = max(self.final_residual_max, float(res))
+            if res is not None:
+                self.final_residual.add(res)
         details = getattr(result, "details", None)
         if isinstance(details, dict):
             if details.get("extracted_now"):
@@ -193,8 +184,7 @@ class CircuitSolver:
             if details.get("inv_blocks") is not None and details.get("block_sizes"):
                 self.inv_blocks[int(sum(details["block_sizes"]))] = int(details["inv_blocks"])
             if details.get("shift") is not None and details.get("extracted_now", True):
-                self.shift_sum += float(details["shift"])
-                self.shift_count += 1
+                self.shift.add(details["shift"])
 
     def _fail(self, why: str):
         self.failures += 1
@@ -204,27 +194,26 @@ class CircuitSolver:
     def stats(self) -> dict:
         s = {"backend": "circuit", "solves": self.calls, "rhs_columns": self.columns, "failures": self.failures,
              "exceptions": self.exceptions, "saturation_events": self.saturation_events,
-             "saturated_outputs": self.saturated_outputs, "checked": self.checked,
-             "rel_err_mean": self.rel_err_sum / self.checked if self.checked else None,
-             "rel_err_max": self.rel_err_max if self.checked else None, "rel_err_last": self.rel_err_last,
-             "residual_mean": self.residual_sum / self.calls if self.calls else None,
-             "residual_max": self.residual_max if self.calls else None,
+             "saturated_outputs": self.saturated_outputs, "checked": self.rel_err.count,
+             "rel_err_mean": self.rel_err.mean, "rel_err_max": self.rel_err.max, "rel_err_last": self.rel_err.last,
+             "residual_mean": self.residual.total / self.calls if self.calls else None,
+             "residual_max": self.residual.max if self.calls else None,
              "sizes": {str(k): v for k, v in sorted(self.sizes.items())}}
-        if self.energy_count:
-            s["energy_j_total"] = self.energy_j
-        if self.settling_count:
-            s["settling_s_mean"] = self.settling_sum_s / self.settling_count
-            s["settling_s_max"] = self.settling_max_s
+        if self.energy.count:
+            s["energy_j_total"] = self.energy.total
+        if self.settling.count:
+            s["settling_s_mean"] = self.settling.mean
+            s["settling_s_max"] = self.settling.max
         if self.operations:
             s["operations"] = dict(self.operations)
-        if self.iterated:
-            s["iterations_mean"] = self.iterations_sum / self.iterated
-            s["iterations_max"] = self.iterations_max
-            s["measured_residual_max"] = self.final_residual_max
+        if self.iterations.count:
+            s["iterations_mean"] = self.iterations.mean
+            s["iterations_max"] = self.iterations.max
+            s["measured_residual_max"] = self.final_residual.max or 0.0
         if self.extractions:
             s["extractions"] = self.extractions
-        if self.shift_count:
-            s["shift_mean"] = self.shift_sum / self.shift_count
+        if self.shift.count:
+            s["shift_mean"] = self.shift.mean
         if any(v > 1 for v in self.inv_blocks.values()):
             s["inv_blocks"] = {str(k): v for k, v in sorted(self.inv_blocks.items())}
         if self.last_failure:
