@@ -1,0 +1,1 @@
+"""Hardware layer: programmed arrays, their periphery, the netlist writer and the ngspice runner."""
