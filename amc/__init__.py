@@ -2,19 +2,21 @@
 from .config import CircuitConfig, DeviceConfig, IOConfig, InverterConfig, OpAmpConfig, SimulationConfig, WireConfig, PRESETS
 from .errors import (AmcError, ConfigError, InputError, MappingError, NgspiceUnavailableError, SimulationError,
                      SingularMatrixError, UnstableCircuitError)
-from .solver import AnalogSolver, Solution
+from .solver import AnalogSolver
+from .solution import Solution
+from .hw import InvArray, OperationCounts
+from .method_config import MethodConfig, MVMSection
 
-__all__ = ["AnalogSolver", "Solution", "CircuitConfig", "DeviceConfig", "OpAmpConfig", "InverterConfig", "WireConfig",
+__all__ = ["AnalogSolver", "Solution", "InvArray", "OperationCounts", "MethodConfig", "MVMSection", "CircuitConfig", "DeviceConfig", "OpAmpConfig", "InverterConfig", "WireConfig",
            "IOConfig", "SimulationConfig", "PRESETS", "AmcError", "ConfigError", "InputError", "MappingError",
            "NgspiceUnavailableError", "SimulationError", "SingularMatrixError", "UnstableCircuitError"]
 
 # Precision and scale (issue 4): sliced analog MVM, HP-INV refinement, BlockAMC partitioning.
 from .method_errors import BlockError, ConvergenceError
-from .method_result import MethodSolution
 from .mvm import AnalogMVM, MVMResult, bit_slice
 from .hpinv import HPInvSolver
 from .blockamc import BlockAMCSolver
 from .methods import METHODS, MethodSolver, solve_system
 
-__all__ += ["AnalogMVM", "MVMResult", "bit_slice", "HPInvSolver", "BlockAMCSolver", "MethodSolver", "MethodSolution",
+__all__ += ["AnalogMVM", "MVMResult", "bit_slice", "HPInvSolver", "BlockAMCSolver", "MethodSolver",
             "solve_system", "METHODS", "ConvergenceError", "BlockError"]

@@ -9,7 +9,7 @@ Schur complement S = D - C A^-1 B, recursively until every diagonal block fits o
                          x2 = S^-1 (g2 - C y1)   MVM (C) + INV (S, recursively)
                          x1 = A^-1 (g1 - B x2)   MVM (B) + INV (A again)
 
-INV circuits are ``AnalogSolver`` arrays (one per leaf block, each programmed once, with its own programming-error
+INV circuits are ``InvArray``s (one per leaf block, each programmed once, with its own programming-error
 draw); the couplings B and C are ``AnalogMVM`` arrays tiled to array_size (``mvm_slices`` > 1 bit-slices them too).
 Every block is checked before any simulation: the diagonal blocks and the exact Schur complements must be
 invertible and have eigenvalues with positive real parts (the INV loop's stability condition); the Schur
@@ -28,9 +28,11 @@ from .config import DEFAULT_PRESET, CircuitConfig
 from .errors import AmcError, ConfigError
 from .mapping import MAX_CONDITION, validate_matrix, validate_rhs
 from .method_errors import BlockError
-from .method_result import MethodSolution, equivalent_bits, new_operations
+from .hw.counters import OperationCounts
+from .hw.inv_array import InvArray
+from .hw.keys import matrix_key
 from .mvm import AnalogMVM
-from .solver import AnalogSolver
+from .solution import Solution, equivalent_bits, residuals
 
 
 def block_name(lo: int, hi: int, depth: int) -> str:
@@ -82,7 +84,7 @@ class _Node:
     n: int
     depth: int
     h: Optional[np.ndarray] = None            # leaf: the block on the INV array
-    solver: Optional[AnalogSolver] = None
+    solver: Optional[InvArray] = None        # leaf: its own programmed INV array
     n1: int = 0
     a: Optional["_Node"] = None
     s: Optional["_Node"] = None
@@ -123,7 +125,7 @@ class BlockAMCSolver:
         self._root: Optional[_Node] = None
         self._key: Optional[bytes] = None
         self._arrays = 0
-        self._ops = new_operations()
+        self._hardware: list = []      # every programmed array of the current block tree (InvArray / AnalogMVM)
         self._power: dict = {}
 
     @property
@@ -141,6 +143,13 @@ class BlockAMCSolver:
             return base
         return base.replace(**{"device.seed": base.device.seed + 1009 * self._arrays})
 
+    def counts(self) -> OperationCounts:
+        """Everything done so far to the arrays of the current block tree."""
+        total = OperationCounts()
+        for hw in self._hardware:
+            total = total + hw.counts
+        return total
+
     def _mvm(self, m: np.ndarray, name: str) -> AnalogMVM:
         mvm = AnalogMVM(self._array_config(self.mvm_config), slices=self.mvm_slices, array_size=self.array_size,
                         target_swing=self.mvm_target_swing, gain_calibration=self.gain_calibration)
@@ -148,19 +157,19 @@ class BlockAMCSolver:
             mvm.program(m)
         except AmcError as exc:
             raise BlockError(f"{name}: {exc}", block=name) from None
-        self._ops["programmings"] += mvm.programmings
+        self._hardware.append(mvm)
         return mvm
 
     def _build(self, h: np.ndarray, lo: int, depth: int) -> _Node:
         n = h.shape[0]
         name = block_name(lo, lo + n, depth)
         if n <= self.array_size:
-            solver = AnalogSolver(self._array_config(self.config))
+            solver = InvArray(self._array_config(self.config), name=name)
+            self._hardware.append(solver)
             try:
                 solver.program(h)
             except AmcError as exc:
                 raise BlockError(f"{name}: {exc}", block=name, depth=depth) from None
-            self._ops["programmings"] += 1
             return _Node(name=name, n=n, depth=depth, h=h, solver=solver)
         n1 = split_point(n, self.array_size)
         a, b, c, d = h[:n1, :n1], h[:n1, n1:], h[n1:, :n1], h[n1:, n1:]
@@ -169,6 +178,7 @@ class BlockAMCSolver:
         y = self._solve(node.a, b)                                  # A^-1 B: INV with B's columns as RHS
         node.c_mvm = self._mvm(c, f"coupling C of {name}")
         s = d - self._multiply(node.c_mvm, c, y)                    # S = D - C (A^-1 B)
+        self._digital_flops += s.size
         s_name = block_name(lo + n1, lo + n, depth + 1)
         check_block(s, s_name, "Schur complement S = D - C A^-1 B as computed by the circuit")
         node.s = self._build(s, lo + n1, depth + 1)
@@ -178,8 +188,6 @@ class BlockAMCSolver:
     # ---- operations ----------------------------------------------------------------------------------------
     def _multiply(self, mvm: AnalogMVM, m: np.ndarray, v: np.ndarray) -> np.ndarray:
         result = mvm.multiply(m, v)
-        self._ops["mvm_operations"] += result.operations
-        self._ops["ngspice_runs"] += result.reads
         self._saturated = self._saturated or result.saturated
         self._power[id(mvm)] = max(self._power.get(id(mvm), 0.0), result.static_power_w)
         return result.y
@@ -187,12 +195,9 @@ class BlockAMCSolver:
     def _solve(self, node: _Node, g: np.ndarray) -> np.ndarray:
         if node.solver is not None:
             try:
-                sol = node.solver.solve(node.h, g)
+                sol = node.solver.solve(g)
             except AmcError as exc:
                 raise BlockError(f"{node.name}: {exc}", block=node.name, depth=node.depth) from None
-            k = 1 if g.ndim == 1 else g.shape[1]
-            self._ops["inv_solves"] += k
-            self._ops["ngspice_runs"] += k + sol.rescales
             self._saturated = self._saturated or sol.saturated_any
             if sol.static_power_w is not None:
                 self._power[id(node.solver)] = max(self._power.get(id(node.solver), 0.0),
@@ -202,43 +207,51 @@ class BlockAMCSolver:
         y1 = self._solve(node.a, g1)
         x2 = self._solve(node.s, g2 - self._multiply(node.c_mvm, node.c, y1))
         x1 = self._solve(node.a, g1 - self._multiply(node.b_mvm, node.b, x2))
+        self._digital_flops += g.size               # the two subtractions after the ADCs
         return np.concatenate([x1, x2], axis=0)
 
     # ---- public ----------------------------------------------------------------------------------------------
     def prepare(self, h: np.ndarray) -> None:
         """Check the partition, program the arrays and compute the Schur complements (once per distinct H)."""
-        import hashlib
         h = validate_matrix(h)
-        key = hashlib.sha1(h.tobytes() + str(h.shape).encode()).digest()
+        key = matrix_key(h)
         if key == self._key:
             return
         if self.check_blocks:
             plan_check(h, self.array_size)
         self._root, self._key = None, None
+        self._hardware = []
         self._power = {}
         self._saturated = False
         self._root = self._build(h, 0, 0)
         self._key = key
 
-    def solve(self, h: np.ndarray, g: np.ndarray) -> MethodSolution:
+    def solve(self, h: np.ndarray, g: np.ndarray) -> Solution:
         start = time.perf_counter()
         h = validate_matrix(h)
         g = validate_rhs(g, h.shape[0])
-        self._ops = new_operations()
         self._saturated = False
+        self._digital_flops = 0.0
         setup_start = time.perf_counter()
+        baseline = OperationCounts() if matrix_key(h) != self._key else self.counts()
         self.prepare(h)
-        setup_ops = dict(self._ops)
+        setup_ops = self.counts() - baseline
+        setup_ops.add(digital_flops=self._digital_flops)
         setup_time = time.perf_counter() - setup_start
         x = self._solve(self._root, g)
+        ops = self.counts() - baseline
+        ops.add(digital_flops=self._digital_flops)
         x_star = np.linalg.solve(h, g)
         err, bits = equivalent_bits(x, x_star)
-        residual = float(np.linalg.norm(h @ x - g) / max(np.linalg.norm(g), 1e-300))
-        return MethodSolution(
-            x=x, method="blockamc", relative_residual=residual, saturated=bool(self._saturated),
-            static_power_w=float(sum(self._power.values())), operations=dict(self._ops), history=[],
+        n = h.shape[0]
+        total, per_column = residuals(h, x.reshape(n, -1), g.reshape(n, -1))
+        return Solution(
+            x=x, method="blockamc", backend="circuit", relative_residual=total,
+            relative_residuals=per_column[0] if g.ndim == 1 else per_column,
+            saturated=np.full(x.shape, bool(self._saturated)),
+            static_power_w=float(sum(self._power.values())), operations=ops, history=[],
             relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
-            details=dict(array_size=self.array_size, depth=self._depth(self._root), setup_operations=setup_ops,
+            details=dict(array_size=self.array_size, depth=self._depth(self._root), setup_operations=setup_ops.to_dict(),
                          setup_time_s=setup_time, mvm_slices=self.mvm_slices, gain_calibration=self.gain_calibration,
                          leaves=self._count(self._root)))
 

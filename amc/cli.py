@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -10,9 +11,10 @@ import numpy as np
 
 from .config import DEFAULT_PRESET, PRESETS, CircuitConfig
 from .errors import AmcError, InputError
-from .mapping import validate_rhs
 from .matrix_io import load_array
-from .netlist import build_deck
+from .hw.inv_array import InvArray
+from .method_config import METHOD_NAMES, PRESETS as METHOD_PRESETS, MethodConfig, MVMSection
+from .methods import MethodSolver, method_config
 from .solver import AnalogSolver
 
 
@@ -39,25 +41,43 @@ def netlist_main(argv: list[str]) -> int:
     config = _config_from_args(args)
     h = load_array(args.matrix, "matrix")
     g = load_array(args.rhs, "rhs")
-    solver = AnalogSolver(config)
-    mapped = solver.program(h)
-    g = validate_rhs(g, mapped.n)
-    column = g if g.ndim == 1 else g[:, 0]
-    i0 = solver._initial_i0(mapped, column)
-    spec = None
-    if args.transient:
-        from .netlist import TransientSpec
-        import math
-        tau = 1.0 / (2 * math.pi * config.opamp.gbw_hz * solver._lambda_min)
-        stop = config.simulation.tran_time_constants * tau
-        spec = TransientSpec(step_s=stop / config.simulation.tran_points, stop_s=stop)
-    deck = build_deck(mapped, solver._currents(column, i0), config, transient=spec)
+    array = InvArray(config).program(h)
+    deck = array.deck(g, transient=args.transient)
     out = Path(args.output)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(deck)
     tmp.replace(out)  # never leave a half-written deck behind
-    print(f"wrote {out} (n = {mapped.n}, G0 = {mapped.g0:.4g} S, I0 = {i0:.4g} A); run it with: ngspice -b {out}")
+    print(f"wrote {out} (n = {array.n}, G0 = {array.mapped.g0:.4g} S); run it with: ngspice -b {out}")
     return 0
+
+
+def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per MethodConfig field (``--iterations``, ``--mvm-slices``, ...), values spelt as in YAML."""
+    parser.add_argument("--method", default="direct",
+                        help=f"a method preset ({', '.join(METHOD_PRESETS)}) or name ({', '.join(METHOD_NAMES)}); "
+                             "default direct")
+    for f in dataclasses.fields(MethodConfig):
+        if f.name in ("name", "mvm"):
+            continue
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"method__{f.name}", default=None, metavar="VALUE",
+                            type=_yaml_value, help=f"method.{f.name} (default {f.default!r})")
+    for f in dataclasses.fields(MVMSection):
+        parser.add_argument(f"--mvm-{f.name.replace('_', '-')}", dest=f"method__mvm.{f.name}", default=None,
+                            metavar="VALUE", type=_yaml_value, help=f"method.mvm.{f.name} (default {f.default!r})")
+
+
+def _yaml_value(text: str):
+    import yaml
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def method_from_args(args) -> MethodConfig:
+    options = {key[len("method__"):]: value for key, value in vars(args).items()
+               if key.startswith("method__") and value is not None}
+    return method_config(args.method, options, source="command line")
 
 
 def solve_main(argv: list[str]) -> int:
@@ -67,66 +87,29 @@ def solve_main(argv: list[str]) -> int:
                         "(method direct only)")
     parser.add_argument("--backend", choices=["circuit", "numpy"], default="circuit")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--method", choices=["direct", "hp-inv", "blockamc"], default="direct",
-                        help="direct: one INV array; hp-inv: iterative refinement (low-precision INV + bit-sliced "
-                             "MVM); blockamc: 2x2 block partitioning over arrays of --array-size")
-    parser.add_argument("--array-size", type=int, default=None,
-                        help="rows/columns of one array (blockamc: block size, default 32; direct/hp-inv: "
-                             "refuse systems larger than this)")
-    parser.add_argument("--iterations", type=int, default=10, help="hp-inv: maximum refinement iterations")
-    parser.add_argument("--tol", type=float, default=None, help="hp-inv: stop at this measured relative residual")
-    parser.add_argument("--refinement", choices=["pcg", "richardson"], default="pcg",
-                        help="hp-inv: conjugate gradients preconditioned by the shifted, equilibrated INV array "
-                             "(default; converges for any SPD H), or the paper's plain x += INV(r), which needs "
-                             "rho(I - H H0^-1) < 1")
-    parser.add_argument("--slices", type=int, default=8, help="hp-inv: bit slices of H in the MVM (default 8)")
-    parser.add_argument("--mvm-adc-bits", type=int, default=None, help="hp-inv: MVM ADC bits (default: ideal)")
-    parser.add_argument("--mvm-dac-bits", type=int, default=None, help="hp-inv: MVM DAC bits (default: ideal)")
-    parser.add_argument("--mvm-slices", type=int, default=1, help="blockamc: bit slices of the coupling MVM arrays")
+    add_method_arguments(parser)
     args = parser.parse_args(argv)
     config = _config_from_args(args)
+    method = method_from_args(args)
     h = load_array(args.matrix, "matrix")
     g = load_array(args.rhs, "rhs")
-    if args.method == "direct" and args.array_size is None:
+    if args.transient and method.name != "direct":
+        raise InputError(f"--transient is only available with method direct, not {method.name!r}")
+    if method.name == "direct" and method.array_size is None and method.operators == "per-solve":
         solution = AnalogSolver(config, backend=args.backend).solve(h, g, transient=args.transient)
-        exact = np.linalg.solve(h, g)
-        if args.json:
-            record = solution.to_dict()
-            record["relative_error_vs_numpy"] = solution.relative_error(exact)
-            record["config"] = config.name
-            record["method"] = "direct"
-            k = 1 if np.ndim(g) == 1 else np.shape(g)[1]
-            record["operations"] = {"inv_solves": k if args.backend == "circuit" else 0,
-                                    "mvm_operations": 0, "programmings": 1 if args.backend == "circuit" else 0}
-            print(json.dumps(record))
-        else:
-            np.set_printoptions(precision=6, suppress=False, linewidth=120)
-            print(config.describe())
-            print("x =", solution.x)
-            print(solution.summary())
-            print(f"relative error vs numpy.linalg.solve: {solution.relative_error(exact):.3e}")
-        return 0
-    if args.transient:
-        raise InputError(f"--transient is only available with --method direct (without --array-size)")
-    from .methods import MethodSolver
-    options: dict = {}
-    if args.array_size is not None:
-        options["array_size"] = args.array_size
-    if args.method == "hp-inv":
-        options.update(iterations=args.iterations, tol=args.tol, slices=args.slices,
-                       mvm_adc_bits=args.mvm_adc_bits, mvm_dac_bits=args.mvm_dac_bits, refinement=args.refinement)
-        if args.refinement == "pcg":
-            options.update(shift="auto", equilibrate=True)
-    elif args.method == "blockamc":
-        options.update(mvm_slices=args.mvm_slices)
-    solution = MethodSolver(config, method=args.method, backend=args.backend, **options).solve(h, g)
+        solution.relative_error = solution.error_against(np.linalg.solve(h, g))
+        solution.analog_error = solution.relative_error if args.backend == "circuit" else None
+    else:
+        solution = MethodSolver(config, method=method, backend=args.backend).solve(h, g)
     if args.json:
         record = solution.to_dict()
         record["config"] = config.name
+        record["method_config"] = method.to_dict()
         print(json.dumps(record))
     else:
         np.set_printoptions(precision=6, suppress=False, linewidth=120)
         print(config.describe())
+        print(repr(method))
         print("x =", solution.x)
         for item in solution.history:
             print(f"  iteration {item['iteration']:2d}: residual {item['residual']:.3e}, "

@@ -32,6 +32,11 @@ class DeviceConfig:
     read_noise_sigma: float = 0.0
     # Fraction of cells stuck at g_min or g_max (half each), ignoring what was programmed.
     stuck_rate: float = 0.0
+    # Conductance drift after programming, G(t) = G(t0) (t/t0)^-nu, nu drawn per cell ~ N(drift_nu, drift_nu_sigma)
+    # clipped at 0: the power-law model of IBM aihwkit (Nandakumar et al. 2019; Le Gallo et al. 2018). 0 = off.
+    drift_nu: float = 0.0
+    drift_nu_sigma: float = 0.0
+    drift_t0_s: float = 1.0
     seed: int = 0
 
     def validate(self, where: str) -> None:
@@ -45,6 +50,9 @@ class DeviceConfig:
         _non_negative(self.read_noise_sigma, f"{where}.read_noise_sigma")
         if not 0.0 <= self.stuck_rate < 1.0:
             raise ConfigError(f"{where}.stuck_rate must be in [0, 1), got {self.stuck_rate!r}")
+        _non_negative(self.drift_nu, f"{where}.drift_nu")
+        _non_negative(self.drift_nu_sigma, f"{where}.drift_nu_sigma")
+        _positive(self.drift_t0_s, f"{where}.drift_t0_s")
 
     @property
     def is_stochastic_per_read(self) -> bool:

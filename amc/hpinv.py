@@ -77,7 +77,6 @@ and an uncalibrated A0 = 1e5 TIA caps it near 13-15 bits.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -89,13 +88,16 @@ from .config import DEFAULT_PRESET, CircuitConfig
 from .errors import ConfigError, InputError, MappingError, UnstableCircuitError
 from .mapping import check_invertible, validate_matrix, validate_rhs
 from .method_errors import ConvergenceError
-from .method_result import MethodSolution, equivalent_bits, new_operations
+from .hw.counters import OperationCounts
+from .hw.inv_array import InvArray, jacobi_scaling
+from .hw.keys import matrix_key
 from .mvm import AnalogMVM
-from .solver import AnalogSolver
+from .solution import Solution, column_flags, equivalent_bits, residuals
 
 REFINEMENTS = ("richardson", "pcg")
 OPERATORS = ("per-solve", "extracted")
 MVM_RESPONSES = ("circuit", "closed-form")
+PRECONDITIONERS = ("analog", "identity")   # identity: the control, the same refinement without the analog INV
 
 
 def refinement_radius(h: np.ndarray, h0_effective: np.ndarray) -> float:
@@ -127,7 +129,8 @@ def quantisation_shift(h: np.ndarray, levels: Optional[int]) -> float:
 
 @dataclass
 class _System:
-    """What one H becomes on the hardware: equilibration, shift, the INV and MVM matrices, extracted operators."""
+    """What one H becomes on the hardware: equilibration, shift, its own INV arrays (one per block-Jacobi block)
+    and its own MVM arrays; measured operators where the method uses them."""
 
     key: bytes
     h_mvm: np.ndarray                  # what the MVM holds (D H D, or H)
@@ -136,15 +139,21 @@ class _System:
     h_inv: np.ndarray                  # what the INV is asked to hold: H_mvm + mu I
     h0_eff: np.ndarray                 # what it inverts: (G + diag(S)/A0)/G0 (quantised, programming error)
     lam_min_h0: float                  # lambda_min of the symmetric part of h0_eff
+    arrays: list                       # the INV arrays (InvArray), one per diagonal block
+    blocks: list                       # the diagonal blocks (slices) the arrays hold
+    mvm: Optional[AnalogMVM] = None    # this system's MVM arrays
     shift_attempts: int = 1
-    inv_matrix: Optional[np.ndarray] = None    # extracted INV response (H0_eff^-1 as ngspice computes it)
+    block_mu: Optional[list] = None    # each block's shift (units of H_mvm)
     mvm_matrix: Optional[np.ndarray] = None    # extracted MVM response (H_mvm as the sliced arrays compute it)
     extraction: dict = field(default_factory=dict)
-    blocks: Optional[list] = None              # block-Jacobi: the diagonal blocks (slices), one INV array each
-    block_h_inv: Optional[list] = None         # what each block's INV array is asked to hold
-    block_mu: Optional[list] = None            # each block's shift (units of H_mvm)
     kappa: Optional[float] = None              # cond(H0_eff^-1 H_mvm), computed once
     rho: Optional[float] = None                # rho(I - H_mvm H0_eff^-1), computed once
+
+    def counts(self) -> OperationCounts:
+        total = OperationCounts()
+        for hw in self.arrays + ([self.mvm] if self.mvm is not None else []):
+            total = total + hw.counts
+        return total
 
 
 class HPInvSolver:
@@ -171,7 +180,7 @@ class HPInvSolver:
                  divergence_factor: float = 2.0, mvm_array_size: Optional[int] = None,
                  refinement: str = "richardson", shift: Union[None, float, str] = None, shift_margin: float = 0.02,
                  equilibrate: Optional[bool] = None, operators: str = "per-solve", mvm_response: str = "circuit",
-                 cache_size: int = 64, array_size: Optional[int] = None):
+                 cache_size: int = 64, array_size: Optional[int] = None, preconditioner: str = "analog"):
         if config is None:
             config = CircuitConfig.preset(DEFAULT_PRESET)
         elif isinstance(config, str):
@@ -223,20 +232,33 @@ class HPInvSolver:
         self.operators = operators
         self.mvm_response = mvm_response
         self.cache_size = cache_size
-        if operators == "extracted" and self.per_solve_noise:
-            raise ConfigError("operators 'extracted' needs deterministic circuits, but the INV or MVM device has read "
-                              "noise (a different answer every read); use operators 'per-solve'")
+        if operators == "extracted" and mvm_config.device.is_stochastic_per_read:
+            raise ConfigError("operators 'extracted' measures the MVM once, but the MVM device has read noise (a "
+                              "different answer every read); use operators 'per-solve'")
         if operators == "extracted" and mvm_response == "closed-form":
             w, io = mvm_config.wires, mvm_config.io
             if w.enabled or io.adc_bits is not None or io.dac_bits is not None:
                 raise ConfigError("mvm_response 'closed-form' holds only for ideal MVM converters and no wire "
                                   "resistance; use mvm_response 'circuit'")
-        self.inv = AnalogSolver(config)
-        self.mvm = AnalogMVM(mvm_config, slices=slices, bits_per_slice=bits_per_slice, input_slices=input_slices,
-                             target_swing=mvm_target_swing, gain_calibration=gain_calibration,
-                             array_size=mvm_array_size)
+        if preconditioner not in PRECONDITIONERS:
+            raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got {preconditioner!r}")
+        self.preconditioner = preconditioner
+        self._mvm_options = dict(slices=slices, bits_per_slice=bits_per_slice, input_slices=input_slices,
+                                 target_swing=mvm_target_swing, gain_calibration=gain_calibration,
+                                 array_size=mvm_array_size)
+        self.mvm = self._new_mvm()          # validates the MVM options now; each system gets its own arrays
         self._systems: "OrderedDict[bytes, _System]" = OrderedDict()
+        self._serial = 0
         self.extractions = 0
+
+    def _new_mvm(self) -> AnalogMVM:
+        return AnalogMVM(self.mvm_config, **self._mvm_options)
+
+    def _new_array(self, name: str) -> InvArray:
+        """One physical INV array with its own device draws (its own random stream)."""
+        self._serial += 1
+        rng = np.random.default_rng([self.config.device.seed + 1, self._serial])
+        return InvArray(self.config, rng=rng, name=name)
 
     @property
     def per_solve_noise(self) -> bool:
@@ -259,42 +281,35 @@ class HPInvSolver:
                 f"{self.mvm.gain_calibration})")
 
     # ---- the system on the hardware ---------------------------------------------------------------------------
-    def _effective(self, mapped) -> np.ndarray:
-        return mapped.effective_conductance(self.config.opamp.gain) / mapped.g0
+    def _effective(self, array: InvArray) -> np.ndarray:
+        return array.mapped.effective_conductance(self.config.opamp.gain) / array.mapped.g0
 
     def _prepare(self, h: np.ndarray) -> _System:
-        """Equilibrate, choose the shift, program the INV; cached per H (LRU)."""
-        key = hashlib.sha1(h.tobytes() + str(h.shape).encode()).digest()
+        """Equilibrate, choose the shift, program this system's own INV and MVM arrays; cached per H (LRU)."""
+        key = matrix_key(h)
         if key in self._systems:
             self._systems.move_to_end(key)
-            system = self._systems[key]
-            if self.operators == "per-solve" and system.blocks is None:
-                self.inv.program(system.h_inv)   # re-program if another system was on the array
-            return system
+            return self._systems[key]
         n = h.shape[0]
-        d = None
-        h_mvm = h
-        if self.equilibrate:
-            diag = np.abs(np.diag(h))
-            norms = np.linalg.norm(h, axis=1)
-            d = 1.0 / np.sqrt(np.where(diag > 1e-12 * norms.max(), diag, norms))
-            h_mvm = h * d[:, None] * d[None, :]
-        blocks = self.block_slices(n)
-        if blocks is None:
-            mu, h_inv, h0, lam, attempts = self._program_block(h_mvm)
-            system = _System(key, h_mvm, d, mu, h_inv, h0, lam, attempts)
+        d = jacobi_scaling(h) if self.equilibrate else None
+        h_mvm = h * d[:, None] * d[None, :] if d is not None else h
+        blocks = self.block_slices(n) or [slice(0, n)]
+        h_inv, h0 = np.zeros((n, n)), np.zeros((n, n))
+        arrays, mus, lams, attempts = [], [], [], 1
+        if self.preconditioner == "identity":       # the control: no analog INV at all
+            h_inv, h0 = h_mvm.copy(), np.eye(n)
+            lams, mus = [1.0], [0.0]
         else:
-            h_inv, h0 = np.zeros((n, n)), np.zeros((n, n))
-            mus, h_invs, lams, attempts = [], [], [], 1
-            for s in blocks:
-                mu_b, h_inv_b, h0_b, lam_b, att_b = self._program_block(h_mvm[s, s])
+            for index, s in enumerate(blocks):
+                array = self._new_array(f"inv block {index}" if len(blocks) > 1 else "inv")
+                mu_b, h_inv_b, h0_b, lam_b, att_b = self._program_block(array, h_mvm[s, s])
                 h_inv[s, s], h0[s, s] = h_inv_b, h0_b
+                arrays.append(array)
                 mus.append(mu_b)
-                h_invs.append(h_inv_b)
                 lams.append(lam_b)
                 attempts = max(attempts, att_b)
-            system = _System(key, h_mvm, d, float(max(mus)), h_inv, h0, float(min(lams)), attempts,
-                             blocks=blocks, block_h_inv=h_invs, block_mu=mus)
+        system = _System(key, h_mvm, d, float(max(mus)), h_inv, h0, float(min(lams)), arrays, blocks,
+                         mvm=self._new_mvm(), shift_attempts=attempts, block_mu=mus)
         self._systems[key] = system
         while len(self._systems) > self.cache_size:
             self._systems.popitem(last=False)
@@ -309,9 +324,10 @@ class HPInvSolver:
         edges = np.concatenate([[0], np.cumsum([base + (1 if i < extra else 0) for i in range(k)])]).astype(int)
         return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
-    def _program_block(self, h_blk: np.ndarray):
-        """Choose the shift and program one INV array with h_blk (+ mu I); returns (mu in units of h_blk,
-        the matrix asked for, H0_eff, lambda_min of its symmetric part, attempts)."""
+    def _program_block(self, array: InvArray, h_blk: np.ndarray):
+        """Choose the shift and program one INV array with h_blk (+ mu I); every attempt is a real programming
+        (program-and-verify). Returns (mu in units of h_blk, the matrix asked for, H0_eff, lambda_min of its
+        symmetric part, attempts)."""
         n = h_blk.shape[0]
         scale = float(np.max(np.abs(h_blk)))
         auto = self.shift == "auto"
@@ -324,9 +340,10 @@ class HPInvSolver:
             attempts += 1
             h_inv = h_blk + mu * scale * np.eye(n) if mu > 0 else h_blk
             try:
-                mapped = self.inv.program(h_inv)
-                h0 = self._effective(mapped)
+                array.program(h_inv)
+                h0 = self._effective(array)
                 lam = float(np.linalg.eigvalsh((h0 + h0.T) / 2).min())
+                array.counts.add(digital_flops=4 * n ** 3)     # the controller's check of what it programmed
                 ok = lam >= self.shift_margin * (1.0 + mu) * scale
                 if self.refinement == "richardson":   # Richardson also needs rho(I - H H0^-1) < 1
                     ok = ok and refinement_radius(h_blk, h0) <= 1.0 - self.shift_margin
@@ -342,39 +359,35 @@ class HPInvSolver:
         return mu * scale, h_inv, h0, lam, attempts
 
     def _extract(self, system: _System) -> None:
-        """Measure the INV (identity right-hand sides, ngspice) and MVM responses of one programmed system."""
+        """Measure this system's MVM response (n reads per array in ngspice, or the closed form) once.
+
+        Measuring is simulation bookkeeping, not hardware work: only its ngspice runs are counted."""
         n = system.h_mvm.shape[0]
-        runs0, reads0 = self.inv.solves, self.mvm.reads
-        rescales, inv_sat, power = 0, False, 0.0
-        system.inv_matrix = np.zeros((n, n))
-        for s, h_inv in zip(system.blocks or [slice(0, n)], system.block_h_inv or [system.h_inv]):
-            nb = s.stop - s.start
-            sol = self.inv.solve(h_inv, np.eye(nb))
-            system.inv_matrix[s, s] = np.asarray(sol.x, dtype=float).reshape(nb, nb)
-            rescales += sol.rescales
-            inv_sat = inv_sat or bool(sol.saturated_any)
-            if sol.static_power_w is not None:       # the arrays run in parallel: their powers add
-                power += float(np.max(sol.static_power_w))
+        before = system.mvm.counts.copy()
         if self.mvm_response == "circuit":
-            res = self.mvm.multiply(system.h_mvm, np.eye(n))
+            res = system.mvm.multiply(system.h_mvm, np.eye(n))
             system.mvm_matrix = np.asarray(res.y, dtype=float).reshape(n, n)
             mvm_sat, mvm_power = res.saturated, res.static_power_w
         else:
-            system.mvm_matrix = self.closed_form_mvm(system.h_mvm)
+            system.mvm_matrix = self.closed_form_mvm(system.h_mvm, system.mvm)
             mvm_sat, mvm_power = False, 0.0
-        system.extraction = dict(inv_runs=self.inv.solves - runs0 + rescales, mvm_runs=self.mvm.reads - reads0,
-                                 saturated=bool(inv_sat or mvm_sat), inv_power=power, mvm_power=mvm_power)
+        programmed = system.mvm.counts - before
+        runs = programmed.ngspice_runs
+        system.mvm.counts = before + OperationCounts(programmings=programmed.programmings,
+                                                     cells_programmed=programmed.cells_programmed, ngspice_runs=runs)
+        system.extraction = dict(mvm_runs=runs, saturated=bool(mvm_sat), mvm_power=mvm_power)
         self.extractions += 1
 
-    def closed_form_mvm(self, h: np.ndarray) -> np.ndarray:
+    def closed_form_mvm(self, h: np.ndarray, mvm: Optional[AnalogMVM] = None) -> np.ndarray:
         """The sliced MVM's analytic response for H (linear region, ideal converters, no wires): per array
         y = -R_f G_diff v / (1 + (1 + R_f S_i)/A0), divided back by the calibrated gain, shift-and-added."""
-        arrays = self.mvm.program(h)
+        mvm = mvm if mvm is not None else self._new_mvm()
+        arrays = mvm.program(h)
         out = np.zeros(h.shape)
         a0 = self.mvm_config.opamp.gain
         for arr in arrays:
             gain = np.ones(arr.g_pos.shape[0])
-            if not self.mvm.gain_calibration:
+            if not mvm.gain_calibration:
                 gain = 1.0 / (1.0 + (1.0 + arr.rf * arr.row_total) / a0)
             out[arr.rows, arr.cols] += arr.weight * gain[:, None] * (arr.g_pos - arr.g_neg) / arr.g_unit
         return out
@@ -386,7 +399,7 @@ class HPInvSolver:
         return refinement_radius(system.h_mvm, system.h0_eff)
 
     # ---- solve -------------------------------------------------------------------------------------------------
-    def solve(self, h: np.ndarray, g: np.ndarray) -> MethodSolution:
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
         start = time.perf_counter()
         h = validate_matrix(h)
         g = validate_rhs(g, h.shape[0])
@@ -401,13 +414,11 @@ class HPInvSolver:
         cols = g.reshape(n, -1)
         k = cols.shape[1]
         x_star = np.linalg.solve(h, cols)            # diagnostics only: never used by the iteration
-        ops = new_operations()
-        inv_solves0, inv_prog0 = self.inv.solves, self.inv._programmed_key
-        mvm_prog0, mvm_reads0, mvm_ops0 = self.mvm.programmings, self.mvm.reads, self.mvm.operations
+        fresh = matrix_key(h) not in self._systems
         system = self._prepare(h)
-        inv_programmed = int(self.inv._programmed_key != inv_prog0)
+        before = OperationCounts() if fresh else system.counts()
         extracted_now = False
-        if self.operators == "extracted" and system.inv_matrix is None:
+        if self.operators == "extracted" and system.mvm_matrix is None:
             self._extract(system)
             extracted_now = True
         if self.refinement == "richardson" and system.rho is None:
@@ -426,40 +437,55 @@ class HPInvSolver:
                 f"PCG cannot run (iteration 0): the INV holds an indefinite matrix (lambda_min of its symmetric part "
                 f"{system.lam_min_h0:.3g}, shift {system.mu:.3g}); use shift 'auto'", iteration=0)
         if self.operators == "per-solve":
-            self.mvm.program(system.h_mvm)
+            system.mvm.program(system.h_mvm)
+        mvm_arrays = len(system.mvm.programmed_arrays) if system.mvm_matrix is not None or \
+            self.operators == "per-solve" else 0
 
         d = system.d
         b = cols * d[:, None] if d is not None else cols.copy()
         gnorm = max(float(np.linalg.norm(cols)), 1e-300)
-        stats = dict(saturated=bool(system.extraction.get("saturated", False)) if extracted_now else False,
-                     inv_power=system.extraction.get("inv_power", 0.0), mvm_power=system.extraction.get("mvm_power", 0.0),
-                     inv_apps=0, mvm_apps=0)
+        stats = dict(saturated=np.zeros(k, dtype=bool), inv_power=0.0,
+                     mvm_power=system.extraction.get("mvm_power", 0.0), first_inv=None, flops=0.0)
+        if extracted_now and system.extraction.get("saturated"):
+            stats["saturated"][:] = True
 
         def inv(r: np.ndarray) -> np.ndarray:
-            stats["inv_apps"] += r.shape[1]
-            if self.operators == "extracted":
-                return system.inv_matrix @ r
-            out = np.zeros_like(r)
-            power = 0.0
-            for s, h_inv in zip(system.blocks or [slice(0, n)], system.block_h_inv or [system.h_inv]):
-                rb = r[s]
-                scale = np.max(np.abs(rb), axis=0) if self.scale_residual else np.ones(r.shape[1])
-                scale = np.where(scale > 0, scale, 1.0)
-                sol = self.inv.solve(h_inv, rb / scale)
-                stats["saturated"] = stats["saturated"] or sol.saturated_any
-                if sol.static_power_w is not None:
-                    power += float(np.max(sol.static_power_w))
-                out[s] = np.asarray(sol.x).reshape(s.stop - s.start, -1) * scale
-            stats["inv_power"] = max(stats["inv_power"], power)
+            if self.preconditioner == "identity":
+                out = r.copy()
+            else:
+                out = np.zeros_like(r)
+                power = 0.0
+                for s, array in zip(system.blocks, system.arrays):
+                    rb = r[s]
+                    scale = np.max(np.abs(rb), axis=0) if self.scale_residual else np.ones(r.shape[1])
+                    scale = np.where(scale > 0, scale, 1.0)
+                    if self.operators == "extracted":
+                        sol = array.read(rb / scale, seconds_since_programming)
+                    else:
+                        sol = array.solve(rb / scale)
+                    stats["saturated"] |= np.asarray(sol.saturated).reshape(s.stop - s.start, -1).any(axis=0)
+                    if sol.static_power_w is not None:
+                        power += float(np.max(sol.static_power_w))
+                    out[s] = np.asarray(sol.x).reshape(s.stop - s.start, -1) * scale
+                    stats["flops"] += 2 * rb.size       # residual scaling in and out
+                stats["inv_power"] = max(stats["inv_power"], power)
+            if stats["first_inv"] is None:
+                stats["first_inv"] = out.copy()
             return out
 
         def mvm(v: np.ndarray) -> np.ndarray:
-            stats["mvm_apps"] += v.shape[1]
             if self.operators == "extracted":
+                reads = mvm_arrays * v.shape[1]
+                rows = sum(a.g_pos.shape[0] for a in system.mvm.programmed_arrays) * v.shape[1]
+                inputs = sum(a.g_pos.shape[1] for a in system.mvm.programmed_arrays) * v.shape[1]
+                system.mvm.counts.add(mvm_reads=reads, dac_conversions=inputs, adc_conversions=rows)
+                stats["flops"] += len(system.mvm.programmed_arrays) * n * v.shape[1]   # shift-and-add of partials
                 return system.mvm_matrix @ v
-            res = self.mvm.multiply(system.h_mvm, v)
-            stats["saturated"] = stats["saturated"] or res.saturated
+            res = system.mvm.multiply(system.h_mvm, v)
+            if res.saturated:
+                stats["saturated"][:] = True
             stats["mvm_power"] = max(stats["mvm_power"], res.static_power_w)
+            stats["flops"] += res.operations * n
             return np.asarray(res.y).reshape(n, -1)
 
         def unscale(y: np.ndarray) -> np.ndarray:      # equilibrated solution -> x
@@ -473,33 +499,30 @@ class HPInvSolver:
         iterate = self._pcg if self.refinement == "pcg" else self._richardson
         y = iterate(b, inv, mvm, unscale, residual_norm, cols, h, x_star, history, rho)
         x = unscale(y)
-
-        arrays = len(self.mvm._arrays)
-        if self.operators == "extracted":
-            ops["inv_solves"] = stats["inv_apps"]
-            ops["mvm_operations"] = stats["mvm_apps"] * arrays
-            ops["programmings"] = (len(system.blocks or [0]) + arrays) if extracted_now else 0
-            ops["ngspice_runs"] = (system.extraction["inv_runs"] + system.extraction["mvm_runs"]) if extracted_now else 0
-        else:
-            ops["inv_solves"] = self.inv.solves - inv_solves0
-            ops["programmings"] = inv_programmed + (self.mvm.programmings - mvm_prog0)
-            ops["mvm_operations"] = self.mvm.operations - mvm_ops0
-            ops["ngspice_runs"] = ops["inv_solves"] + (self.mvm.reads - mvm_reads0)
+        iterations = history[-1]["iteration"]
+        per_iteration = (10 if self.refinement == "pcg" else 4) * n * k   # dot products, axpys, norms
+        ops = system.counts() - before
+        ops.add(digital_flops=stats["flops"] + per_iteration * iterations + (4 * n * k if d is not None else 0))
         err, bits = equivalent_bits(x, x_star)
+        analog_err = equivalent_bits(unscale(stats["first_inv"]), x_star)[0] if stats["first_inv"] is not None \
+            else None
         x_out = x[:, 0] if g.ndim == 1 else x
-        return MethodSolution(
-            x=x_out, method="hp-inv", relative_residual=float(np.linalg.norm(cols - h @ x)) / gnorm,
-            saturated=stats["saturated"], static_power_w=stats["inv_power"] + stats["mvm_power"], operations=ops,
+        total, per_column = residuals(h, x, cols)
+        return Solution(
+            x=x_out, method="hp-inv", backend="circuit", relative_residual=total,
+            relative_residuals=per_column[0] if g.ndim == 1 else per_column,
+            saturated=column_flags(stats["saturated"], x_out.shape),
+            static_power_w=stats["inv_power"] + stats["mvm_power"], operations=ops, analog_error=analog_err,
             history=history, relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
-            details=dict(refinement=self.refinement, rho=rho, kappa=kappa, shift=system.mu,
-                         shift_attempts=system.shift_attempts, lambda_min_h0=system.lam_min_h0,
+            details=dict(refinement=self.refinement, preconditioner=self.preconditioner, rho=rho, kappa=kappa,
+                         shift=system.mu, shift_attempts=system.shift_attempts, lambda_min_h0=system.lam_min_h0,
                          equilibrated=d is not None, operators=self.operators,
-                         extracted_now=extracted_now, slices=self.mvm.slices,
+                         extracted_now=extracted_now, slices=system.mvm.slices,
                          mvm_adc_bits=self.mvm_config.io.adc_bits, mvm_dac_bits=self.mvm_config.io.dac_bits,
-                         gain_calibration=self.mvm.gain_calibration, inv_static_power_w=stats["inv_power"],
-                         mvm_static_power_w=stats["mvm_power"], mvm_arrays=arrays, columns=k,
-                         inv_blocks=len(system.blocks or [0]),
-                         block_sizes=[s.stop - s.start for s in (system.blocks or [slice(0, n)])],
+                         gain_calibration=system.mvm.gain_calibration, inv_static_power_w=stats["inv_power"],
+                         mvm_static_power_w=stats["mvm_power"], mvm_arrays=len(system.mvm.programmed_arrays),
+                         columns=k, inv_blocks=len(system.arrays),
+                         block_sizes=[s.stop - s.start for s in system.blocks],
                          block_shifts=system.block_mu))
 
     def _record(self, history, it, measured, y, unscale, cols, h, x_star):

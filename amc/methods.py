@@ -1,161 +1,296 @@
-"""One entry point for the solution methods: ``direct`` (one INV array), ``hp-inv`` and ``blockamc``.
+"""One entry point for the solution methods: ``direct`` (one INV settle per right-hand side), ``hp-inv`` (iterative
+refinement), ``blockamc`` (Schur-complement partitioning) and ``repast`` (inverse computed by INV once per
+programming, applied by analog MVM), configured by a typed ``MethodConfig``.
 
-    sol = amc.solve_system(H, g, method="hp-inv", config="rram", iterations=10, tol=None)
-    sol.x, sol.relative_residual, sol.history, sol.operations
+    sol = amc.solve_system(H, g, method="hpinv-pcg", config="rram", iterations=3)
+    solver = amc.MethodSolver("rram", method={"preset": "hpinv-pcg", "preconditioner": "identity"})
+    sol.x, sol.analog_error, sol.operations, sol.history
 
-``MethodSolver(config, method=..., **options)`` is the same thing as a solver object with ``solve(H, B)`` (the
-protocol training uses) and a ``per_solve_noise`` property; it keeps the programmed arrays between solves of the
-same H.
+``MethodSolver`` satisfies ``amc.protocol.Solver``: ``solve(H, B) -> Solution`` plus the declared properties
+``deterministic`` (repeated solves of one H give the same x) and ``linear`` (x is linear in B, up to converter
+rounding). Each distinct H gets its own programmed arrays (one physical array set per matrix, least recently used
+dropped beyond ``cache_size``), so a K-FAC factor keeps its array between inverse updates.
 """
 from __future__ import annotations
 
 import time
-from typing import Optional, Union
+from collections import OrderedDict
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from .config import DEFAULT_PRESET, CircuitConfig
+from .config import CircuitConfig
 from .errors import ConfigError, InputError
+from .hw.counters import OperationCounts
+from .hw.inv_array import InvArray
+from .hw.keys import matrix_key
 from .mapping import validate_matrix, validate_rhs
-from .method_result import MethodSolution, equivalent_bits, new_operations
-from .solver import AnalogSolver
+from .method_config import METHOD_NAMES, PRESETS, MethodConfig
+from .solution import Solution, equivalent_bits
+from .solver import circuit_config, numpy_solution
 
-METHODS = ("direct", "hp-inv", "blockamc")
+METHODS = METHOD_NAMES
 
-_HPINV_OPTIONS = {"iterations", "tol", "slices", "bits_per_slice", "input_slices", "mvm_adc_bits", "mvm_dac_bits",
-                  "mvm_config", "gain_calibration", "mvm_target_swing", "scale_residual", "check_convergence",
-                  "divergence_factor", "mvm_array_size", "refinement", "shift", "shift_margin", "equilibrate",
-                  "operators", "mvm_response", "cache_size"}   # + array_size: block-Jacobi INV arrays
-_BLOCK_OPTIONS = {"array_size", "mvm_config", "mvm_slices", "mvm_target_swing", "gain_calibration", "check_blocks"}
-
-
-def _config(config: Union[CircuitConfig, str, None]) -> CircuitConfig:
-    if config is None:
-        return CircuitConfig.preset(DEFAULT_PRESET)
-    if isinstance(config, str):
-        return CircuitConfig.preset(config)
-    if not isinstance(config, CircuitConfig):
-        raise ConfigError(f"config must be a CircuitConfig or a preset name, got {type(config).__name__}")
-    return config
+# Keyword spellings of earlier releases -> MethodConfig keys (documented aliases).
+ALIASES = {"slices": "mvm.slices", "bits_per_slice": "mvm.bits_per_slice", "input_slices": "mvm.input_slices",
+           "mvm_adc_bits": "mvm.adc_bits", "mvm_dac_bits": "mvm.dac_bits", "mvm_array_size": "mvm.array_size",
+           "mvm_response": "mvm.response", "gain_calibration": "mvm.gain_calibration",
+           "mvm_target_swing": "mvm.target_swing", "mvm_slices": "mvm.slices", "check_blocks": "check_convergence"}
 
 
-def _check_array_size(array_size) -> Optional[int]:
-    if array_size is None:
-        return None
-    if isinstance(array_size, bool) or not isinstance(array_size, (int, np.integer)) or array_size < 2:
-        raise ConfigError(f"array_size must be an integer >= 2 (rows/columns of one array), got {array_size!r}")
-    return int(array_size)
+def method_config(method: Union[str, dict, MethodConfig, None], options: dict, source: str = "method") -> MethodConfig:
+    """A MethodConfig from a preset/method name or mapping plus keyword options (aliases accepted)."""
+    spec: dict
+    if isinstance(method, MethodConfig):
+        return method.replace(**{ALIASES.get(k, k): v for k, v in options.items()}) if options else method
+    if method is None:
+        method = "direct"
+    if isinstance(method, str):
+        spec = {"preset": method} if method in PRESETS else {"name": method}
+        if method not in PRESETS and method not in METHOD_NAMES:
+            raise ConfigError(f"unknown method {method!r}; presets: {', '.join(PRESETS)}; "
+                              f"methods: {', '.join(METHOD_NAMES)}")
+    else:
+        spec = dict(method)
+    for key, value in options.items():
+        spec[ALIASES.get(key, key)] = value
+    return MethodConfig.from_spec(spec, source)
 
 
 class _DirectSolver:
-    """One INV array for the whole system (the existing AnalogSolver), wrapped into a MethodSolution."""
+    """One INV array per distinct H (one settle per right-hand side)."""
 
-    def __init__(self, config: CircuitConfig, array_size: Optional[int] = None, backend: str = "circuit"):
-        self.config = config
-        self.array_size = array_size
-        self.inv = AnalogSolver(config, backend=backend)
+    def __init__(self, circuit: CircuitConfig, method: MethodConfig):
+        if method.equilibrate is not None:
+            circuit = circuit.replace(**{"io.equilibrate": method.equilibrate})
+        self.circuit = circuit
+        self.method = method
+        self._arrays: "OrderedDict[bytes, InvArray]" = OrderedDict()
+        self._serial = 0
 
     @property
-    def per_solve_noise(self) -> bool:
-        return self.inv.per_solve_noise
+    def deterministic(self) -> bool:
+        d = self.circuit.device
+        return not d.is_stochastic_per_read and d.drift_nu == 0
 
-    def solve(self, h: np.ndarray, g: np.ndarray) -> MethodSolution:
+    def array_for(self, h: np.ndarray) -> tuple[InvArray, bool]:
+        key = matrix_key(h)
+        if key in self._arrays:
+            self._arrays.move_to_end(key)
+            return self._arrays[key], False
+        self._serial += 1
+        array = InvArray(self.circuit, rng=np.random.default_rng([self.circuit.device.seed + 1, self._serial]))
+        array.program(h)
+        self._arrays[key] = array
+        while len(self._arrays) > self.method.cache_size:
+            self._arrays.popitem(last=False)
+        return array, True
+
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
         start = time.perf_counter()
-        h = validate_matrix(h)
-        g = validate_rhs(g, h.shape[0])
-        if self.array_size is not None and h.shape[0] > self.array_size:
-            raise InputError(f"method 'direct' needs one {h.shape[0]}x{h.shape[0]} array but array_size is "
-                             f"{self.array_size}; use method 'blockamc'")
-        key0 = self.inv._programmed_key
-        sol = self.inv.solve(h, g)
-        ops = new_operations()
-        k = 1 if g.ndim == 1 else g.shape[1]
-        if self.inv.backend == "circuit":
-            ops.update(inv_solves=k, programmings=int(self.inv._programmed_key != key0), ngspice_runs=k + sol.rescales)
+        n = h.shape[0]
+        if self.method.array_size is not None and n > self.method.array_size:
+            raise InputError(f"method 'direct' needs one {n}x{n} array but array_size is {self.method.array_size}; "
+                             "use method 'blockamc' or 'hpinv-pcg'")
+        fresh = matrix_key(h) not in self._arrays
+        array, _ = self.array_for(h)
+        before = OperationCounts() if fresh else array.counts.copy()
+        if self.method.operators == "extracted":
+            sol = array.read(g, seconds_since_programming)
+        else:
+            sol = array.solve(g)
+        sol.operations = array.counts - before
         x_star = np.linalg.solve(h, g)
-        err, bits = equivalent_bits(sol.x, x_star)
-        power = None if sol.static_power_w is None else float(np.max(sol.static_power_w))
-        return MethodSolution(x=sol.x, method="direct", relative_residual=sol.relative_residual,
-                              saturated=sol.saturated_any, static_power_w=power, operations=ops,
-                              relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
-                              details=dict(backend=sol.backend, rescales=sol.rescales, i0_a=sol.i0_a))
+        sol.relative_error, sol.equivalent_bits = equivalent_bits(sol.x, x_star)
+        sol.analog_error = sol.relative_error       # one settle: nothing digital refines it
+        sol.wall_time_s = time.perf_counter() - start
+        return sol
 
 
-class _NumpySolver:
-    """Digital reference behind the same API (backend='numpy')."""
+class _RepastSolver:
+    """RePAST-style: once per programming, the INV (with ``iterations`` refinement passes; 0 = one settle per
+    column) computes H^-1 column by column; the inverse is programmed into bit-sliced MVM arrays, and every solve
+    is one analog MVM read per array and column."""
 
-    def __init__(self, method: str):
-        self.method = method
-        self.per_solve_noise = False
+    def __init__(self, circuit: CircuitConfig, method: MethodConfig, mvm_config: Optional[CircuitConfig]):
+        from .mvm import AnalogMVM
+        self.circuit, self.method = circuit, method
+        self.mvm_config = (mvm_config or circuit).replace(**{"io.adc_bits": method.mvm.adc_bits,
+                                                              "io.dac_bits": method.mvm.dac_bits})
+        if method.iterations == 0:     # one settle per column of the identity
+            self._inverter = _DirectSolver(circuit, MethodConfig(name="direct", equilibrate=method.equilibrate,
+                                                                 operators=method.operators))
+        else:
+            self._inverter = _hpinv(circuit, _as_hpinv(method), mvm_config)
+        self._mvm_cls = AnalogMVM
+        self._systems: "OrderedDict[bytes, dict]" = OrderedDict()
 
-    def solve(self, h: np.ndarray, g: np.ndarray) -> MethodSolution:
+    @property
+    def deterministic(self) -> bool:
+        return all(not c.device.is_stochastic_per_read and c.device.drift_nu == 0
+                   for c in (self.circuit, self.mvm_config))
+
+    def _prepare(self, h: np.ndarray) -> tuple[dict, OperationCounts, float]:
+        key = matrix_key(h)
+        if key in self._systems:
+            self._systems.move_to_end(key)
+            return self._systems[key], OperationCounts(), 0.0
+        n = h.shape[0]
+        inverse = self._inverter.solve(h, np.eye(n))       # n settles (+ refinement) on the INV array
+        x_inv = np.asarray(inverse.x).reshape(n, n)
+        m = self.method.mvm
+        mvm = self._mvm_cls(self.mvm_config, slices=m.slices, bits_per_slice=m.bits_per_slice,
+                            input_slices=m.input_slices, target_swing=m.target_swing,
+                            gain_calibration=m.gain_calibration, array_size=m.array_size)
+        runs0 = mvm.counts.ngspice_runs
+        if self.method.operators == "extracted":
+            if m.response == "circuit":
+                matrix = np.asarray(mvm.multiply(x_inv, np.eye(n)).y).reshape(n, n)
+            else:
+                from .hpinv import HPInvSolver
+                matrix = HPInvSolver(self.circuit, mvm_config=self.mvm_config, slices=m.slices,
+                                     gain_calibration=m.gain_calibration).closed_form_mvm(x_inv, mvm)
+            programmed = mvm.counts
+            mvm.counts = OperationCounts(programmings=programmed.programmings,
+                                         cells_programmed=programmed.cells_programmed,
+                                         ngspice_runs=programmed.ngspice_runs - runs0)
+        else:
+            mvm.program(x_inv)
+            matrix = None
+        system = dict(x_inv=x_inv, mvm=mvm, matrix=matrix, inverse_error=inverse.relative_error)
+        self._systems[key] = system
+        while len(self._systems) > self.method.cache_size:
+            self._systems.popitem(last=False)
+        ops = inverse.operations + mvm.counts
+        return system, ops, float(inverse.relative_error or 0.0)
+
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
         start = time.perf_counter()
-        h = validate_matrix(h)
-        g = validate_rhs(g, h.shape[0])
-        x = np.linalg.solve(h, g)
-        residual = float(np.linalg.norm(h @ x - g) / max(np.linalg.norm(g), 1e-300))
-        return MethodSolution(x=x, method=self.method, relative_residual=residual, saturated=False,
-                              static_power_w=None, operations=new_operations(), relative_error=0.0,
-                              equivalent_bits=60.0, wall_time_s=time.perf_counter() - start,
-                              details=dict(backend="numpy"))
+        n = h.shape[0]
+        system, ops, _ = self._prepare(h)
+        mvm = system["mvm"]
+        cols = g.reshape(n, -1)
+        before = mvm.counts.copy()
+        if system["matrix"] is not None:
+            arrays = mvm.programmed_arrays
+            k = cols.shape[1]
+            mvm.counts.add(mvm_reads=len(arrays) * k, dac_conversions=sum(a.g_pos.shape[1] for a in arrays) * k,
+                           adc_conversions=sum(a.g_pos.shape[0] for a in arrays) * k,
+                           digital_flops=len(arrays) * n * k)
+            x = system["matrix"] @ cols
+            saturated = np.zeros(k, dtype=bool)
+        else:
+            res = mvm.multiply(system["x_inv"], cols)
+            x = np.asarray(res.y).reshape(n, -1)
+            saturated = np.full(cols.shape[1], bool(res.saturated))
+        ops = ops + (mvm.counts - before)
+        x_star = np.linalg.solve(h, cols)
+        err, bits = equivalent_bits(x, x_star)
+        from .solution import column_flags, residuals
+        total, per_column = residuals(h, x, cols)
+        x_out = x[:, 0] if g.ndim == 1 else x
+        return Solution(x=x_out, method="repast", backend="circuit", relative_residual=total,
+                        relative_residuals=per_column[0] if g.ndim == 1 else per_column,
+                        saturated=column_flags(saturated, x_out.shape), operations=ops, analog_error=err,
+                        relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
+                        details=dict(inverse_error=system["inverse_error"], mvm_arrays=len(mvm.programmed_arrays)))
+
+
+def _as_hpinv(method: MethodConfig) -> MethodConfig:
+    return MethodConfig.from_spec({"name": "hp-inv", "refinement": method.refinement, "iterations": method.iterations,
+                                   "shift": method.shift, "shift_margin": method.shift_margin,
+                                   "equilibrate": method.equilibrate, "operators": method.operators,
+                                   "check_convergence": method.check_convergence, "cache_size": method.cache_size,
+                                   "mvm": method.to_dict()["mvm"]}, "repast inverse")
+
+
+def _hpinv(circuit: CircuitConfig, method: MethodConfig, mvm_config: Optional[CircuitConfig]):
+    from .hpinv import HPInvSolver
+    m = method.mvm
+    return HPInvSolver(circuit, iterations=method.iterations, tol=method.tol, slices=m.slices,
+                       bits_per_slice=m.bits_per_slice, input_slices=m.input_slices, mvm_adc_bits=m.adc_bits,
+                       mvm_dac_bits=m.dac_bits, mvm_config=mvm_config, gain_calibration=m.gain_calibration,
+                       mvm_target_swing=m.target_swing, scale_residual=method.scale_residual,
+                       check_convergence=method.check_convergence, divergence_factor=method.divergence_factor,
+                       mvm_array_size=m.array_size, refinement=method.refinement, shift=method.shift,
+                       shift_margin=method.shift_margin, equilibrate=method.equilibrate, operators=method.operators,
+                       mvm_response=m.response, cache_size=method.cache_size, array_size=method.array_size,
+                       preconditioner=method.preconditioner)
 
 
 class MethodSolver:
-    """Solver object for any method: ``solve(H, B) -> MethodSolution`` (``.x`` has the shape of B).
+    """Solver object for any method: ``solve(H, B) -> Solution`` (``.x`` has the shape of B).
 
-    ``MethodSolver(config, method="hp-inv", iterations=10)``, ``MethodSolver("ideal", method="blockamc",
-    array_size=32)``. Unknown options for the method are rejected by name.
+    ``MethodSolver(config, method="hpinv-pcg", iterations=3)``, ``MethodSolver("ideal", method="blockamc",
+    array_size=32)``. Keys the method does not use are rejected by name.
     """
 
-    def __init__(self, config: Union[CircuitConfig, str, None] = None, method: str = "direct",
-                 backend: str = "circuit", **options):
-        if method not in METHODS:
-            raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    def __init__(self, config: Union[CircuitConfig, str, None] = None, method: Any = "direct",
+                 backend: str = "circuit", mvm_config: Union[CircuitConfig, str, None] = None, **options):
         if backend not in ("circuit", "numpy"):
             raise ConfigError(f"backend must be 'circuit' or 'numpy', got {backend!r}")
-        self.config = _config(config)
-        self.method = method
+        self.config = circuit_config(config)
+        self.method_config = method_config(method, options)
+        self.method = self.method_config.name
         self.backend = backend
-        array_size = _check_array_size(options.pop("array_size", None))
-        allowed = {"direct": set(), "hp-inv": _HPINV_OPTIONS, "blockamc": _BLOCK_OPTIONS - {"array_size"}}[method]
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise ConfigError(f"method {method!r} does not take option(s) {', '.join(unknown)}; "
-                              f"allowed: {', '.join(sorted(allowed | {'array_size'})) or 'array_size'}")
-        self.array_size = array_size
-        self.options = dict(options)
+        mvm = None if mvm_config is None else circuit_config(mvm_config)
+        cfg = self.method_config
         if backend == "numpy":
-            self._impl = _NumpySolver(method)
-        elif method == "direct":
-            self._impl = _DirectSolver(self.config, array_size)
-        elif method == "hp-inv":
-            from .hpinv import HPInvSolver
-            self._impl = HPInvSolver(self.config, array_size=array_size, **options)
+            self._impl = None
+        elif cfg.name == "direct":
+            self._impl = _DirectSolver(self.config, cfg)
+        elif cfg.name == "hp-inv":
+            self._impl = _hpinv(self.config, cfg, mvm)
+        elif cfg.name == "repast":
+            self._impl = _RepastSolver(self.config, cfg, mvm)
         else:
             from .blockamc import BlockAMCSolver
-            self._impl = BlockAMCSolver(self.config, array_size=array_size if array_size is not None else 32,
-                                        **options)
+            m = cfg.mvm
+            self._impl = BlockAMCSolver(self.config, array_size=cfg.array_size if cfg.array_size is not None else 32,
+                                        mvm_config=mvm, mvm_slices=m.slices, mvm_target_swing=m.target_swing,
+                                        gain_calibration=m.gain_calibration, check_blocks=cfg.check_convergence)
+
+    @property
+    def deterministic(self) -> bool:
+        """Repeated solves of one H give the same x (no read noise, no drift)."""
+        if self._impl is None:
+            return True
+        d = getattr(self._impl, "deterministic", None)
+        if d is not None:
+            return bool(d)
+        return not bool(self._impl.per_solve_noise)
 
     @property
     def per_solve_noise(self) -> bool:
-        return self.backend == "circuit" and bool(self._impl.per_solve_noise)
+        return not self.deterministic
 
     @property
     def linear(self) -> bool:
-        """Whether x is a linear function of g (a response extracted with identity right-hand sides is then
-        the method itself). False for HP-INV with PCG or a tolerance; True for direct/BlockAMC without noise."""
-        if self.backend == "numpy":
+        """x is linear in B (up to converter rounding): then a response measured with identity right-hand sides is
+        the method itself. False for PCG (step lengths depend on B), a tolerance, or noise."""
+        if self._impl is None:
             return True
-        return bool(getattr(self._impl, "linear", not self.per_solve_noise))
+        if not self.deterministic:
+            return False
+        cfg = self.method_config
+        if cfg.name == "hp-inv":
+            return cfg.refinement == "richardson" and cfg.tol is None
+        return True
 
     def __repr__(self) -> str:
-        return f"MethodSolver(method={self.method!r}, backend={self.backend!r}, options={self.options}, {self.config.describe()})"
+        return f"MethodSolver({self.method_config!r}, backend={self.backend!r}, circuit {self.config.name!r})"
 
-    def solve(self, h: np.ndarray, g: np.ndarray) -> MethodSolution:
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+        h = validate_matrix(h)
+        g = validate_rhs(g, h.shape[0])
+        if self._impl is None:
+            return numpy_solution(h, g, method=self.method)
+        if seconds_since_programming and self.method in ("direct", "hp-inv", "repast"):
+            return self._impl.solve(h, g, seconds_since_programming)
         return self._impl.solve(h, g)
 
 
-def solve_system(h: np.ndarray, g: np.ndarray, method: str = "direct",
-                 config: Union[CircuitConfig, str, None] = None, backend: str = "circuit", **options) -> MethodSolution:
-    """Solve H x = g with the chosen method; options as for MethodSolver (array_size, iterations, tol, ...)."""
+def solve_system(h: np.ndarray, g: np.ndarray, method: Any = "direct",
+                 config: Union[CircuitConfig, str, None] = None, backend: str = "circuit", **options) -> Solution:
+    """Solve H x = g with the chosen method (a preset, a method name or a mapping; options as MethodConfig keys)."""
     return MethodSolver(config, method=method, backend=backend, **options).solve(h, g)

@@ -30,7 +30,6 @@ compresses an output at a fraction f of V_sat by about f^8/8 (5e-4 at f = 0.5, 1
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -43,6 +42,8 @@ from .converters import quantise_symmetric
 from .mapping import apply_programming_variation
 from .netlist import LIBRARY_PATH, _fmt, opamp_params
 from .runner import session
+from .hw.counters import OperationCounts
+from .hw.keys import matrix_key
 
 SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
 
@@ -190,17 +191,13 @@ class AnalogMVM:
         self._arrays: list[SliceArray] = []
         self._sliced: Optional[SlicedMatrix] = None
         self._shape: tuple = ()
-        self.programmings = 0   # arrays programmed over the object's life
-        self.reads = 0
-        self.operations = 0
+        self.counts = OperationCounts()   # every slice/tile array of this MVM: what was done to them
+        self.reads = 0                    # ngspice operating points (re-ranging included)
+        self.operations = 0               # (array, input vector, input slice) reads the hardware performs
 
     def __repr__(self) -> str:
         return (f"AnalogMVM(slices={self.slices}, input_slices={self.input_slices}, array_size={self.array_size}, "
                 f"gain_calibration={self.gain_calibration}, {self.config.describe()})")
-
-    @property
-    def per_read_noise(self) -> bool:
-        return self.config.device.is_stochastic_per_read
 
     # ---- programming ---------------------------------------------------------------------------------------
     def _swing(self) -> float:
@@ -214,7 +211,7 @@ class AnalogMVM:
             raise InputError(f"the MVM matrix must be a non-empty 2-D array, got shape {h.shape}")
         if not np.isfinite(h).all():
             raise InputError("the MVM matrix contains non-finite values (NaN/Inf)")
-        key = hashlib.sha1(h.tobytes() + str(h.shape).encode()).digest()
+        key = matrix_key(h)
         if key == self._key:
             return self._arrays
         device = self.config.device
@@ -235,20 +232,14 @@ class AnalogMVM:
                     worst_current = self.read_voltage * float(np.max(np.abs(g_pos - g_neg).sum(axis=1)))
                     rf = self.target_swing * self._swing() / max(worst_current, 1e-30)
                     arrays.append(SliceArray(d, g_pos, g_neg, g_unit, sliced.weight(s), rf, rows, cols))
-        self.programmings += len(arrays)
+        self.counts.add(programmings=len(arrays), cells_programmed=sum(2 * a.g_pos.size for a in arrays))
         self._key, self._arrays, self._sliced, self._shape = key, arrays, sliced, h.shape
         return arrays
 
     @property
-    def sliced(self) -> Optional[SlicedMatrix]:
-        return self._sliced
-
-    def effective_matrix(self) -> np.ndarray:
-        """The matrix the programmed slices hold (programming error included; ideal TIAs), in units of H."""
-        out = np.zeros(self._shape)
-        for arr in self._arrays:
-            out[arr.rows, arr.cols] += arr.weight * (arr.g_pos - arr.g_neg) / arr.g_unit
-        return out
+    def programmed_arrays(self) -> list:
+        """The slice/tile arrays as programmed now (one device draw per programming)."""
+        return list(self._arrays)
 
     # ---- inputs ----------------------------------------------------------------------------------------------
     def _input_slices(self, v: np.ndarray) -> list[tuple[float, np.ndarray]]:
@@ -285,7 +276,7 @@ class AnalogMVM:
         y = np.zeros((m, k))
         power = np.zeros(k)
         saturated = False
-        reads0, ops0 = self.reads, self.operations
+        reads0, ops0, runs0 = self.reads, self.operations, session().runs
         rescales = 0
         first_deck = None
         ng = session()
@@ -326,6 +317,7 @@ class AnalogMVM:
                                 ng.alter_sources(values)
                                 raw = ng.run(self._vectors(arr), command="op")
                             self.reads += 1
+                            self.counts.add(mvm_reads=1, dac_conversions=len(volts), adc_conversions=g_pos.shape[0])
                             out = np.array([raw[f"out_{i}"][-1] for i in range(g_pos.shape[0])])
                             vmax_out = float(np.max(np.abs(out)))
                             sat = self._saturated(out)
@@ -352,6 +344,7 @@ class AnalogMVM:
                             power[c] += float(_supply_power(raw, self.config.opamp.supply_v)[-1])
         finally:
             ng.clean()
+            self.counts.add(ngspice_runs=session().runs - runs0)
         return MVMResult(y=y[:, 0] if v.ndim == 1 else y, saturated=saturated,
                          static_power_w=float(np.max(power)) if k else 0.0, reads=self.reads - reads0,
                          operations=self.operations - ops0, arrays=len(arrays), rescales=rescales, netlist=first_deck)

@@ -1,101 +1,34 @@
-"""AnalogSolver: x = H^-1 g through the ngspice circuit, with the digital answer available behind the same API.
+"""AnalogSolver: x = H^-1 g on one INV array, programmed whenever H changes, with the digital answer behind the
+same API (``backend="numpy"``).
 
-Flow for one call: validate -> map H into G+/G- (cached while H is unchanged: the array stays programmed)
--> stability check -> for each right-hand side: DAC, input scaling I0 (auto-ranged against the op-amp swing),
-deck -> ngspice (.op, or .tran for settling time and energy) -> ADC -> x, diagnostics.
+The physical array is an ``amc.hw.InvArray`` (``solver.array``): it keeps one device draw per programming and
+counts what was done to it (``solver.counts``).
 """
 from __future__ import annotations
 
-import hashlib
-import math
-from dataclasses import dataclass, field
+import time
 from typing import Optional, Union
 
 import numpy as np
 
 from .config import DEFAULT_PRESET, CircuitConfig
-from .converters import quantise_symmetric
-from .errors import ConfigError, InputError, SimulationError
-from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
-from .netlist import TransientSpec, batch_analysis, build_deck, input_source_name, output_node, pwl_points
-from .runner import session
-from . import transient as tran_analysis
-
-SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
+from .errors import ConfigError
+from .hw.counters import OperationCounts
+from .hw.inv_array import InvArray
+from .hw.keys import matrix_key
+from .mapping import MappedArray, check_invertible, validate_matrix, validate_rhs
+from .solution import Solution, residuals
 
 
-@dataclass
-class Solution:
-    """Result of a solve. Arrays follow the shape of g: (n,) or (n, k); per-RHS scalars are (k,) or floats."""
-
-    x: np.ndarray
-    backend: str
-    netlist: Optional[str]
-    relative_residual: float
-    relative_residuals: np.ndarray
-    saturated: np.ndarray
-    i0_a: np.ndarray
-    static_power_w: Optional[np.ndarray] = None
-    settling_time_s: Optional[np.ndarray] = None
-    energy_j: Optional[np.ndarray] = None
-    settled: Optional[np.ndarray] = None
-    rescales: int = 0
-    lambda_min: Optional[float] = None
-    condition_number: Optional[float] = None
-    g0_s: Optional[float] = None
-    waveforms: Optional[list] = field(default=None, repr=False)
-
-    @property
-    def saturated_any(self) -> bool:
-        return bool(np.any(self.saturated))
-
-    def relative_error(self, reference: np.ndarray) -> float:
-        reference = np.asarray(reference, dtype=float)
-        return float(np.linalg.norm(self.x - reference) / np.linalg.norm(reference))
-
-    def to_dict(self) -> dict:
-        def plain(value):
-            if value is None:
-                return None
-            if isinstance(value, np.ndarray):
-                return value.tolist()
-            if isinstance(value, (np.floating, np.integer, np.bool_)):
-                return value.item()
-            return value
-        return {
-            "backend": self.backend,
-            "x": plain(self.x),
-            "relative_residual": self.relative_residual,
-            "relative_residuals": plain(self.relative_residuals),
-            "saturated": bool(np.any(self.saturated)),
-            "saturated_outputs": plain(np.argwhere(np.atleast_1d(self.saturated)).reshape(-1)) if self.saturated.ndim == 1
-            else plain(np.argwhere(self.saturated)),
-            "i0_a": plain(self.i0_a),
-            "static_power_w": plain(self.static_power_w),
-            "settling_time_s": plain(self.settling_time_s),
-            "energy_j": plain(self.energy_j),
-            "settled": plain(self.settled),
-            "rescales": self.rescales,
-            "lambda_min": self.lambda_min,
-            "condition_number": self.condition_number,
-            "g0_s": self.g0_s,
-        }
-
-    def summary(self) -> str:
-        parts = [f"backend={self.backend}", f"relative residual={self.relative_residual:.3e}",
-                 f"saturated outputs={int(np.sum(self.saturated))}"]
-        if self.static_power_w is not None:
-            parts.append(f"static power={np.max(self.static_power_w) * 1e3:.4g} mW")
-        if self.settling_time_s is not None:
-            parts.append(f"settling time={np.max(self.settling_time_s) * 1e9:.4g} ns")
-        if self.energy_j is not None:
-            parts.append(f"energy={np.max(self.energy_j) * 1e9:.4g} nJ")
-        if self.rescales:
-            parts.append(f"re-ranged {self.rescales}x")
-        return ", ".join(parts)
-
-    def __str__(self) -> str:
-        return f"Solution({self.summary()})"
+def circuit_config(config: Union[CircuitConfig, str, None]) -> CircuitConfig:
+    """A CircuitConfig from a config, a preset name or None (the default preset)."""
+    if config is None:
+        return CircuitConfig.preset(DEFAULT_PRESET)
+    if isinstance(config, str):
+        return CircuitConfig.preset(config)
+    if not isinstance(config, CircuitConfig):
+        raise ConfigError(f"config must be a CircuitConfig or a preset name, got {type(config).__name__}")
+    return config
 
 
 class AnalogSolver:
@@ -106,329 +39,66 @@ class AnalogSolver:
     """
 
     def __init__(self, config: Union[CircuitConfig, str, None] = None, backend: str = "circuit"):
-        if config is None:
-            config = CircuitConfig.preset(DEFAULT_PRESET)
-        elif isinstance(config, str):
-            config = CircuitConfig.preset(config)
+        config = circuit_config(config)
         if backend not in ("circuit", "numpy"):
             raise ConfigError(f"backend must be 'circuit' or 'numpy', got {backend!r}")
         self.config = config
         self.backend = backend
-        self._rng = np.random.default_rng(config.device.seed + 1)
-        self._programmed: Optional[MappedArray] = None
-        self._programmed_key: Optional[bytes] = None
-        self._lambda_min: Optional[float] = None
-        self._inverse_norm: Optional[tuple] = None
-        self._token = object()
-        self._generation: object = None
-        self.solves = 0
+        self.array = InvArray(config)
+        self._key: Optional[bytes] = None
 
-    # aihwkit-style: a solver reports whether repeated solves of one array are random.
     @property
     def per_solve_noise(self) -> bool:
-        return self.backend == "circuit" and self.config.device.is_stochastic_per_read
+        return self.backend == "circuit" and self.array.per_solve_noise
+
+    @property
+    def counts(self) -> OperationCounts:
+        return self.array.counts
 
     def __repr__(self) -> str:
         return f"AnalogSolver(backend={self.backend!r}, {self.config.describe()})"
 
-    # ---- public ---------------------------------------------------------------------------------
     def program(self, h: np.ndarray) -> MappedArray:
-        """Map H into the arrays (once per distinct H) and check that the loop is stable."""
+        """Program H into the array unless it already holds it; the conductances as programmed."""
         h = validate_matrix(h)
-        key = hashlib.sha1(h.tobytes() + str(h.shape).encode()).digest()
-        if key != self._programmed_key:
-            mapped = map_matrix(h, self.config.device, rng=self._rng)
-            lam = None
-            if self.config.simulation.check_stability:
-                lam = check_stability(mapped, self.config.opamp.gain)
-            else:
-                lam = float(np.min(np.linalg.eigvals(mapped.loop_matrix(self.config.opamp.gain)).real))
-            self._programmed, self._programmed_key, self._lambda_min = mapped, key, lam
-            self._generation = object()  # every programming (new draw of device errors) is a new array
-        return self._programmed
+        key = matrix_key(h)
+        if key != self._key:
+            self._key = None
+            self.array.program(h)
+            self._key = key
+        return self.array.mapped
 
     def solve(self, h: np.ndarray, g: np.ndarray, transient: bool = False) -> Solution:
+        start = time.perf_counter()
         h = validate_matrix(h)
         g = validate_rhs(g, h.shape[0])
-        columns = g.reshape(h.shape[0], -1)
         if self.backend == "numpy":
-            return self._solve_numpy(h, g)
-        if transient and self.config.opamp.gbw_hz is None:
-            raise ConfigError("a transient solve needs op-amps with a finite gain-bandwidth (opamp.gbw_hz); "
-                              f"the configured op-amp {self.config.opamp.name!r} has none (use e.g. preset 'ideal-dynamic')")
-        d = self._equilibration(h)
-        if d is not None:
-            # Solve (D H D) y = D g on the array and return x = D y: D is a digital gain per input DAC and output ADC.
-            h_array, g_array = h * d[:, None] * d[None, :], g * (d if g.ndim == 1 else d[:, None])
-        else:
-            h_array, g_array = h, g
-        mapped = self.program(h_array)
-        self.solves += columns.shape[1]
-        columns_array = g_array.reshape(h.shape[0], -1)
-        if transient:
-            result = self._solve_transient(mapped, columns_array)
-        else:
-            result = self._solve_op(mapped, columns_array)
-        solution = self._finish(h_array, g_array, result)
-        if d is not None:
-            solution.x = solution.x * (d if g.ndim == 1 else d[:, None])
-            total, per_column = _residuals(h, solution.x.reshape(h.shape[0], -1), columns)
-            solution.relative_residual = total
-            solution.relative_residuals = per_column[0] if g.ndim == 1 else per_column
+            return numpy_solution(h, g, start)
+        before = self.array.counts.copy()
+        self.program(h)
+        solution = self.array.solve(g, transient=transient)
+        solution.operations = self.array.counts - before
+        solution.wall_time_s = time.perf_counter() - start
         return solution
 
-    def _equilibration(self, h: np.ndarray) -> Optional[np.ndarray]:
-        """Symmetric Jacobi scaling d = |diag(H)|^-1/2 (row norms where a diagonal entry is zero), or None."""
-        if not self.config.io.equilibrate:
-            return None
-        diag = np.abs(np.diag(h))
-        norms = np.linalg.norm(h, axis=1)
-        base = np.where(diag > 1e-12 * norms.max(), diag, norms)
-        return 1.0 / np.sqrt(base)
-
-    # ---- internals ------------------------------------------------------------------------------
-    def _solve_numpy(self, h: np.ndarray, g: np.ndarray) -> Solution:
-        condition = check_invertible(h)
-        x = np.linalg.solve(h, g)
-        residuals = _residuals(h, x.reshape(h.shape[0], -1), g.reshape(h.shape[0], -1))
-        k = 1 if g.ndim == 1 else g.shape[1]
-        return Solution(x=x, backend="numpy", netlist=None, relative_residual=residuals[0],
-                        relative_residuals=residuals[1], saturated=np.zeros(g.shape, dtype=bool),
-                        i0_a=np.zeros(k), condition_number=condition)
-
-    def _swing_limit(self) -> float:
-        o = self.config.opamp
-        return o.v_sat if o.v_sat is not None else o.supply_v
-
-    def _initial_i0(self, mapped: MappedArray, g: np.ndarray) -> float:
-        """I0 such that the largest output is expected at target_swing of the swing.
-
-        |x|_inf <= ||H_mapped^-1||_2 ||g||_2 / max|g| bounds the output per unit of input scale; the bound is
-        tight enough for the damped SPD matrices of training and never lets an exactly mapped system saturate.
-        """
-        io = self.config.io
-        if io.i0_a is not None:
-            return io.i0_a
-        gmax = float(np.max(np.abs(g)))
-        if self._inverse_norm is None or self._inverse_norm[0] is not mapped:
-            self._inverse_norm = (mapped, 1.0 / np.linalg.svd(mapped.h_mapped, compute_uv=False)[-1])
-        inverse_norm = self._inverse_norm[1]
-        bound = inverse_norm * float(np.linalg.norm(g)) / gmax  # |x| per unit of g/max|g|
-        return io.target_swing * self._swing_limit() * mapped.g0 / bound
-
-    def _currents(self, g: np.ndarray, i0: float) -> np.ndarray:
-        gmax = float(np.max(np.abs(g)))
-        if gmax == 0.0:
-            return np.zeros_like(g)
-        return i0 * quantise_symmetric(g / gmax, self.config.io.dac_bits, 1.0)
-
-    def _adc(self, v: np.ndarray) -> np.ndarray:
-        return quantise_symmetric(v, self.config.io.adc_bits, self.config.io.adc_full_scale_fraction * self._swing_limit())
-
-    def _is_saturated(self, v: np.ndarray) -> np.ndarray:
-        if self.config.opamp.v_sat is None:
-            return np.zeros(v.shape, dtype=bool)
-        return np.abs(v) > self.config.io.linear_fraction * self.config.opamp.v_sat
-
-    def _needs_upscale(self, v: np.ndarray) -> bool:
-        # Only worth a second solve where amplitude buys precision: converters or an input offset.
-        io, o = self.config.io, self.config.opamp
-        if io.i0_a is not None or (io.adc_bits is None and o.offset_v == 0.0):
-            return False
-        return float(np.max(np.abs(v))) < 0.25 * io.target_swing * self._swing_limit()
-
-    def _solve_op(self, mapped: MappedArray, columns: np.ndarray) -> dict:
-        """Steady state for every column; columns that saturate (or under-use the swing) are re-ranged and re-run."""
-        n, k = columns.shape
-        outputs, saturated = np.zeros((n, k)), np.zeros((n, k), dtype=bool)
-        i0s, power = np.zeros(k), np.zeros(k)
-        pending = [c for c in range(k) if np.any(columns[:, c])]  # a zero column has x = 0 exactly
-        for c in pending:
-            i0s[c] = self._initial_i0(mapped, columns[:, c])
-        # A fixed I0 (io.i0_a) means no auto-ranging: saturation is reported, not corrected.
-        attempts = self.config.io.max_rescales + 1 if self.config.io.i0_a is None else 1
-        rescales, first_deck = 0, None
-        ng = session()
-        try:
-            for attempt in range(attempts):
-                if not pending:
-                    break
-                currents = np.stack([self._currents(columns[:, c], i0s[c]) for c in pending], axis=1)
-                v_all, p_all, deck = self._run_operating_points(mapped, currents)
-                first_deck = first_deck or deck
-                retry = []
-                for index, c in enumerate(pending):
-                    v = v_all[:, index]
-                    sat = self._is_saturated(v)
-                    last = attempt == attempts - 1
-                    if sat.any() and not last:
-                        i0s[c] *= 0.5 * self.config.io.target_swing * self._swing_limit() / np.max(np.abs(v))
-                        retry.append(c)
-                    elif not sat.any() and not last and self._needs_upscale(v):
-                        i0s[c] *= self.config.io.target_swing * self._swing_limit() / max(np.max(np.abs(v)), 1e-30)
-                        retry.append(c)
-                    else:
-                        outputs[:, c], saturated[:, c], power[c] = self._adc(v), sat, p_all[index]
-                rescales += len(retry)
-                pending = retry
-        except Exception:
-            ng.clean()
-            raise
-        if self.per_solve_noise:
-            ng.clean()  # a noisy read is never reused
-        return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=rescales,
-                    deck=first_deck, mapped=mapped, columns=columns)
-
-    def _run_operating_points(self, mapped: MappedArray, currents: np.ndarray) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
-        """Output voltages (n, k) and supply power (k,) for input currents (n, k) on the programmed array.
-
-        One column: an .op (or, when this array is already loaded, only the input sources altered and .op re-run).
-        Several columns: a quasi-static batch (see netlist.build_deck); when the batch deck of this array is
-        loaded, only the sources' waveforms are altered. With read noise every read gets a fresh deck.
-        """
-        ng = session()
-        n, k = currents.shape
-        outputs = [output_node(j) for j in range(n)]
-        if self.per_solve_noise:
-            v, p, decks = np.zeros((n, k)), np.zeros(k), []
-            for c in range(k):
-                array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
-                decks.append(build_deck(array, currents[:, c], self.config))
-                ng.load(decks[-1])
-                raw = ng.run(outputs + list(SUPPLY_VECTORS))
-                v[:, c] = [raw[name][-1] for name in outputs]
-                p[c] = _supply_power(raw, self.config.opamp.supply_v)[-1]
-            return v, p, decks[0]
-        kind = "op" if k == 1 else "batch"
-        # The tag holds this solver's own token (not id(): a freed solver's id can be reused by a new one).
-        tag = (self._token, self._generation, kind)
-        deck = None
-        if ng.loaded and ng.tag == tag:
-            if kind == "op":
-                ng.alter_sources({input_source_name(i): currents[i, 0] for i in range(n)})
-                raw = ng.run(outputs + list(SUPPLY_VECTORS), command="op")
-            else:
-                ng.alter_waveforms({input_source_name(i): pwl_points(currents[i]) for i in range(n)})
-                try:
-                    raw = ng.run(["time"] + outputs + list(SUPPLY_VECTORS), command=batch_analysis(k))
-                except SimulationError:
-                    raw = None
-        else:
-            deck = build_deck(mapped, currents[:, 0] if k == 1 else currents, self.config)
-            ng.load(deck, tag=tag)
-            try:
-                raw = ng.run((["time"] if k > 1 else []) + outputs + list(SUPPLY_VECTORS))
-            except SimulationError:
-                if k == 1:
-                    raise
-                raw = None
-        if k > 1 and raw is None:
-            # The pole-free batch cannot follow an output into saturation (ngspice: "timestep too small");
-            # the operating points of those columns still exist, so take them one .op at a time.
-            ng.clean()
-            columns = [self._run_operating_points(mapped, currents[:, [c]]) for c in range(k)]
-            return (np.concatenate([c[0] for c in columns], axis=1), np.concatenate([c[1] for c in columns]),
-                    columns[0][2])
-        power = _supply_power(raw, self.config.opamp.supply_v)
-        if k == 1:
-            return np.array([[raw[name][-1]] for name in outputs]), power[-1:], deck
-        time = raw["time"]
-        samples = np.arange(k, dtype=float)
-        v = np.stack([np.interp(samples, time, raw[name]) for name in outputs])
-        return v, np.interp(samples, time, power), deck
-
-    def _solve_transient(self, mapped: MappedArray, columns: np.ndarray) -> dict:
-        n, k = columns.shape
-        ng = session()
-        sim, o = self.config.simulation, self.config.opamp
-        # Time scale of the slowest loop mode; an unstable loop (forced past the check) grows at |lambda|.
-        lam_max = float(np.max(np.abs(np.linalg.eigvals(mapped.loop_matrix(o.gain)))))
-        tau = 1.0 / (2 * math.pi * o.gbw_hz * max(abs(self._lambda_min), 1e-6 * lam_max))
-        stop = sim.tran_time_constants * tau
-        step = min(stop / sim.tran_points, 0.2 / (2 * math.pi * o.gbw_hz * lam_max))
-        if stop / step > 2e6:
-            raise ConfigError(f"the transient would need {stop / step:.3g} time steps (condition number of the loop "
-                              f"{lam_max / abs(self._lambda_min):.3g}); reduce simulation.tran_time_constants or damp H")
-        spec = TransientSpec(step_s=step, stop_s=stop)
-        vectors = ["time"] + [output_node(j) for j in range(n)] + list(SUPPLY_VECTORS)
-        outputs = np.zeros((n, k))
-        i0s, power, t_settle, energy = np.zeros(k), np.zeros(k), np.full(k, np.nan), np.full(k, np.nan)
-        settled = np.zeros(k, dtype=bool)
-        saturated = np.zeros((n, k), dtype=bool)
-        waveforms = []
-        first_deck = None
-        try:
-            for c in range(k):
-                g = columns[:, c]
-                i0 = self._initial_i0(mapped, g) if np.any(g) else 1e-9
-                currents = self._currents(g, i0)
-                array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
-                deck = build_deck(array, currents, self.config, transient=spec)
-                for _ in range(4):
-                    ng.load(deck)
-                    raw = ng.run(vectors)
-                    ng.clean()
-                    time = raw["time"]
-                    v = np.stack([raw[output_node(j)] for j in range(n)])
-                    # Poles the loop model leaves out (e.g. op-amp inverters) can make the run end before the
-                    # outputs settle: if the last tenth of the window still moves by more than the band, double it.
-                    tail = time >= 0.9 * time[-1]
-                    drift = float(np.max(np.abs(v[:, tail] - v[:, -1:])))
-                    if drift <= 0.1 * sim.settle_tol * max(float(np.max(np.abs(v[:, -1]))), 1e-30):
-                        break
-                    spec = TransientSpec(step_s=spec.step_s, stop_s=2 * spec.stop_s)
-                    deck = build_deck(array, currents, self.config, transient=spec)
-                p = _supply_power(raw, o.supply_v)
-                result = tran_analysis.settling(time, v, p, sim.settle_tol)
-                outputs[:, c] = self._adc(v[:, -1])
-                saturated[:, c] = self._is_saturated(v[:, -1])
-                i0s[c], power[c] = i0, p[-1]
-                t_settle[c], energy[c], settled[c] = result.time_s, result.energy_j, result.settled
-                waveforms.append(dict(time=time, outputs=v, power=p))
-                first_deck = first_deck or deck
-        finally:
-            ng.clean()
-        return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=0, deck=first_deck,
-                    mapped=mapped, columns=columns, settling=t_settle, energy=energy, settled=settled,
-                    waveforms=waveforms)
-
-    def _finish(self, h: np.ndarray, g: np.ndarray, r: dict) -> Solution:
-        mapped, columns = r["mapped"], r["columns"]
-        gmax = np.max(np.abs(columns), axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_cols = np.where(r["i0"] > 0, -r["outputs"] * mapped.g0 * gmax / np.where(r["i0"] > 0, r["i0"], 1), 0.0)
-        residual, residuals = _residuals(h, x_cols, columns)
-        squeeze = g.ndim == 1
-
-        def shape(a):
-            if a is None:
-                return None
-            return a[0] if squeeze and a.ndim == 1 else (a[:, 0] if squeeze else a)
-
-        deck = r["deck"]
-        fresh_single = r["deck"] is not None and r["rescales"] == 0 and columns.shape[1] == 1
-        if "settling" not in r and not fresh_single:
-            # The deck of the first right-hand side as finally solved (after any re-ranging): rerunnable as is.
-            first = int(np.argmax(np.any(columns != 0, axis=0)))
-            deck = build_deck(mapped, self._currents(columns[:, first], r["i0"][first]) if r["i0"][first] > 0
-                              else np.zeros(mapped.n), self.config)
-        return Solution(
-            x=x_cols[:, 0] if squeeze else x_cols, backend="circuit", netlist=deck,
-            relative_residual=residual, relative_residuals=residuals[0] if squeeze else residuals,
-            saturated=shape(r["saturated"]), i0_a=shape(r["i0"]), static_power_w=shape(r["power"]),
-            settling_time_s=shape(r.get("settling")), energy_j=shape(r.get("energy")), settled=shape(r.get("settled")),
-            rescales=r["rescales"], lambda_min=self._lambda_min, condition_number=mapped.condition, g0_s=mapped.g0,
-            waveforms=r.get("waveforms"))
+    def deck(self, h: np.ndarray, g: np.ndarray, transient: bool = False) -> str:
+        """The ngspice deck of one settle of H x = g (first column of g) on this solver's array."""
+        self.program(h)
+        return self.array.deck(g, transient=transient)
 
 
-def _residuals(h: np.ndarray, x: np.ndarray, g: np.ndarray) -> tuple[float, np.ndarray]:
-    r = h @ x - g
-    norms = np.linalg.norm(g, axis=0)
-    per_column = np.where(norms > 0, np.linalg.norm(r, axis=0) / np.where(norms > 0, norms, 1), 0.0)
-    total = float(np.linalg.norm(r) / max(np.linalg.norm(g), 1e-300))
-    return total, per_column
-
-
-def _supply_power(raw: dict, supply_v: float) -> np.ndarray:
-    """Power delivered by the two rails: P = -(V+ I+ + V- I-), ngspice currents flowing into the + terminal."""
-    return -(supply_v * raw["vcc#branch"] + (-supply_v) * raw["vee#branch"])
+def numpy_solution(h: np.ndarray, g: np.ndarray, start: Optional[float] = None, method: str = "numpy") -> Solution:
+    """The exact digital answer as a Solution (no analog operations; digital flops of one LU solve)."""
+    start = time.perf_counter() if start is None else start
+    condition = check_invertible(h)
+    x = np.linalg.solve(h, g)
+    n = h.shape[0]
+    cols = g.reshape(n, -1)
+    total, per_column = residuals(h, x.reshape(n, -1), cols)
+    k = cols.shape[1]
+    return Solution(x=x, method=method, backend="numpy", relative_residual=total,
+                    relative_residuals=per_column[0] if g.ndim == 1 else per_column,
+                    saturated=np.zeros(g.shape, dtype=bool), i0_a=np.zeros(k) if g.ndim > 1 else 0.0,
+                    operations=OperationCounts(digital_flops=2 * n ** 3 / 3 + 2 * n * n * k),
+                    relative_error=0.0, equivalent_bits=60.0, condition_number=condition,
+                    wall_time_s=time.perf_counter() - start)

@@ -35,7 +35,7 @@ def spd(n: int, seed: int, cond: float = 10.0) -> np.ndarray:
 
 
 def ops_text(ops: dict) -> str:
-    return f"{ops['inv_solves']} | {ops['mvm_operations']} | {ops['programmings']} | {ops['ngspice_runs']}"
+    return f"{ops.inv_settles} | {ops.mvm_reads} | {ops.programmings} | {ops.ngspice_runs}"
 
 
 def main(argv=None) -> int:
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
                                        gain_calibration=slices > 1)
                     o = sol.operations
                     print(f"| {label} | {cond:.1f} | BlockAMC | {a} | {slices} | {sol.relative_error:.3e} | "
-                          f"{sol.wall_time_s:.2f} | {o['inv_solves']} | {o['mvm_operations']} | {o['programmings']} |")
+                          f"{sol.wall_time_s:.2f} | {o.inv_settles} | {o.mvm_reads} | {o.programmings} |")
                 except AmcError as exc:
                     print(f"| {label} | {cond:.1f} | BlockAMC | {a} | {slices} | refused: {str(exc)[:80]} | | | | |")
                 sys.stdout.flush()

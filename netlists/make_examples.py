@@ -1,11 +1,10 @@
 """Regenerate the example decks in netlists/examples/ (run from the repository root)."""
-import math
 from pathlib import Path
 
 import numpy as np
 
-from amc import AnalogSolver, CircuitConfig
-from amc.netlist import TransientSpec, build_deck
+from amc import CircuitConfig, InvArray
+from amc.netlist import LIBRARY_PATH
 
 HERE = Path(__file__).resolve().parent
 H4 = np.array([[2.0, -0.5, 0.2, 0.0], [-0.5, 1.5, -0.3, 0.1], [0.2, -0.3, 1.2, -0.4], [0.0, 0.1, -0.4, 1.0]])
@@ -13,15 +12,9 @@ G4 = np.array([1.0, -0.5, 0.25, 0.8])
 
 
 def write(name: str, preset: str, h: np.ndarray, g: np.ndarray, transient: bool = False) -> None:
-    config = CircuitConfig.preset(preset)
-    solver = AnalogSolver(config)
-    mapped = solver.program(h)
-    spec = None
-    if transient:
-        tau = 1 / (2 * math.pi * config.opamp.gbw_hz * solver._lambda_min)
-        spec = TransientSpec(step_s=tau / 200, stop_s=10 * tau)
-    deck = build_deck(mapped, solver._currents(g, solver._initial_i0(mapped, g)), config, transient=spec,
-                      library="../amc_opamps.lib", title=f"example: {name} (preset {preset})")
+    array = InvArray(CircuitConfig.preset(preset)).program(h)
+    deck = array.deck(g, transient=transient).replace(f".include {LIBRARY_PATH}", ".include ../amc_opamps.lib")
+    deck = deck.replace("* amc-cosim closed-loop inversion (INV) circuit", f"* example: {name} (preset {preset})", 1)
     expected = " ".join(f"{v:.6g}" for v in np.linalg.solve(h, g))
     deck = deck.replace(".end\n", f"* expected x = H^-1 g = {expected}\n.end\n")
     (HERE / "examples" / f"{name}.cir").write_text(deck)

@@ -59,7 +59,7 @@ print("...\\nwritten to", deck_path)"""),
     new_markdown_cell("""## Operating point (.op)
 x is read from the op-amp outputs: x = -V(out) G0 max|g| / I0."""),
     new_code_cell("""print(op.summary())
-print(f"relative error vs numpy: {op.relative_error(x_exact):.2e}")
+print(f"relative error vs numpy: {op.error_against(x_exact):.2e}")
 print(f"lambda_min of the mapped loop matrix: {op.lambda_min:.3f}, G0 = {op.g0_s:.3e} S")
 for j in range(min(N, 8)):
     print(f"x[{j}]  circuit {op.x[j]: .6f}   numpy {x_exact[j]: .6f}")"""),
@@ -84,7 +84,7 @@ error and wire resistance each leave their mark on the solution error. The same 
     new_code_cell("""def error(**overrides):
     cfg = CircuitConfig.preset(PRESET).replace(**overrides)
     try:
-        return AnalogSolver(cfg).solve(H, g).relative_error(x_exact)
+        return AnalogSolver(cfg).solve(H, g).error_against(x_exact)
     except Exception as exc:  # e.g. too few levels to map H: a result too
         return f"fails ({type(exc).__name__})"
 

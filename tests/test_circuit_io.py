@@ -89,7 +89,7 @@ def test_bad_input_is_refused_and_session_stays_usable(h, g, error, message):
     with pytest.raises(error, match=message):
         AnalogSolver("rram").solve(h, g)
     hh = random_spd(4, seed=1)
-    assert AnalogSolver("ideal").solve(hh, np.ones(4)).relative_error(np.linalg.solve(hh, np.ones(4))) < 1e-9
+    assert AnalogSolver("ideal").solve(hh, np.ones(4)).error_against(np.linalg.solve(hh, np.ones(4))) < 1e-9
 
 
 def test_ngspice_parse_failure_carries_ngspice_lines_and_session_recovers():
@@ -149,9 +149,9 @@ def test_autoranging_rescales_and_reports_when_the_guess_saturates():
     fixed = AnalogSolver(config).solve(h, g)  # fixed I0 far too large: outputs pinned at the rails
     assert fixed.saturated_any and fixed.rescales == 0
     auto = AnalogSolver(config.replace(**{"io.i0_a": None})).solve(h, g)
-    assert not auto.saturated_any and auto.relative_error(np.linalg.solve(h, g)) < 1e-3
+    assert not auto.saturated_any and auto.error_against(np.linalg.solve(h, g)) < 1e-3
     ranging = AnalogSolver(config.replace(**{"io.i0_a": None, "io.max_rescales": 4}))
-    ranging._initial_i0 = lambda mapped, col: 1e-3  # force a saturated first pass
+    ranging.array._initial_i0 = lambda mapped, col: 1e-3  # force a saturated first pass
     rescued = ranging.solve(h, g)
     assert rescued.rescales >= 1 and not rescued.saturated_any
 

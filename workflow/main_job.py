@@ -88,7 +88,7 @@ def circuit_stage(out: Path, settings: dict) -> dict:
                header="x_numpy,x_circuit_op,x_circuit_tran", comments="")
     summary = {
         "n": int(h.shape[0]), "preset": config.name, "condition_number": float(np.linalg.cond(h)),
-        "relative_error_op": op.relative_error(exact), "relative_error_tran": tran.relative_error(exact),
+        "relative_error_op": op.error_against(exact), "relative_error_tran": tran.error_against(exact),
         "relative_residual": float(op.relative_residual), "saturated": bool(np.any(op.saturated)),
         "static_power_w": float(np.max(op.static_power_w)), "settling_time_s": float(np.max(tran.settling_time_s)),
         "energy_j": float(np.max(tran.energy_j)), "lambda_min": op.lambda_min, "g0_s": op.g0_s,

@@ -196,7 +196,7 @@ def run_circuit_point(spec: Mapping[str, Any]) -> dict:
         t0 = time.perf_counter()
         sol = solver.solve(h, g)
         metrics.update({
-            "relative_error": sol.relative_error(exact),
+            "relative_error": sol.error_against(exact),
             "relative_residual": float(sol.relative_residual),
             "saturated": bool(np.any(sol.saturated)),
             "n_saturated": int(np.sum(sol.saturated)),
@@ -211,7 +211,7 @@ def run_circuit_point(spec: Mapping[str, Any]) -> dict:
         t0 = time.perf_counter()
         sol = solver.solve(h, g, transient=True)
         metrics.update({
-            "tran_relative_error": sol.relative_error(exact),
+            "tran_relative_error": sol.error_against(exact),
             "settling_time_s": _scalar(sol.settling_time_s),
             "energy_j": _scalar(sol.energy_j),
             "settled": bool(np.all(sol.settled)) if sol.settled is not None else None,

@@ -1,1 +1,7 @@
-"""Hardware layer: programmed arrays, their periphery, the netlist writer and the ngspice runner."""
+"""Hardware layer: programmed arrays and their operation counters (the netlist writer and the ngspice runner
+are ``amc.netlist`` and ``amc.runner``)."""
+from .counters import OperationCounts
+from .inv_array import InvArray
+from .keys import matrix_key
+
+__all__ = ["OperationCounts", "InvArray", "matrix_key"]

@@ -1,0 +1,160 @@
+"""Settles computed from an INV array's measured linear response, with per-read noise and drift.
+
+Once per programming, ngspice solves the programmed array for unit currents into every row (one quasi-static
+batch): the response R_V (op-amp outputs V), R_W (the G- drive nodes) and R_u (row lines) per ampere of input.
+In the linear region the circuit is exactly V = R_V I.
+
+A read perturbs the conductances: read noise (drawn anew for every read) and drift (a function of the time
+since programming). A perturbed cell between row i and a node driven by an op-amp output (zero output impedance
+in the model) acts as an extra current into row i, dG+_ij (V_j - u_i) + dG-_ij (W_j - u_i). With
+K = dG+ R_V + dG- R_W - diag(dS) R_u the perturbed circuit obeys I + z = (1 - K)^-1 I and V = R_V (1 - K)^-1 I --
+exact for a linear circuit without wire resistance (the crosspoint ends are then op-amp-driven nodes and rows).
+With wires, a perturbed cell no longer sits between such nodes, so every noisy or drifted read goes through
+ngspice instead (``InvArray.solve``). tests/test_inv_array.py holds this path to ngspice decks carrying the same
+perturbed conductances.
+
+Drift (``device.drift_nu`` > 0): power-law conductance relaxation after programming,
+G(t) = G(t0) (t / t0)^-nu for t > t0, with nu drawn per cell at programming (mean ``drift_nu``, spread
+``drift_nu_sigma``). This is the drift model of IBM aihwkit (PCMLikeNoiseModel: Nandakumar et al., 2019;
+Le Gallo et al., 2018), used here for RRAM relaxation with a user-chosen exponent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from ..errors import SimulationError
+from ..mapping import MappedArray, validate_rhs
+from ..netlist import batch_analysis, build_deck, output_node
+from ..runner import session
+from ..solution import Solution, residuals
+
+if TYPE_CHECKING:
+    from .inv_array import InvArray
+
+
+@dataclass
+class Response:
+    r_out: np.ndarray     # dV(out_j)/dI_i  (n, n), volts per ampere
+    r_drive: np.ndarray   # dV(nout_j)/dI_i (n, n)
+    r_row: np.ndarray     # dV(row_i)/dI_k  (n, n)
+    power_w: float        # static supply power with zero input
+    nu: Optional[np.ndarray] = None   # per-cell drift exponents (G+, G-) drawn at programming
+
+
+def measure_response(array: "InvArray") -> Response:
+    """One quasi-static ngspice batch over unit-current inputs into every row of the programmed array."""
+    mapped = array.mapped
+    cfg = array.config
+    n = mapped.n
+    if cfg.wires.enabled:
+        raise SimulationError("the measured-response path needs an array without wire resistance")
+    # A scale that keeps every output inside the linear swing: one unit row current at the auto-ranged I0.
+    scales = np.array([array._initial_i0(mapped, np.eye(n)[:, c]) for c in range(n)])
+    currents = np.diag(scales)
+    nodes = ([output_node(j) for j in range(n)] + [f"nout_{j}" for j in range(n)] + [f"row_{i}" for i in range(n)])
+    k = n + 1   # the last point: zero input (the operating point the offsets and quiescent currents set)
+    columns = np.concatenate([currents, np.zeros((n, 1))], axis=1)
+    deck = build_deck(mapped, columns, cfg)
+    extra = " ".join(f"v({name})" for name in nodes[n:])
+    deck = "\n".join(line + " " + extra if line.startswith(".save ") else line for line in deck.splitlines()) + "\n"
+    ng = session()
+    try:
+        ng.load(deck)
+        raw = ng.run(["time"] + nodes + ["vcc#branch", "vee#branch"], command=batch_analysis(k))
+    finally:
+        ng.clean()
+    samples = np.arange(k, dtype=float)
+    v = np.stack([np.interp(samples, raw["time"], raw[name]) for name in nodes])     # (3n, k)
+    zero = v[:, -1:]
+    per_amp = (v[:, :n] - zero) / scales[None, :]
+    power = -(cfg.opamp.supply_v * raw["vcc#branch"] - cfg.opamp.supply_v * raw["vee#branch"])
+    nu = None
+    d = cfg.device
+    if d.drift_nu > 0:
+        rng = np.random.default_rng([d.seed, array.serial, array.counts.programmings, 7])
+        nu = np.maximum(d.drift_nu + d.drift_nu_sigma * rng.standard_normal((2, n, n)), 0.0)
+    return Response(per_amp[:n], per_amp[n:2 * n], per_amp[2 * n:], float(np.interp(k - 1, raw["time"], power)), nu)
+
+
+def conductances_at(array: "InvArray", seconds: float, rng: Optional[np.random.Generator]) -> MappedArray:
+    """The array's conductances at one read: drift after ``seconds`` since programming, then one read-noise draw."""
+    mapped, d = array.mapped, array.config.device
+    g_pos, g_neg = mapped.g_pos, mapped.g_neg
+    nu = array.response().nu
+    if nu is not None and seconds > d.drift_t0_s:
+        ratio = seconds / d.drift_t0_s
+        g_pos, g_neg = g_pos * ratio ** -nu[0], g_neg * ratio ** -nu[1]
+    drifted = MappedArray(mapped.h, g_pos, g_neg, mapped.g0, mapped.condition)
+    if rng is None:
+        return drifted
+    return drifted.with_read_noise(d.read_noise_sigma, rng, d)
+
+
+def _perturbed_voltages(resp: Response, mapped: MappedArray, read: MappedArray, currents: np.ndarray) -> np.ndarray:
+    d_pos, d_neg = read.g_pos - mapped.g_pos, read.g_neg - mapped.g_neg
+    d_s = (d_pos + d_neg).sum(axis=1)
+    # R[j, i] = dV_j / dI_i, so V = R_V I and the extra row currents are z = K (I + z).
+    k_matrix = d_pos @ resp.r_out + d_neg @ resp.r_drive - d_s[:, None] * resp.r_row
+    driven = np.linalg.solve(np.eye(mapped.n) - k_matrix, currents)
+    return resp.r_out @ driven
+
+
+def read_settles(array: "InvArray", g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+    """Settle every column of g on the programmed array (converters, auto-ranging, saturation, read noise, drift)."""
+    if array.config.wires.enabled and (array.per_solve_noise or array.config.device.drift_nu > 0):
+        return array.solve(g)          # see the module docstring: perturbations need the full netlist then
+    resp = array.response()
+    mapped = array.mapped
+    n = mapped.n
+    g = validate_rhs(g, n)
+    columns = g.reshape(n, -1)
+    d = array.scaling
+    cols = columns * d[:, None] if d is not None else columns
+    io = array.config.io
+    noisy = array.per_solve_noise
+    drift = resp.nu is not None and seconds_since_programming > array.config.device.drift_t0_s
+    static = None if (noisy or drift) else mapped
+    if drift and not noisy:
+        static = conductances_at(array, seconds_since_programming, None)
+    k = cols.shape[1]
+    outputs, saturated, i0s = np.zeros((n, k)), np.zeros((n, k), dtype=bool), np.zeros(k)
+    attempts = io.max_rescales + 1 if io.i0_a is None else 1
+    settles = rescales = 0
+    for c in range(k):
+        gc = cols[:, c]
+        if not np.any(gc):
+            continue
+        i0 = array._initial_i0(mapped, gc)
+        for attempt in range(attempts):
+            currents = array._currents(gc, i0)
+            read = static if static is not None else conductances_at(array, seconds_since_programming, array._rng)
+            v = resp.r_out @ currents if read is mapped else _perturbed_voltages(resp, mapped, read, currents)
+            settles += 1
+            sat = array._is_saturated(v)
+            last = attempt == attempts - 1
+            if sat.any() and not last:
+                i0 *= 0.5 * io.target_swing * array._swing_limit() / np.max(np.abs(v))
+            elif not sat.any() and not last and array._needs_upscale(v):
+                i0 *= io.target_swing * array._swing_limit() / max(np.max(np.abs(v)), 1e-30)
+            else:
+                outputs[:, c], saturated[:, c], i0s[c] = array._adc(v), sat, i0
+                break
+            rescales += 1
+    array.counts.add(inv_settles=settles, dac_conversions=n * settles, adc_conversions=n * settles,
+                     digital_flops=(2 * n * k if d is not None else 0))
+    gmax = np.max(np.abs(cols), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.where(i0s > 0, -outputs * mapped.g0 * gmax / np.where(i0s > 0, i0s, 1), 0.0)
+    if d is not None:
+        x = x * d[:, None]
+    total, per_column = residuals(array.matrix, x, columns)
+    squeeze = g.ndim == 1
+    return Solution(x=x[:, 0] if squeeze else x, method="direct", backend="circuit", relative_residual=total,
+                    relative_residuals=per_column[0] if squeeze else per_column,
+                    saturated=saturated[:, 0] if squeeze else saturated, i0_a=i0s[0] if squeeze else i0s,
+                    static_power_w=resp.power_w, rescales=rescales, lambda_min=array.lambda_min,
+                    condition_number=mapped.condition, g0_s=mapped.g0,
+                    details=dict(path="measured-response", seconds_since_programming=seconds_since_programming))
