@@ -17,6 +17,7 @@ from .mvm import AnalogMVM, MVMResult, bit_slice
 from .hpinv import HPInvSolver
 from .blockamc import BlockAMCSolver
 from .methods import METHODS, MethodSolver, solve_system
+from .protocol import Solver, build_solver, circuit_from_spec
 
 __all__ += ["AnalogMVM", "MVMResult", "bit_slice", "HPInvSolver", "BlockAMCSolver", "MethodSolver",
-            "solve_system", "METHODS", "ConvergenceError", "BlockError"]
+            "solve_system", "METHODS", "Solver", "build_solver", "circuit_from_spec", "ConvergenceError", "BlockError"]

@@ -365,9 +365,8 @@ class HPInvSolver:
         n = system.h_mvm.shape[0]
         before = system.mvm.counts.copy()
         if self.mvm_response == "circuit":
-            res = system.mvm.multiply(system.h_mvm, np.eye(n))
-            system.mvm_matrix = np.asarray(res.y, dtype=float).reshape(n, n)
-            mvm_sat, mvm_power = res.saturated, res.static_power_w
+            system.mvm_matrix = system.mvm.response(system.h_mvm)
+            mvm_sat, mvm_power = False, 0.0
         else:
             system.mvm_matrix = self.closed_form_mvm(system.h_mvm, system.mvm)
             mvm_sat, mvm_power = False, 0.0

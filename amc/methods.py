@@ -66,6 +66,7 @@ class _DirectSolver:
         self.circuit = circuit
         self.method = method
         self._arrays: "OrderedDict[bytes, InvArray]" = OrderedDict()
+        self._refused: "OrderedDict[bytes, Exception]" = OrderedDict()   # programmed, found unusable, kept so
         self._serial = 0
 
     @property
@@ -78,13 +79,36 @@ class _DirectSolver:
         if key in self._arrays:
             self._arrays.move_to_end(key)
             return self._arrays[key], False
+        if key in self._refused:       # the controller already found this programming unusable: no new write
+            refused = self._refused[key]
+            refused.operations = OperationCounts()
+            raise refused
         self._serial += 1
         array = InvArray(self.circuit, rng=np.random.default_rng([self.circuit.device.seed + 1, self._serial]))
-        array.program(h)
+        try:
+            array.program(self._shifted(h))
+        except Exception as exc:
+            self._refused[key] = exc
+            while len(self._refused) > self.method.cache_size:
+                self._refused.popitem(last=False)
+            exc.operations = array.counts.copy()      # the write happened: its cost travels with the refusal
+            raise
         self._arrays[key] = array
         while len(self._arrays) > self.method.cache_size:
             self._arrays.popitem(last=False)
         return array, True
+
+    def _shifted(self, h: np.ndarray) -> np.ndarray:
+        """H + mu * scale * I: the diagonal shift lands on the top conductance level after equilibration, so it
+        survives quantisation; for K-FAC it acts as extra damping (the array inverts the shifted matrix)."""
+        mu = self.method.shift
+        if not mu:
+            return h
+        if mu == "auto":
+            raise ConfigError("method 'direct' takes a numeric shift (units of the largest entry of the equilibrated "
+                              "matrix); 'auto' needs a refinement (hpinv-pcg)")
+        d = np.sqrt(np.abs(np.diag(h)))
+        return h + float(mu) * np.diag(d * d)
 
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
         start = time.perf_counter()
@@ -145,7 +169,7 @@ class _RepastSolver:
         runs0 = mvm.counts.ngspice_runs
         if self.method.operators == "extracted":
             if m.response == "circuit":
-                matrix = np.asarray(mvm.multiply(x_inv, np.eye(n)).y).reshape(n, n)
+                matrix = mvm.response(x_inv)
             else:
                 from .hpinv import HPInvSolver
                 matrix = HPInvSolver(self.circuit, mvm_config=self.mvm_config, slices=m.slices,

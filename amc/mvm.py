@@ -40,7 +40,7 @@ from .config import DEFAULT_PRESET, CircuitConfig, DeviceConfig
 from .errors import ConfigError, InputError, SimulationError
 from .converters import quantise_symmetric
 from .mapping import apply_programming_variation
-from .netlist import LIBRARY_PATH, _fmt, opamp_params
+from .netlist import LIBRARY_PATH, _fmt, opamp_params, pwl_points
 from .runner import session
 from .hw.counters import OperationCounts
 from .hw.keys import matrix_key
@@ -349,6 +349,39 @@ class AnalogMVM:
                          static_power_w=float(np.max(power)) if k else 0.0, reads=self.reads - reads0,
                          operations=self.operations - ops0, arrays=len(arrays), rescales=rescales, netlist=first_deck)
 
+    def response(self, h: np.ndarray) -> np.ndarray:
+        """The programmed arrays' linear response to H (what ``multiply(H, I)`` returns), measured with one
+        quasi-static ngspice batch per array (unit input on column r at t = r; pole-free TIAs, so every time
+        point is an operating point). Simulation bookkeeping: only the ngspice runs are counted."""
+        arrays = self.program(h)
+        if self.config.io.adc_bits is not None or self.config.io.dac_bits is not None or \
+                self.config.device.read_noise_sigma > 0:
+            raise ConfigError("the MVM response is measured for ideal converters and no read noise; use "
+                              "multiply() per read instead")
+        m, n = self._shape
+        out = np.zeros((m, n))
+        ng = session()
+        runs0 = session().runs
+        try:
+            for arr in arrays:
+                rows, cols = arr.g_pos.shape
+                volts = self.read_voltage * np.eye(cols)
+                deck = build_mvm_deck(arr.g_pos, arr.g_neg, volts, arr.rf, self.config,
+                                      header=f"slice weight {arr.weight:.6g} per digit (response batch)")
+                ng.load(deck)
+                raw = ng.run(["time"] + [f"out_{i}" for i in range(rows)], command=f"tran 1 {max(cols - 1, 1)} 0 1")
+                ng.clean()
+                samples = np.arange(cols, dtype=float)
+                v = np.stack([np.interp(samples, raw["time"], raw[f"out_{i}"]) for i in range(rows)])
+                if self.gain_calibration:
+                    v = v * (1.0 + (1.0 + arr.rf * arr.row_total) / self.config.opamp.gain)[:, None]
+                current = -v / arr.rf
+                out[arr.rows, arr.cols] += arr.weight * current / (arr.g_unit * self.read_voltage)
+        finally:
+            ng.clean()
+            self.counts.add(ngspice_runs=session().runs - runs0)
+        return out
+
     def _vectors(self, arr: SliceArray) -> list[str]:
         return [f"out_{i}" for i in range(arr.g_pos.shape[0])] + list(SUPPLY_VECTORS)
 
@@ -384,6 +417,8 @@ def build_mvm_deck(g_pos: np.ndarray, g_neg: np.ndarray, volts: np.ndarray, rf: 
     become resistive grids (``r_i_k``, ``cp_j_i``/``cn_j_i``) as in the INV deck.
     """
     m, n = g_pos.shape
+    volts = np.asarray(volts, dtype=float)
+    batch = volts.ndim == 2          # (n, k): a quasi-static batch, input vector r at t = r
     library = library if library is not None else str(LIBRARY_PATH)
     o, w = config.opamp, config.wires
     lines = [
@@ -398,12 +433,17 @@ def build_mvm_deck(g_pos: np.ndarray, g_neg: np.ndarray, volts: np.ndarray, rf: 
         "* DAC outputs: +V_j on G+ column j, -V_j on G- column j",
     ]
     for j in range(n):
-        lines.append(f"vp_{j} cp_{j} 0 DC {_fmt(volts[j])}")
-        lines.append(f"vn_{j} cn_{j} 0 DC {_fmt(-volts[j])}")
+        if batch:
+            lines.append(f"vp_{j} cp_{j} 0 DC 0 PWL({pwl_points(volts[j])})")
+            lines.append(f"vn_{j} cn_{j} 0 DC 0 PWL({pwl_points(-volts[j])})")
+        else:
+            lines.append(f"vp_{j} cp_{j} 0 DC {_fmt(volts[j])}")
+            lines.append(f"vn_{j} cn_{j} 0 DC {_fmt(-volts[j])}")
     params = opamp_params(config)
+    model = "amc_opamp_dc" if batch else "amc_opamp"
     lines.append("* one transimpedance amplifier per row: virtual-ground row line, feedback resistor rf_i")
     for i in range(m):
-        lines.append(f"xtia_{i} 0 row_{i} out_{i} vcc vee amc_opamp {params}")
+        lines.append(f"xtia_{i} 0 row_{i} out_{i} vcc vee {model} {params}")
         lines.append(f"rf_{i} row_{i} out_{i} {_fmt(rf)}")
     lines.append("* crosspoint arrays: rp_i_j = 1/G+_ij (row i to cp_j), rn_i_j = 1/G-_ij (row i to cn_j)")
     if w.enabled:
@@ -429,6 +469,6 @@ def build_mvm_deck(g_pos: np.ndarray, g_neg: np.ndarray, volts: np.ndarray, rf: 
             lines += [f"rp_{i}_{j} row_{i} cp_{j} {_fmt(1.0 / g_pos[i, j])}" for j in range(n)]
             lines += [f"rn_{i}_{j} row_{i} cn_{j} {_fmt(1.0 / g_neg[i, j])}" for j in range(n)]
     lines.append(".save " + " ".join(f"v(out_{i})" for i in range(m)) + " i(vcc) i(vee)")
-    lines.append(".op")
+    lines.append(f".tran 1 {max(volts.shape[1] - 1, 1)} 0 1" if batch else ".op")
     lines.append(".end")
     return "\n".join(lines) + "\n"

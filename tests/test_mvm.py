@@ -82,3 +82,16 @@ def test_deck_is_readable_and_bad_input_rejected():
         mvm.multiply(np.ones((3, 3)), np.ones(4))
     with pytest.raises(ConfigError):
         AnalogMVM("ideal", slices=0)
+
+
+def test_batch_response_equals_per_read_multiply():
+    """The MVM response measured in one quasi-static batch per array equals n separate ngspice reads."""
+    import numpy as np
+    from amc import AnalogMVM, CircuitConfig
+    h = np.random.default_rng(4).standard_normal((6, 5))
+    config = CircuitConfig.preset("rram")
+    per_read = AnalogMVM(config, slices=3, gain_calibration=True).multiply(h, np.eye(5)).y
+    mvm = AnalogMVM(config, slices=3, gain_calibration=True)
+    batch = mvm.response(h)
+    np.testing.assert_allclose(batch, per_read, rtol=0, atol=1e-9 * np.abs(per_read).max())
+    assert mvm.counts.mvm_reads == 0 and mvm.counts.ngspice_runs == len(mvm.programmed_arrays)

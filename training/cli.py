@@ -52,12 +52,21 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError as exc:
         print(f"error: {exc} (the circuit backend needs the amc package and ngspice)", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from amc.errors import AmcError
+        if not isinstance(exc, AmcError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)     # e.g. ngspice missing: never silently digital
+        return 1
     f = res.final
     print(f"{cfg.name}: {res.stopped} after {res.steps} steps ({res.steps / res.steps_per_epoch:.2f} epochs); "
           f"test accuracy {f.get('test_acc', float('nan')):.4f}, train accuracy {f.get('train_acc', float('nan')):.4f}, "
           f"{f.get('dataset')}; log {res.out_dir / 'metrics.jsonl'}")
     if res.optimizer_stats:
         print(f"optimizer stats: {res.optimizer_stats}")
+    if f.get("hardware"):
+        from .report import hardware_line
+        print(f"hardware ({f['hardware']['method']}): {hardware_line(f['hardware'])}")
     return 0
 
 

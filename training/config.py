@@ -53,7 +53,9 @@ class ModelConfig:
 @dataclass
 class SolverConfig:
     backend: str = "numpy"                # numpy | circuit
-    circuit: Any = "rram"                 # amc preset name, circuit YAML path, or a CircuitConfig dict
+    circuit: Any = "rram"                 # amc preset name, circuit YAML path, or {preset: rram, device: {...}}
+    method: Any = "direct"                # amc method preset/name or {preset: hpinv-pcg, iterations: 3, ...}
+    seconds_per_step: Optional[float] = None   # drift clock; null: this run's measured seconds per step
     check_every: int = 1                  # circuit: compare with an exact solve every N calls (0: never)
     saturation_is_failure: bool = True    # circuit: a saturated output counts as a failed solve
     max_relative_residual: Optional[float] = None   # circuit: a larger residual counts as a failed solve
@@ -63,6 +65,23 @@ class SolverConfig:
         _choice(self.backend, ("numpy", "circuit"), f"{where}.backend")
         if self.check_every < 0:
             raise ConfigError(f"{where}.check_every must be >= 0")
+        if self.backend == "numpy":
+            circuit_only = [f.name for f in dataclasses.fields(self) if f.name not in ("backend", "check_every")
+                            and getattr(self, f.name) != f.default]
+            if circuit_only:
+                raise ConfigError(f"{where}.{', '.join(circuit_only)}: no effect with backend 'numpy' "
+                                  "(set backend: circuit)")
+        if self.seconds_per_step is not None and not self.seconds_per_step > 0:
+            raise ConfigError(f"{where}.seconds_per_step must be > 0 or null")
+        if self.backend == "circuit":   # check the circuit and method now, not at the first solve
+            from amc import circuit_from_spec
+            from amc.errors import AmcError
+            from amc.methods import method_config
+            try:
+                circuit_from_spec(self.circuit, where)
+                method_config(self.method, {}, source=f"{where}.method")
+            except AmcError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 @dataclass

@@ -194,6 +194,8 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
             raise TrainingError(f"{ckpt_path}: written by a different configuration (differs in {', '.join(diff)}); "
                                 f"delete it or set train.resume=false")
         step, train_time = int(meta["step"]), float(meta["train_time_s"])
+        if meta.get("hardware") and hasattr(opt.solver, "restore"):
+            opt.solver.restore(meta["hardware"])
         if log_path.exists():   # drop records written after the checkpoint (a crash between log and checkpoint)
             keep = [r for r in read_log(log_path) if r.get("step", -1) <= step and r.get("event") != "error"]
             tmp = log_path.with_name(log_path.name + ".tmp")
@@ -229,12 +231,15 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
         st = opt.stats(state)
         if st:
             rec["optimizer_stats"] = st
+        hw = opt.hardware(state)
+        if hw is not None:
+            rec["hardware"] = hw
         return rec
 
     def checkpoint(step_now: int) -> None:
         if tc.checkpoint:
             save_checkpoint(ckpt_path, params, state, {"step": step_now, "train_time_s": train_time,
-                                                       "config": cfg_dict})
+                                                       "config": cfg_dict, "hardware": opt.hardware(state)})
 
     stopped = "completed"
     try:
@@ -287,7 +292,11 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
                 history.append(rec)
                 log.write(rec)
                 checkpoint(step)
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", test=f"{rec['test_acc']:.3f}")
+                postfix = dict(loss=f"{rec['loss']:.3f}", test=f"{rec['test_acc']:.3f}")
+                hw = rec.get("hardware")
+                if hw and hw["fallbacks"]:
+                    postfix["FALLBACKS"] = f"{hw['fallbacks']}/{hw['solves']}"
+                bar.set_postfix(**postfix)
                 if tc.stop_at_accuracy is not None and rec["test_acc"] >= tc.stop_at_accuracy:
                     stopped = "target"
                     break
@@ -295,8 +304,12 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
                 and step < math.ceil(tc.epochs * spe):
             stopped = "max_steps"
         bar.close()
-        log.write({"event": "end", **base, "step": step, "epoch": step / spe, "stopped": stopped,
-                   "wall_time_s": time.perf_counter() - t_start, "train_time_s": train_time})
+        end = {"event": "end", **base, "step": step, "epoch": step / spe, "stopped": stopped,
+               "wall_time_s": time.perf_counter() - t_start, "train_time_s": train_time}
+        hw = opt.hardware(state)
+        if hw is not None:
+            end["hardware"] = hw
+        log.write(end)
     except TrainingError as exc:
         log.write({"event": "error", **base, "step": step, "epoch": step / spe, "message": str(exc)})
         raise

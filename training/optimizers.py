@@ -81,6 +81,9 @@ class SGD:
     def stats(self, state: dict) -> dict:
         return {}
 
+    def hardware(self, state: dict) -> Optional[dict]:
+        return None
+
 
 class Adam:
     name = "adam"
@@ -107,6 +110,9 @@ class Adam:
 
     def stats(self, state: dict) -> dict:
         return {}
+
+    def hardware(self, state: dict) -> Optional[dict]:
+        return None
 
 
 def _chunks(n: int, max_block: int) -> list[int]:
@@ -169,8 +175,7 @@ class KFAC:
         self.requested_linear_response = linear_response
         # An extracted response stands in for the solver only when the solve is linear in B and repeatable:
         # not with per-solve noise, and not for a nonlinear method such as CG refinement (solver.linear False).
-        self.linear_response = (linear_response and not getattr(self.solver, "per_solve_noise", False)
-                                and getattr(self.solver, "linear", True))
+        self.linear_response = linear_response and self.solver.deterministic and self.solver.linear
         self.seed = seed
         self.a_blocks = {l.name: _slices(block_sizes(l.in_groups, True, max_block)) for l in self.layers}
         self.g_blocks = {l.name: _slices(block_sizes((l.out_dim,), False, max_block)) for l in self.layers}
@@ -181,13 +186,14 @@ class KFAC:
             a = [s.stop - s.start for s in self.a_blocks[l.name]]
             g = [s.stop - s.start for s in self.g_blocks[l.name]]
             parts.append(f"{l.name}: A {l.in_dim + 1} -> blocks {a}, G {l.out_dim} -> blocks {g}")
-        why = "per-solve noise" if getattr(self.solver, "per_solve_noise", False) else "solver is not linear in B"
+        why = "per-solve noise or drift" if not self.solver.deterministic else "solver is not linear in B"
         lr = "on" if self.linear_response else (f"off ({why})" if self.requested_linear_response else "off")
         return f"K-FAC({'; '.join(parts)}; linear response {lr}; solver {self.solver!r})"
 
     # ---- state -----------------------------------------------------------------------------------------
     def init(self, params: dict) -> dict:
-        st = {"step": 0, "factor_updates": 0, "inverse_updates": 0, "fallbacks": 0, "A": {}, "G": {}, "Ad": {},
+        st = {"step": 0, "factor_updates": 0, "inverse_updates": 0, "fallbacks": 0, "apply_flops": 0.0, "A": {},
+              "G": {}, "Ad": {},
               "Gd": {}, "buf": {}}
         for l in self.layers:
             st["A"][l.name] = np.zeros((l.in_dim + 1, l.in_dim + 1))
@@ -206,6 +212,15 @@ class KFAC:
         if hasattr(self.solver, "stats"):
             s["solver"] = self.solver.stats()
         return s
+
+    def hardware(self, state: dict) -> Optional[dict]:
+        """The solver's hardware account plus K-FAC's own digital application of extracted inverses."""
+        h = self.solver.hardware()
+        if h is None:
+            return None
+        h = dict(h)
+        h["digital_flops"] = float(h["digital_flops"]) + float(state.get("apply_flops", 0.0))
+        return h
 
     # ---- pieces (public so tests can build the dense reference) -------------------------------------
     def batch_factors(self, params: dict, model, cache, rng: np.random.Generator) -> dict:
@@ -253,6 +268,8 @@ class KFAC:
         """G_d^-1 dW A_d^-1 for one layer (dW: (out, in+1)), block-diagonal where the factors are split."""
         dW = np.asarray(dW, dtype=np.float64)
         if self.linear_response:
+            out, inp = dW.shape        # two dense products done digitally, not by the arrays
+            state["apply_flops"] = float(state.get("apply_flops", 0.0)) + 2.0 * out * inp * (inp + out)
             return state["Ginv"][name] @ dW @ state["Ainv"][name]
         Ad, Gd = state["Ad"][name], state["Gd"][name]
         Y = np.empty((dW.shape[1], dW.shape[0]))                 # A^-1 dW^T  (in+1, out)
@@ -283,6 +300,7 @@ class KFAC:
             if k in state:
                 state[k] = dict(state[k])
         t = int(state["step"])
+        self.solver.tick(t)
         if t % self.factor_every == 0:
             if model is None or cache is None:
                 raise ValueError("K-FAC needs model= and cache= (the forward cache of this batch) to update factors")

@@ -1,36 +1,26 @@
-"""Linear solvers injected into K-FAC. Protocol: ``solver.solve(H, B) -> X`` with H (m, m) SPD float64, B (m,)
-or (m, k), X = H^-1 B as an ndarray of B's shape. ``solver.stats() -> dict`` (optional) feeds the metrics log.
+"""Linear solvers injected into K-FAC, and the hardware account of a circuit-backed run.
 
-- ``NumpySolver``: exact (``numpy.linalg.solve``).
-- ``CircuitSolver``: thin adapter around an analog solver (``amc.AnalogSolver`` or a fake with the same
-  ``solve(H, B) -> result`` where ``result.x``, ``result.relative_residual``, ``result.saturated`` and optionally
-  ``result.settling_time_s`` / ``result.energy_j``). Records statistics and raises ``SolverFailure`` when a
-  solve fails (exception, non-finite output, saturation, residual above a limit); K-FAC applies its
-  ``on_circuit_failure`` policy.
-- ``make_solver(cfg)``: from ``{backend: numpy}`` or ``{backend: circuit, circuit: <preset|yaml path|dict>}``,
-  optionally with a solution method (``amc.MethodSolver``): ``method: hp-inv`` plus its options, e.g.
+K-FAC sees a solver only through ``amc.protocol.Solver`` (``solve(H, B)``, ``deterministic``, ``linear``); this
+module adds what training needs around it:
 
-    {backend: circuit, circuit: rram, method: hp-inv, refinement: pcg, iterations: 14, shift: auto,
-     equilibrate: true, slices: 6, operators: extracted, mvm_response: closed-form}
+- ``NumpySolver``: the exact digital reference.
+- ``CircuitSolver``: wraps a circuit solver built by ``amc.build_solver`` (or any object with the protocol),
+  returns x as an ndarray, raises ``SolverFailure`` on an unusable solve (exception, non-finite output, saturation,
+  residual above a limit) so K-FAC applies its ``on_circuit_failure`` policy, and keeps the **hardware account**:
+  running counts of what the arrays did (settles, reads, programmings, cells, conversions, real ngspice runs),
+  digital flops beside them (the method's own arithmetic and every exact fallback), every fallback with its reason,
+  and the error of the analog answer before any digital refinement. ``hardware()`` is written into every metrics
+  record.
+- ``make_solver(cfg)``: from a ``training.config.SolverConfig`` or a dict ``{backend, circuit, method, ...}``.
 
-  plus ``array_size: 64`` for factors larger than one array: block-Jacobi PCG (each <= 64 diagonal block on its
-  own INV array, the full factor on tiled MVM arrays), so K-FAC can keep ``max_block: null`` (full factors).
-
-  ``method`` may also be a mapping ``{name: hp-inv, refinement: pcg, ...}``. A YAML training config goes through
-  ``training.config.SolverConfig``, which has no ``method`` field yet, so there the method rides inside the
-  circuit spec: ``circuit: {preset: rram, method: {name: hp-inv, refinement: pcg, ...}}``.
-
-Linearity: K-FAC's ``linear_response: true`` reads a solver's response to identity right-hand sides once per inverse
-update and applies it by matmul. That is the method itself only when x is linear in B: the solver's ``linear``
-property says so (False for HP-INV with PCG: its step lengths depend on B; True for direct INV and fixed-iteration
-Richardson). With PCG use ``linear_response: false`` and ``operators: extracted``: the INV and MVM circuits (both
-linear) are measured in ngspice once per programmed factor block and every step's solve runs the PCG iteration on
-the measured operators (tests/test_hpinv.py holds this equal to PCG with per-solve ngspice runs).
+Drift acts on time since programming: the account keeps the step at which each factor array was programmed and
+passes ``(step - programmed_step) * seconds_per_step`` to the method (``seconds_per_step`` from the config, or
+this run's measured seconds per training step when it is null).
 """
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import time
 from typing import Any, Optional
 
 import numpy as np
@@ -63,6 +53,8 @@ class SolverFailure(RuntimeError):
 class NumpySolver:
     """Exact digital reference."""
 
+    deterministic = True
+    linear = True
     per_solve_noise = False
     name = "numpy"
 
@@ -75,6 +67,12 @@ class NumpySolver:
         self.columns += 1 if np.ndim(B) == 1 else np.shape(B)[1]
         return np.linalg.solve(np.asarray(H, dtype=np.float64), np.asarray(B, dtype=np.float64))
 
+    def tick(self, step: int) -> None:
+        pass
+
+    def hardware(self) -> Optional[dict]:
+        return None
+
     def stats(self) -> dict:
         return {"backend": "numpy", "solves": self.calls, "rhs_columns": self.columns}
 
@@ -82,30 +80,60 @@ class NumpySolver:
         return "NumpySolver(exact)"
 
 
+COUNT_KEYS = ("inv_settles", "mvm_reads", "programmings", "cells_programmed", "dac_conversions", "adc_conversions",
+              "ngspice_runs", "digital_flops")
+
+
+def exact_solve_flops(n: int, k: int) -> float:
+    """LU factorisation and k triangular solve pairs (LAPACK gesv)."""
+    return 2 * n ** 3 / 3 + 2 * n * n * k
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, stable name for why a circuit solve failed (the key of ``fallback_reasons``)."""
+    from amc.errors import MappingError, SimulationError, UnstableCircuitError
+    from amc.method_errors import BlockError, ConvergenceError
+    if isinstance(exc, UnstableCircuitError):
+        return "unstable array (mapped factor not positive definite)"
+    if isinstance(exc, ConvergenceError):
+        return "refinement did not converge"
+    if isinstance(exc, BlockError):
+        return "blockamc block failed"
+    if isinstance(exc, MappingError):
+        return "matrix cannot be mapped"
+    if isinstance(exc, SimulationError):
+        return "ngspice failure"
+    return type(exc).__name__
+
+
 class CircuitSolver:
-    """Adapter: circuit (or fake) solver -> ndarray, with statistics and failure detection."""
+    """Adapter: circuit solver -> ndarray, with the hardware account and failure detection."""
 
     name = "circuit"
 
     def __init__(self, inner: Any, check_every: int = 1, saturation_is_failure: bool = True,
-                 max_relative_residual: Optional[float] = None, transient: bool = False, description: str = ""):
+                 max_relative_residual: Optional[float] = None, transient: bool = False, description: str = "",
+                 seconds_per_step: Optional[float] = None):
         self.inner = inner
         self.check_every = int(check_every)
         self.saturation_is_failure = saturation_is_failure
         self.max_relative_residual = max_relative_residual
         self.transient = transient
         self.description = description or repr(inner)
+        self.seconds_per_step = seconds_per_step
         self.reset_stats()
 
     @property
+    def deterministic(self) -> bool:
+        return bool(self.inner.deterministic)
+
+    @property
     def per_solve_noise(self) -> bool:
-        return bool(getattr(self.inner, "per_solve_noise", False))
+        return not self.deterministic
 
     @property
     def linear(self) -> bool:
-        """x linear in B (see the module docstring); an inner solver without the attribute is taken as linear
-        unless it has per-solve noise."""
-        return bool(getattr(self.inner, "linear", not self.per_solve_noise))
+        return bool(self.inner.linear)
 
     def reset_stats(self) -> None:
         self.calls = 0
@@ -116,29 +144,62 @@ class CircuitSolver:
         self.exceptions = 0
         self.sizes: dict = {}
         self.last_failure: Optional[str] = None
-        self.rel_err = _Tally()       # against the exact solve, on checked calls
-        self.residual = _Tally()      # relative residual reported by the circuit
+        self.fallback_reasons: dict = {}
+        self.counts = {key: 0 for key in COUNT_KEYS}
+        self.rel_err = _Tally()       # returned x against the exact solve, on checked calls
+        self.analog_err = _Tally()    # the analog answer before any digital refinement
+        self.residual = _Tally()
         self.energy = _Tally()
         self.settling = _Tally()
-        # multi-array methods (amc.MethodSolver): analog operation counts and refinement iterations
-        self.operations: dict = {}
         self.iterations = _Tally()
-        self.final_residual = _Tally()
-        self.shift = _Tally()
-        self.extractions = 0
-        self.inv_blocks: dict = {}     # system size -> INV arrays (block-Jacobi blocks) it was spread over
+        self._step = 0
+        self._programmed_at: dict = {}
+        self._step_clock: Optional[float] = None
+        self._seconds_per_step_measured = _Tally()
 
+    # ---- time ------------------------------------------------------------------------------------------------
+    def tick(self, step: int) -> None:
+        """K-FAC tells the solver which training step it is on (drift acts on time since programming)."""
+        now = time.perf_counter()
+        if self._step_clock is not None and step > self._step:
+            self._seconds_per_step_measured.add((now - self._step_clock) / (step - self._step))
+        self._step, self._step_clock = step, now
+
+    def _seconds_since_programming(self, H: np.ndarray) -> float:
+        from amc.hw.keys import matrix_key
+        key = matrix_key(H)
+        start = self._programmed_at.setdefault(key, self._step)
+        if len(self._programmed_at) > 4096:          # forget factors long since re-programmed
+            self._programmed_at = {key: start}
+        per_step = self.seconds_per_step
+        if per_step is None:
+            per_step = self._seconds_per_step_measured.mean or 0.0
+        return (self._step - start) * per_step
+
+    # ---- solve -----------------------------------------------------------------------------------------------
     def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
+        from amc.errors import NgspiceUnavailableError
         H = np.asarray(H, dtype=np.float64)
         B = np.asarray(B, dtype=np.float64)
         self.calls += 1
-        self.columns += 1 if B.ndim == 1 else B.shape[1]
-        self.sizes[H.shape[0]] = self.sizes.get(H.shape[0], 0) + 1
+        k = 1 if B.ndim == 1 else B.shape[1]
+        self.columns += k
+        n = H.shape[0]
+        self.sizes[n] = self.sizes.get(n, 0) + 1
         try:
-            result = self.inner.solve(H, B, transient=True) if self.transient else self.inner.solve(H, B)
-        except Exception as exc:  # any circuit-side error is a failed solve; the policy decides what follows
+            if self.transient:
+                result = self.inner.solve(H, B, transient=True)
+            else:
+                seconds = self._seconds_since_programming(H) if not self.deterministic else 0.0
+                result = self.inner.solve(H, B, seconds_since_programming=seconds) if seconds else \
+                    self.inner.solve(H, B)
+        except NgspiceUnavailableError:
+            raise                      # not a failed solve: the run cannot be circuit-backed at all
+        except Exception as exc:       # any other circuit-side error is a failed solve; the policy decides
             self.exceptions += 1
-            return self._fail(f"{type(exc).__name__}: {exc}")
+            self._account(exc)             # a refused programming still wrote its cells
+            return self._fail(failure_reason(exc), f"{type(exc).__name__}: {exc}", n, k)
+        self._account(result)
         x = np.asarray(getattr(result, "x", result), dtype=np.float64)
         if x.shape != B.shape:
             x = x.reshape(B.shape)
@@ -147,143 +208,102 @@ class CircuitSolver:
         residual = getattr(result, "relative_residual", None)
         if residual is not None:
             self.residual.add(residual)
+        if self.check_every and (self.calls - 1) % self.check_every == 0 and np.all(np.isfinite(x)):
+            exact = np.linalg.solve(H, B)
+            self.rel_err.add(np.linalg.norm(x - exact) / max(np.linalg.norm(exact), 1e-300))
+        if n_sat:
+            self.saturation_events += 1
+            self.saturated_outputs += n_sat
+        if not np.all(np.isfinite(x)):
+            return self._fail("non-finite output", "non-finite output", n, k)
+        if n_sat and self.saturation_is_failure:
+            return self._fail("saturated outputs", f"{n_sat} saturated output(s)", n, k)
+        if self.max_relative_residual is not None and residual is not None and residual > self.max_relative_residual:
+            return self._fail("residual above limit", f"relative residual {residual:.3g} > "
+                              f"{self.max_relative_residual:g}", n, k)
+        return x
+
+    def _account(self, result) -> None:
+        ops = getattr(result, "operations", None)
+        if ops is not None:
+            values = ops.to_dict() if hasattr(ops, "to_dict") else dict(ops)
+            for key in COUNT_KEYS:
+                self.counts[key] += values.get(key, 0)
+        analog = getattr(result, "analog_error", None)
+        if analog is not None:
+            self.analog_err.add(analog)
         for attr, tally in (("energy_j", self.energy), ("settling_time_s", self.settling)):
             v = getattr(result, attr, None)
             if v is not None:
                 tally.add(v)
-        self._method_stats(result)
-        if n_sat:
-            self.saturation_events += 1
-            self.saturated_outputs += n_sat
-        if self.check_every and (self.calls - 1) % self.check_every == 0 and np.all(np.isfinite(x)):
-            exact = np.linalg.solve(H, B)
-            self.rel_err.add(np.linalg.norm(x - exact) / max(np.linalg.norm(exact), 1e-300))
-        if not np.all(np.isfinite(x)):
-            return self._fail("non-finite output")
-        if n_sat and self.saturation_is_failure:
-            return self._fail(f"{n_sat} saturated output(s)")
-        if self.max_relative_residual is not None and residual is not None and residual > self.max_relative_residual:
-            return self._fail(f"relative residual {residual:.3g} > {self.max_relative_residual:g}")
-        return x
-
-    def _method_stats(self, result) -> None:
-        ops = getattr(result, "operations", None)
-        if isinstance(ops, dict):
-            for key, value in ops.items():
-                self.operations[key] = self.operations.get(key, 0) + int(value)
         history = getattr(result, "history", None)
         if history:
             self.iterations.add(int(history[-1].get("iteration", 0)))
-            res = history[-1].get("residual")
-            if res is not None:
-                self.final_residual.add(res)
-        details = getattr(result, "details", None)
-        if isinstance(details, dict):
-            if details.get("extracted_now"):
-                self.extractions += 1
-            if details.get("inv_blocks") is not None and details.get("block_sizes"):
-                self.inv_blocks[int(sum(details["block_sizes"]))] = int(details["inv_blocks"])
-            if details.get("shift") is not None and details.get("extracted_now", True):
-                self.shift.add(details["shift"])
 
-    def _fail(self, why: str):
+    def _fail(self, reason: str, why: str, n: int, k: int):
         self.failures += 1
         self.last_failure = why
+        self.fallback_reasons[reason] = self.fallback_reasons.get(reason, 0) + 1
+        self.counts["digital_flops"] += exact_solve_flops(n, k)     # what the exact fallback will compute
         raise SolverFailure(f"circuit solve #{self.calls} failed: {why}")
+
+    # ---- reports ---------------------------------------------------------------------------------------------
+    def hardware(self) -> dict:
+        """The running hardware account (written into every metrics record)."""
+        h = {key: (float(v) if key == "digital_flops" else int(v)) for key, v in self.counts.items()}
+        h["conversions"] = h["dac_conversions"] + h["adc_conversions"]
+        h.update(solves=self.calls, rhs_columns=self.columns, fallbacks=self.failures,
+                 fallback_fraction=self.failures / self.calls if self.calls else 0.0,
+                 fallback_reasons=dict(self.fallback_reasons),
+                 analog_error_mean=self.analog_err.mean, analog_error_max=self.analog_err.max,
+                 final_error_mean=self.rel_err.mean, final_error_max=self.rel_err.max,
+                 method=self.description)
+        if self.iterations.count:
+            h["iterations_mean"] = self.iterations.mean
+        return h
 
     def stats(self) -> dict:
         s = {"backend": "circuit", "solves": self.calls, "rhs_columns": self.columns, "failures": self.failures,
              "exceptions": self.exceptions, "saturation_events": self.saturation_events,
              "saturated_outputs": self.saturated_outputs, "checked": self.rel_err.count,
              "rel_err_mean": self.rel_err.mean, "rel_err_max": self.rel_err.max, "rel_err_last": self.rel_err.last,
-             "residual_mean": self.residual.total / self.calls if self.calls else None,
-             "residual_max": self.residual.max if self.calls else None,
+             "analog_err_mean": self.analog_err.mean, "analog_err_max": self.analog_err.max,
+             "residual_mean": self.residual.mean, "residual_max": self.residual.max,
              "sizes": {str(k): v for k, v in sorted(self.sizes.items())}}
         if self.energy.count:
             s["energy_j_total"] = self.energy.total
         if self.settling.count:
             s["settling_s_mean"] = self.settling.mean
             s["settling_s_max"] = self.settling.max
-        if self.operations:
-            s["operations"] = dict(self.operations)
         if self.iterations.count:
             s["iterations_mean"] = self.iterations.mean
             s["iterations_max"] = self.iterations.max
-            s["measured_residual_max"] = self.final_residual.max or 0.0
-        if self.extractions:
-            s["extractions"] = self.extractions
-        if self.shift.count:
-            s["shift_mean"] = self.shift.mean
-        if any(v > 1 for v in self.inv_blocks.values()):
-            s["inv_blocks"] = {str(k): v for k, v in sorted(self.inv_blocks.items())}
         if self.last_failure:
             s["last_failure"] = self.last_failure
         return s
+
+    def restore(self, hardware: dict) -> None:
+        """Continue the account of a resumed run (the arrays themselves are programmed anew)."""
+        for key in COUNT_KEYS:
+            self.counts[key] = hardware.get(key, 0)
+        self.calls = int(hardware.get("solves", 0))
+        self.columns = int(hardware.get("rhs_columns", 0))
+        self.failures = int(hardware.get("fallbacks", 0))
+        self.fallback_reasons = dict(hardware.get("fallback_reasons", {}))
 
     def __repr__(self) -> str:
         return f"CircuitSolver({self.description})"
 
 
-_SOLVER_KEYS = {"check_every", "saturation_is_failure", "max_relative_residual", "transient"}
+_ADAPTER_KEYS = {"check_every", "saturation_is_failure", "max_relative_residual", "transient", "seconds_per_step"}
 
 
-def _split_method(spec: Any) -> tuple[Any, Optional[dict]]:
-    """Take a ``method`` entry out of a circuit spec mapping (the YAML route; see the module docstring)."""
-    if isinstance(spec, dict) and "method" in spec:
-        spec = dict(spec)
-        return spec, _method_spec(spec.pop("method"))
-    return spec, None
+def make_solver(cfg: Any = None, source: str = "optimizer.solver"):
+    """Solver from a ``SolverConfig`` or dict ``{backend: numpy}`` / ``{backend: circuit, circuit: ..., method: ...}``.
 
-
-def _method_spec(method: Any) -> dict:
-    if isinstance(method, str):
-        return {"name": method}
-    if isinstance(method, dict):
-        method = dict(method)
-        if "name" not in method:
-            raise ValueError(f"a solver method mapping needs a 'name' (direct, hp-inv, blockamc), got {method!r}")
-        return method
-    raise ValueError(f"solver method must be a name or a mapping with 'name', got {method!r}")
-
-
-def _circuit_config(spec: Any):
-    from amc import CircuitConfig  # lazy: training/ never needs amc unless the circuit backend is chosen
-
-    if isinstance(spec, str):
-        if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
-            return CircuitConfig.from_yaml(spec)
-        return CircuitConfig.preset(spec)
-    if isinstance(spec, dict):
-        if set(spec) == {"preset"} or ("preset" in spec and len(spec) > 1):
-            base = CircuitConfig.preset(spec["preset"])
-            rest = {k: v for k, v in spec.items() if k != "preset"}
-            return base.replace(**_flatten(rest)) if rest else base
-        return CircuitConfig.from_dict(spec)
-    if spec is None:
-        return CircuitConfig.preset("rram")
-    return spec
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def make_solver(cfg: Any = None):
-    """Solver from a ``SolverConfig`` or dict: ``{backend: numpy}`` or ``{backend: circuit, circuit: ...}``.
-
-    ``circuit`` is an amc preset name (``rram``), a circuit YAML path, a CircuitConfig dict, or
-    ``{preset: rram, device: {levels: 16}}`` (preset with field overrides). A solution method (``method: hp-inv``
-    and its options, or ``method: {name: hp-inv, ...}``, or ``circuit: {preset: ..., method: {...}}``) wraps the
-    circuit in ``amc.MethodSolver``; without one the circuit is a single INV array (``amc.AnalogSolver``).
-    ``equilibrate: true`` is a method option for hp-inv (Jacobi scaling of the whole method) and sets the
-    circuit's ``io.equilibrate`` otherwise.
+    ``circuit``: an amc preset name, a circuit YAML path, or ``{preset: rram, device: {levels: 16}}``;
+    ``method``: a method preset or name (``direct``, ``hpinv-pcg``, ...) or ``{preset: hpinv-pcg, iterations: 3}``.
+    Both are built by ``amc.build_solver``; unknown keys and keys without effect are errors naming the key.
     """
     if cfg is None:
         return NumpySolver()
@@ -295,35 +315,18 @@ def make_solver(cfg: Any = None):
         return NumpySolver()
     if backend != "circuit":
         raise ValueError(f"unknown solver backend {backend!r}; use 'numpy' or 'circuit'")
-    from amc import AnalogSolver
+    from amc import build_solver
 
-    circuit_spec, method = _split_method(cfg.pop("circuit", "rram"))
-    adapter = {k: cfg.pop(k) for k in list(cfg) if k in _SOLVER_KEYS}
-    if "method" in cfg:
-        if method is not None:
-            raise ValueError("solver method given twice (top level and inside the circuit spec)")
-        method = _method_spec(cfg.pop("method"))
-    if cfg and method is None:
-        method = {"name": "direct"}
-    if method is not None:
-        method = {**method, **cfg}          # top-level method options (iterations, refinement, ...)
-    circuit = _circuit_config(circuit_spec)
-    description = getattr(circuit, "name", str(circuit))
-    if method is None or (method["name"] == "direct" and set(method) <= {"name", "equilibrate"}):
-        if method is not None and method.get("equilibrate") is not None:
-            circuit = circuit.replace(**{"io.equilibrate": bool(method["equilibrate"])})
-        inner = AnalogSolver(circuit)
-    else:
-        from amc import MethodSolver
-
-        options = {k: v for k, v in method.items() if k != "name"}
-        if method["name"] != "hp-inv" and "equilibrate" in options:
-            circuit = circuit.replace(**{"io.equilibrate": bool(options.pop("equilibrate"))})
-        if method["name"] == "hp-inv":
-            options.setdefault("operators", "extracted")   # per-solve ngspice runs are far too slow for training
-        inner = MethodSolver(circuit, method=method["name"], **options)
-        description = f"{description}, {method['name']} {options}"
+    adapter = {k: cfg.pop(k) for k in list(cfg) if k in _ADAPTER_KEYS}
+    circuit = cfg.pop("circuit", None)
+    method = cfg.pop("method", None)
+    if cfg:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(sorted(cfg))}; method options go under "
+                         f"{source}.method (e.g. method: {{preset: hpinv-pcg, iterations: 3}})")
+    inner = build_solver(circuit, method, source=source)
     return CircuitSolver(inner, check_every=adapter.get("check_every", 1),
                          saturation_is_failure=adapter.get("saturation_is_failure", True),
                          max_relative_residual=adapter.get("max_relative_residual"),
-                         transient=adapter.get("transient", False), description=description)
+                         transient=adapter.get("transient", False),
+                         seconds_per_step=adapter.get("seconds_per_step"),
+                         description=f"{inner.config.name}, {inner.method_config.label}")

@@ -1,10 +1,11 @@
 """Training points: a short training run (training/loop.py) with the sweep's circuit in the loop.
 
 The point's ``training`` mapping is a training configuration (``training.config.Config``: name, data, model,
-optimizer, train) plus two sweep keys, ``target_accuracy`` (for epochs-to-target) and ``circuit_method`` (an
-``amc.MethodSolver`` method for the circuit, e.g. ``{name: hp-inv, refinement: pcg}``). The sweep's circuit
-(``base.circuit`` and the ``device.* opamp.* ...`` keys) becomes ``optimizer.solver.circuit`` when
-``optimizer.solver.backend`` is ``circuit``; the sweep's ``seed`` becomes ``train.seed`` (weights, batches,
+optimizer, train) plus the sweep key ``target_accuracy`` (for epochs-to-target). The solve method is spelt as in a
+training config, ``training.optimizer.solver.method`` (e.g. ``{preset: hpinv-pcg, iterations: 3}``). The sweep's
+circuit (``base.circuit`` and the ``device.* opamp.* ...`` keys) becomes ``optimizer.solver.circuit`` when
+``optimizer.solver.backend`` is ``circuit`` (so writing ``training.optimizer.solver.circuit`` is an error: it
+would have no effect); the sweep's ``seed`` becomes ``train.seed`` (weights, batches,
 K-FAC label sampling) as well as the device seed. Runs write their metrics log to a temporary directory; the
 record carries the learning curves, so a point needs nothing from the worker's disk (dask workers elsewhere).
 """
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 
 from amc.errors import ConfigError
 
-SWEEP_ONLY = ("target_accuracy", "circuit_method")
+SWEEP_ONLY = ("target_accuracy",)
 # Every training point runs quietly, from scratch, without checkpoints.
 FORCED = {"progress": False, "checkpoint": False, "resume": False}
 
@@ -36,9 +37,13 @@ def validate(spec: Mapping[str, Any], where: str) -> dict:
     tconfig, _ = _training()
     data = copy.deepcopy(dict(spec))
     target = data.pop("target_accuracy", None)
-    method = data.pop("circuit_method", None)
-    if method is not None and not isinstance(method, (str, dict)):
-        raise ConfigError(f"{where}: training.circuit_method must be a method name or mapping, got {method!r}")
+    if "circuit_method" in data:
+        raise ConfigError(f"{where}: training.circuit_method is no longer read; write the method as "
+                          "training.optimizer.solver.method (e.g. {preset: hpinv-pcg, iterations: 3})")
+    solver = (data.get("optimizer") or {}).get("solver") or {}
+    if isinstance(solver, Mapping) and "circuit" in solver:
+        raise ConfigError(f"{where}: training.optimizer.solver.circuit has no effect in a sweep: the point's circuit "
+                          "is base.circuit with the sweep's device.*/opamp.* keys")
     if target is not None:
         try:
             target = float(target)
@@ -55,8 +60,6 @@ def validate(spec: Mapping[str, Any], where: str) -> dict:
     out = cfg.to_dict()
     out["train"].update(FORCED)
     out["target_accuracy"] = target
-    if method is not None:
-        out["circuit_method"] = method
     return out
 
 
@@ -76,13 +79,8 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
 
     data = copy.deepcopy(dict(spec["training"]))
     target = data.pop("target_accuracy", None)
-    # A solution method for the circuit (e.g. {name: hp-inv, refinement: pcg, ...}) rides with the circuit spec.
-    method = data.pop("circuit_method", None)
     if data["optimizer"]["solver"]["backend"] == "circuit":
-        circuit = copy.deepcopy(spec["circuit"])
-        if method is not None:
-            circuit = {**circuit, "method": copy.deepcopy(method)}
-        data["optimizer"]["solver"]["circuit"] = circuit
+        data["optimizer"]["solver"]["circuit"] = copy.deepcopy(spec["circuit"])
     if spec.get("seed") is not None:
         data["train"]["seed"] = int(spec["seed"])
     cfg = tconfig.config_from_dict(data, source="training point")
@@ -117,6 +115,17 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
     for key in ("fallbacks", "inverse_updates"):
         if key in stats:
             metrics[key] = stats[key]
+    hardware = history[-1].get("hardware") if history else None
+    if hardware:
+        from training.report import fallback_mark
+        for key in ("inv_settles", "mvm_reads", "programmings", "cells_programmed", "conversions", "ngspice_runs",
+                    "digital_flops", "fallbacks", "fallback_fraction", "analog_error_mean", "analog_error_max"):
+            metrics[f"hw_{key}"] = hardware.get(key)
+        metrics["hw_method"] = hardware.get("method")
+        metrics["fallback_mark"] = fallback_mark(hardware)
+        steps = max(result.steps, 1)
+        for key in ("inv_settles", "mvm_reads", "digital_flops"):
+            metrics[f"hw_{key}_per_step"] = hardware.get(key, 0) / steps
     curves = {"epoch": [h["epoch"] for h in history], "test_accuracy": accs,
               "train_loss": [h.get("train_loss") for h in history]}
     return metrics, {"curves": curves}

@@ -121,6 +121,10 @@ class InvArray:
         d = jacobi_scaling(h) if self.config.io.equilibrate else None
         h_array = h * d[:, None] * d[None, :] if d is not None else h
         mapped = map_matrix(h_array, self.config.device, rng=self._rng)
+        # The cells are written before the controller checks the loop: a refused programming still cost a write.
+        self._mapped = self._matrix = None
+        self.counts.add(programmings=1, cells_programmed=2 * n * n,
+                        digital_flops=(3 * n * n if d is not None else 0))
         if self.config.simulation.check_stability:
             lam = check_stability(mapped, self.config.opamp.gain)
         else:
@@ -129,8 +133,6 @@ class InvArray:
         self._inverse_norm = None
         self._response = None
         self._generation = object()  # a new device draw: a deck loaded for the old one must not be reused
-        self.counts.add(programmings=1, cells_programmed=2 * n * n,
-                        digital_flops=(3 * n * n if d is not None else 0))
         return self
 
     # ---- settles through ngspice ----------------------------------------------------------------------------

@@ -127,8 +127,10 @@ class _Result:
 class FakeCircuit:
     """Exact solves with a small perturbation; every ``fail_every``-th call reports saturation."""
 
+    linear = True
+
     def __init__(self, fail_every=0, noise=False, scale=1.0):
-        self.calls, self.fail_every, self.per_solve_noise, self.scale = 0, fail_every, noise, scale
+        self.calls, self.fail_every, self.deterministic, self.scale = 0, fail_every, not noise, scale
 
     def solve(self, H, B):
         self.calls += 1
