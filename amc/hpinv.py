@@ -503,8 +503,9 @@ class HPInvSolver:
         ops = system.counts() - before
         ops.add(digital_flops=stats["flops"] + per_iteration * iterations + (4 * n * k if d is not None else 0))
         err, bits = equivalent_bits(x, x_star)
-        analog_err = equivalent_bits(unscale(stats["first_inv"]), x_star)[0] if stats["first_inv"] is not None \
+        first_err = equivalent_bits(unscale(stats["first_inv"]), x_star)[0] if stats["first_inv"] is not None \
             else None
+        analog_err = first_err if self.preconditioner == "analog" else None   # the control has no analog INV
         x_out = x[:, 0] if g.ndim == 1 else x
         total, per_column = residuals(h, x, cols)
         return Solution(
@@ -514,6 +515,7 @@ class HPInvSolver:
             static_power_w=stats["inv_power"] + stats["mvm_power"], operations=ops, analog_error=analog_err,
             history=history, relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
             details=dict(refinement=self.refinement, preconditioner=self.preconditioner, rho=rho, kappa=kappa,
+                         first_application_error=first_err,
                          shift=system.mu, shift_attempts=system.shift_attempts, lambda_min_h0=system.lam_min_h0,
                          equilibrated=d is not None, operators=self.operators,
                          extracted_now=extracted_now, slices=system.mvm.slices,
