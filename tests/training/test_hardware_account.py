@@ -1,0 +1,130 @@
+"""The hardware account of a circuit-backed run: counts equal the operations counted by hand; fallbacks are loud."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.optimizers import KFAC
+from training.report import hardware_line
+from training.solvers import make_solver
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _batch(model, n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, model.image_size, model.image_size))
+    y = np.arange(n) % model.n_classes
+    x[np.arange(n), y, y] += 3.0
+    return x, y
+
+
+def test_counts_of_a_small_run_equal_the_hand_count(small_model):
+    """3 K-FAC steps, inverse updates at steps 0 and 2, one settle per right-hand-side column."""
+    solver = make_solver({"backend": "circuit", "circuit": "ideal",
+                          "method": {"name": "direct", "operators": "extracted"}})
+    kfac = KFAC(small_model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="stop")
+    params = small_model.init_params(0)
+    x, y = _batch(small_model)
+    state = kfac.init(params)
+    steps = 3
+    for _ in range(steps):
+        _, g, c = small_model.loss_and_grads(params, x, y)
+        params, state = kfac.step(params, g, state, model=small_model, cache=c)
+    hw = kfac.hardware(state)
+    layers = small_model.layers
+    # per step and layer: A^-1 dW^T has `out` columns on the A array (in+1), G^-1 (.) has `in+1` columns on G (out)
+    settles = steps * sum(l.out_dim + (l.in_dim + 1) for l in layers)
+    conversions = 2 * steps * sum(l.out_dim * (l.in_dim + 1) + (l.in_dim + 1) * l.out_dim for l in layers)
+    updates = 2                                               # steps 0 and 2
+    programmings = updates * 2 * len(layers)
+    cells = updates * sum(2 * (l.in_dim + 1) ** 2 + 2 * l.out_dim ** 2 for l in layers)
+    assert hw["inv_settles"] == settles
+    assert hw["conversions"] == conversions and hw["dac_conversions"] == hw["adc_conversions"]
+    assert hw["programmings"] == programmings and hw["cells_programmed"] == cells
+    assert hw["ngspice_runs"] == programmings              # one measured response (one batch run) per programming
+    assert hw["mvm_reads"] == 0 and hw["digital_flops"] == 0   # ideal preset: no equilibration, no refinement
+    assert hw["fallbacks"] == 0 and hw["solves"] == steps * 2 * len(layers)
+    assert hw["analog_error_mean"] < 1e-8                   # ideal parts: the analog answer is exact
+
+
+def test_fallbacks_are_counted_with_their_reason_and_marked(small_model):
+    solver = make_solver({"backend": "circuit", "circuit": "ideal", "max_relative_residual": 1e-30,
+                          "method": {"name": "direct", "operators": "extracted"}})
+    kfac = KFAC(small_model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="fallback")
+    params = small_model.init_params(0)
+    x, y = _batch(small_model)
+    state = kfac.init(params)
+    _, g, c = small_model.loss_and_grads(params, x, y)
+    params, state = kfac.step(params, g, state, model=small_model, cache=c)
+    hw = kfac.hardware(state)
+    assert hw["fallbacks"] == hw["solves"] == 2 * len(small_model.layers)
+    assert hw["fallback_reasons"] == {"residual above limit": hw["solves"]}
+    assert hw["digital_flops"] > 0                          # the exact fallbacks are digital work
+    line = hardware_line(hw)
+    assert line.startswith("*** FALLBACKS 100.0% ***") and "residual above limit" in line
+
+
+def test_train_summary_shows_fallbacks(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"""
+name: fallback-run
+data: {{source: synthetic-letters, n_classes: 4, n_train: 64, n_test: 32, seed: 0}}
+model: {{channels: 2, kernel: 5, pool: 4}}
+optimizer:
+  name: kfac
+  lr: 0.03
+  inverse_every: 2
+  solver:
+    backend: circuit
+    circuit: {{preset: ideal}}
+    method: {{name: direct, operators: extracted}}
+    max_relative_residual: 1.0e-30
+train: {{epochs: 1, batch_size: 32, evals_per_epoch: 1, out_dir: "{tmp_path / 'out'}", progress: false}}
+""")
+    run = subprocess.run([sys.executable, "-m", "training.cli", "train", str(config)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "*** FALLBACKS 100.0% ***" in run.stdout and "residual above limit" in run.stdout
+    records = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r.get("event") == "eval"]
+    assert all("hardware" in r for r in evals) and evals[-1]["hardware"]["fallbacks"] > 0
+
+
+def test_a_method_inside_the_circuit_spec_is_rejected_by_name(tmp_path):
+    """The newcomer's sweep: a method placed under the circuit must never be silently dropped."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("""
+name: newcomer
+kind: training
+base:
+  circuit: rram
+  training:
+    data: {source: synthetic-letters, n_classes: 4, n_train: 64, n_test: 32}
+    optimizer:
+      name: kfac
+      solver:
+        backend: circuit
+        circuit: {preset: rram, method: {name: hp-inv, refinement: pcg}}
+    train: {epochs: 1}
+grid:
+  seed: [0, 1]
+""")
+    run = subprocess.run([sys.executable, "-m", "workflow.cli", "sweep", str(sweep), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "training.optimizer.solver.circuit" in run.stderr and "Traceback" not in run.stderr
+    direct = tmp_path / "run.yaml"
+    direct.write_text("""
+name: newcomer-run
+data: {source: synthetic-letters, n_classes: 4, n_train: 64, n_test: 32}
+optimizer:
+  name: kfac
+  solver: {backend: circuit, circuit: {preset: rram, method: {name: hp-inv}}}
+""")
+    run = subprocess.run([sys.executable, "-m", "training.cli", "train", str(direct)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert run.returncode == 2 and "optimizer.solver.circuit.method" in run.stderr and str(direct) in run.stderr
