@@ -48,7 +48,7 @@ def method_config(method: Union[str, dict, MethodConfig, None], options: dict, s
     if isinstance(method, str):
         spec = {"preset": method} if method in PRESETS else {"name": method}
         if method not in PRESETS and method not in METHOD_NAMES:
-            raise ConfigError(f"unknown method {method!r}; presets: {', '.join(PRESETS)}; "
+            raise ConfigError(f"{source}: unknown method {method!r}; presets: {', '.join(PRESETS)}; "
                               f"methods: {', '.join(METHOD_NAMES)}")
     else:
         spec = dict(method)

@@ -30,6 +30,7 @@ from typing import Optional
 
 import numpy as np
 
+from .report import fallback_mark, hardware_line
 from .config import CompareConfig, Config, TrainConfig
 from .data import Dataset, load_data, stratified_split
 
@@ -71,7 +72,7 @@ def _one_run(job: dict) -> dict:
                    final_test_acc=res.final.get("test_acc"), epochs_run=epochs_run,
                    train_time_s=res.final.get("train_time_s"),
                    sec_per_epoch=(res.final.get("train_time_s", 0.0) / epochs_run) if epochs_run else None,
-                   stopped=res.stopped, optimizer_stats=res.optimizer_stats)
+                   stopped=res.stopped, optimizer_stats=res.optimizer_stats, hardware=res.final.get("hardware"))
     except (TrainingError, FloatingPointError) as exc:
         rec.update(ok=False, error=str(exc), history=[], epochs_to_target=None, final_test_acc=None)
     rec["wall_time_s"] = time.perf_counter() - t0
@@ -200,6 +201,10 @@ def run_compare(cfg: CompareConfig, out_dir=None, progress: Optional[bool] = Non
         if any("solver" in s for s in stats):
             entry["solver_stats"] = [s.get("solver") for s in stats]
             entry["fallbacks"] = [s.get("fallbacks") for s in stats]
+        hardware = [r.get("hardware") for r in runs]
+        if any(hardware):
+            entry["hardware"] = hardware
+            entry["fallback_mark"] = max((fallback_mark(h) for h in hardware if h), key=len, default="")
         summary["optimizers"][e.label] = entry
     for e in summary["optimizers"].values():
         e["speedup_vs"] = {}
@@ -254,7 +259,8 @@ def markdown_table(summary: dict) -> str:
                      None if e["final_acc_std"] is None else 100 * e["final_acc_std"], "{:.1f}")
         sp = "—" if e["sec_per_epoch"] is None else f"{e['sec_per_epoch']:.2f}"
         ratios = " | ".join("—" if e["speedup_vs"].get(b) is None else f"{e['speedup_vs'][b]:.2f}x" for b in base)
-        cells = [label, f"{e['lr']:g}", ep, f"{e['reached']}/{e['runs']}", f"{fa} %", sp] + ([ratios] if base else [])
+        shown = label + (f" **{e['fallback_mark']}**" if e.get("fallback_mark") else "")
+        cells = [shown, f"{e['lr']:g}", ep, f"{e['reached']}/{e['runs']}", f"{fa} %", sp] + ([ratios] if base else [])
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Speed-up = baseline mean epochs / this optimiser's mean epochs (over the seeds that reached "
               "the target). s / epoch: training steps only (no evaluation), this machine."]
@@ -266,13 +272,10 @@ def markdown_table(summary: dict) -> str:
                                                       else f"{r['epochs_to_target']:.2f} ep") for r in rows)
             lines.append(f"- {k}: {cells}")
     for k, v in summary["optimizers"].items():
-        if v.get("solver_stats"):
-            s = [x for x in v["solver_stats"] if x and x.get("backend") != "numpy"]   # exact solves: nothing to say
-            if s:
-                lines += ["", f"## Solver statistics: {k}", "",
-                          f"- solves per run: {[x.get('solves') for x in s]}; fallbacks: {v.get('fallbacks')}; "
-                          f"saturation events: {[x.get('saturation_events') for x in s]}; mean relative error vs "
-                          f"exact: {[x.get('rel_err_mean') for x in s]}"]
+        runs = [h for h in v.get("hardware") or [] if h]
+        if runs:
+            lines += ["", f"## What the arrays did: {k} ({runs[0].get('method')})", ""]
+            lines += [f"- seed {seed}: {hardware_line(h)}" for seed, h in zip(summary["seeds"], v["hardware"]) if h]
         if v["errors"]:
             lines += ["", f"Errors ({k}): " + "; ".join(v["errors"])]
     return "\n".join(lines) + "\n"
@@ -293,7 +296,8 @@ def plot_compare(summary: dict, path) -> None:
         ys = np.array([np.interp(grid, [p[0] for p in c], [p[1] for p in c], right=np.nan) for c in curves])
         m = np.nanmean(ys, 0)
         s = np.nanstd(ys, 0)
-        line, = ax.plot(grid, 100 * m, label=f"{label} (lr {e['lr']:g})")
+        mark = f" [{e['fallback_mark']}]" if e.get("fallback_mark") else ""
+        line, = ax.plot(grid, 100 * m, label=f"{label} (lr {e['lr']:g}){mark}")
         ax.fill_between(grid, 100 * (m - s), 100 * (m + s), alpha=0.2, color=line.get_color())
         if e["epochs_mean"] is not None:
             bx.bar(i, e["epochs_mean"], yerr=e["epochs_std"], color=line.get_color(), capsize=4)
@@ -310,7 +314,9 @@ def plot_compare(summary: dict, path) -> None:
     data = summary["dataset"] + (" [synthetic]" if summary["synthetic"] and "synthetic" not in summary["dataset"] else "")
     ax.set_title(f"{data}: mean ± std over seeds {summary['seeds']}", fontsize=9)
     bx.set_xticks(range(len(labels)))
-    bx.set_xticklabels(labels, rotation=15, fontsize=8)
+    bx.set_xticklabels([lab + ("\n" + summary["optimizers"][lab]["fallback_mark"]
+                              if summary["optimizers"][lab].get("fallback_mark") else "") for lab in labels],
+                       rotation=15, fontsize=8)
     bx.set_ylabel(f"epochs to {tgt:.0f}% test accuracy")
     bx.set_title("epochs to target (mean ± std over seeds that reached it)", fontsize=9)
     fig.tight_layout()

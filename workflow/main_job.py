@@ -29,15 +29,23 @@ DEFAULTS = dict(n=32, condition=5.0, preset="rram", levels=8, n_classes=10, n_tr
                 epochs=4.0, seeds=[0, 1, 2], target=0.6, max_block=32)
 QUICK = dict(n=8, condition=10.0, preset="rram", levels=8, n_classes=6, n_train=300, n_test=120,
              epochs=1.0, seeds=[0], target=0.3, max_block=16)
-CIRCUIT_METHOD = {"name": "hp-inv", "refinement": "pcg", "iterations": 14, "shift": "auto", "equilibrate": True,
-                  "mvm_response": "closed-form",
-                  "slices": 6, "operators": "extracted"}
+# The circuit stage's refinement and its control: the same PCG iterations with the identity for the analog INV.
+CIRCUIT_METHOD = {"preset": "hpinv-pcg", "iterations": 3, "operators": "extracted"}
+KFAC = {"name": "kfac", "lr": 0.03, "damping": 1e-2, "ema": 0.95, "factor_every": 1, "inverse_every": 10}
+DIRECT = {"name": "direct", "equilibrate": True, "operators": "extracted"}
+HPINV2 = {"preset": "hpinv-pcg", "iterations": 2, "operators": "extracted"}
 OPTIMIZERS = {
-    # label: optimizer section of the training config (lrs from configs/compare/synthetic-letters.yaml)
-    "kfac-circuit": {"name": "kfac", "lr": 0.03, "damping": 1e-2, "ema": 0.95, "factor_every": 1,
-                     "inverse_every": 10, "linear_response": False, "solver": {"backend": "circuit"}},
-    "sgd-momentum": {"name": "sgd", "lr": 0.03, "momentum": 0.9, "solver": {"backend": "numpy"}},
-    "adam": {"name": "adam", "lr": 0.01, "solver": {"backend": "numpy"}},
+    # label: (optimizer section of the training config, extra point keys); lrs from
+    # configs/compare/synthetic-letters.yaml. Every circuit row is decided by the arrays: one-step INV, or two
+    # PCG iterations beside their identity control.
+    "kfac-exact": ({**KFAC, "solver": {"backend": "numpy"}}, {}),
+    "kfac-direct": ({**KFAC, "solver": {"backend": "circuit", "method": DIRECT}}, {"device.levels": 16}),
+    "kfac-hpinv2": ({**KFAC, "solver": {"backend": "circuit", "method": HPINV2}}, {"device.levels": 8}),
+    "kfac-hpinv2-identity": ({**KFAC, "solver": {"backend": "circuit",
+                                                 "method": {**HPINV2, "preconditioner": "identity"}}},
+                             {"device.levels": 8}),
+    "sgd-momentum": ({"name": "sgd", "lr": 0.03, "momentum": 0.9, "solver": {"backend": "numpy"}}, {}),
+    "adam": ({"name": "adam", "lr": 0.01, "solver": {"backend": "numpy"}}, {}),
 }
 
 
@@ -75,11 +83,13 @@ def circuit_stage(out: Path, settings: dict) -> dict:
     t0 = time.perf_counter()
     tran = solver.solve(h, g, transient=True)
     t_tran = time.perf_counter() - t0
-    _say("      HP-INV: the same 8-level INV array as PCG preconditioner, residuals from the bit-sliced analog MVM ...")
+    _say("      HP-INV: 3 PCG iterations preconditioned by the 8-level INV array, residuals from the bit-sliced "
+         "analog MVM, beside the control without the analog INV ...")
     from amc import solve_system
     t0 = time.perf_counter()
-    refined = solve_system(h, g, method="hp-inv", config=config, **{k: v for k, v in CIRCUIT_METHOD.items() if k != "name"})
+    refined = solve_system(h, g, method=CIRCUIT_METHOD, config=config)
     t_refined = time.perf_counter() - t0
+    control = solve_system(h, g, method={**CIRCUIT_METHOD, "preconditioner": "identity"}, config=config)
     (out / "inv_circuit_op.cir").write_text(op.netlist)
     (out / "inv_circuit_tran.cir").write_text(tran.netlist)
     np.save(out / "H.npy", h)
@@ -94,13 +104,17 @@ def circuit_stage(out: Path, settings: dict) -> dict:
         "energy_j": float(np.max(tran.energy_j)), "lambda_min": op.lambda_min, "g0_s": op.g0_s,
         "op_wall_s": t_op, "tran_wall_s": t_tran, "levels": config.device.levels,
         "relative_error_hpinv_pcg": float(np.linalg.norm(refined.x - exact) / np.linalg.norm(exact)),
+        "relative_error_identity_control": float(np.linalg.norm(control.x - exact) / np.linalg.norm(exact)),
+        "hpinv_iterations": CIRCUIT_METHOD["iterations"],
+        "hpinv_operations": refined.operations.to_dict(), "control_operations": control.operations.to_dict(),
         "hpinv_wall_s": t_refined,
         "deck": str(out / "inv_circuit_op.cir"), "deck_tran": str(out / "inv_circuit_tran.cir"),
     }
     (out / "circuit.json").write_text(json.dumps(summary, indent=2))
     _waveform_figure(tran, out, summary)
     _say(f"      relative error {summary['relative_error_op']:.2e} (.op, one 8-level INV), "
-         f"{summary['relative_error_hpinv_pcg']:.2e} (HP-INV/PCG), settling {si(summary['settling_time_s'], 's')}, "
+         f"{summary['relative_error_hpinv_pcg']:.2e} (3 PCG iterations with the INV), "
+         f"{summary['relative_error_identity_control']:.2e} (same without it), settling {si(summary['settling_time_s'], 's')}, "
          f"energy {si(summary['energy_j'], 'J')}; deck: {summary['deck']}")
     return summary
 
@@ -125,24 +139,24 @@ def training_sweep(settings: dict, circuit_preset: str, levels: Optional[int]):
     from .spec import build_sweep
     training = {
         "target_accuracy": settings["target"],
-        # 8-level arrays cannot hold K-FAC factors directly (quantisation makes some indefinite): the INV holds a
-        # shifted, equilibrated copy and preconditions CG (amc HP-INV, refinement: pcg).
-        "circuit_method": dict(CIRCUIT_METHOD),
         "data": {"source": "synthetic-letters", "n_classes": settings["n_classes"], "n_train": settings["n_train"],
                  "n_test": settings["n_test"], "seed": 0},
         "model": {"channels": 8, "kernel": 5, "pool": 4},
-        "optimizer": {"name": "sgd"},
+        "optimizer": {"name": "sgd", "solver": {"backend": "numpy"}},
         "train": {"epochs": settings["epochs"], "batch_size": 64, "evals_per_epoch": 4,
                   "train_eval_size": min(500, settings["n_train"])},
     }
     points = []
     for seed in settings["seeds"]:  # seeds outer: the optimisers interleave, so the progress bar's ETA is fair
-        for label, opt in OPTIMIZERS.items():
+        for label, (opt, extra) in OPTIMIZERS.items():
             opt = dict(opt)
             if opt["name"] == "kfac":
                 opt["max_block"] = settings["max_block"]
-            points.append({**{f"training.optimizer.{k}": v for k, v in opt.items() if k != "solver"},
-                           "training.optimizer.solver.backend": opt["solver"]["backend"], "seed": seed})
+            point = {**{f"training.optimizer.{k}": v for k, v in opt.items() if k != "solver"},
+                     **{f"training.optimizer.solver.{k}": v for k, v in opt["solver"].items()}, **extra, "seed": seed}
+            if opt["solver"]["backend"] == "numpy":
+                point["training.optimizer.solver.method"] = "direct"
+            points.append(point)
     data = {"name": "sim_training", "kind": "training",
             "description": "circuit-in-the-loop K-FAC vs SGD-momentum and Adam on synthetic letters",
             "base": {"circuit": {"preset": circuit_preset, "device": {"levels": levels}}, "training": training},
@@ -166,40 +180,66 @@ def training_stage(out: Path, settings: dict, workers: int, progress: bool) -> l
 
 
 # ---- 3. summary ----------------------------------------------------------------------------------
+def _group(r: dict) -> str:
+    label = (r.get("metrics") or {}).get("optimizer") or "?"
+    levels = (r.get("params") or {}).get("device.levels")
+    return f"{label} ({levels} levels)" if label.startswith("kfac-circuit") and levels else label
+
+
 def summarise(circuit: dict, runs: list[dict], settings: dict) -> tuple[str, dict]:
+    from training.report import fallback_mark
     by_opt: dict[str, list[dict]] = {}
     for r in runs:
-        label = (r.get("metrics") or {}).get("optimizer") or "?"
-        by_opt.setdefault(label, []).append(r)
-    rows, table = [], {}
+        by_opt.setdefault(_group(r), []).append(r)
+    rows, hw_rows, table = [], [], {}
     for label in sorted(by_opt):
         rs = by_opt[label]
         ok = [r for r in rs if r["status"] == "ok"]
         acc = [r["metrics"]["final_test_accuracy"] for r in ok]
         ett = [r["metrics"].get("epochs_to_target") for r in ok]
-        reached = [e for e in ett if e is not None]
+        reached = [e for e in ett if e is not None and np.isfinite(e)]
         entry = {"runs": len(rs), "failed": len(rs) - len(ok),
                  "final_test_accuracy_mean": float(np.mean(acc)) if acc else None,
                  "final_test_accuracy_std": float(np.std(acc)) if acc else None,
                  "epochs_to_target_mean": float(np.mean(reached)) if reached else None,
                  "epochs_to_target_std": float(np.std(reached)) if reached else None,
                  "reached_target": f"{len(reached)}/{len(ok)}"}
-        if label == "kfac-circuit" and ok:
-            errs = [r["metrics"].get("solver_rel_err_mean") for r in ok if r["metrics"].get("solver_rel_err_mean") is not None]
-            entry["circuit_solves"] = int(sum(r["metrics"].get("solver_solves", 0) for r in ok))
-            entry["circuit_rel_err_mean"] = float(np.mean(errs)) if errs else None
+        circuit_runs = [r["metrics"] for r in ok if r["metrics"].get("hw_method")]
+        mark = ""
+        if circuit_runs:
+            def mean(key):
+                vals = [m.get(key) for m in circuit_runs if m.get(key) is not None]
+                return float(np.mean(vals)) if vals else None
+            fallbacks = sum(m.get("hw_fallbacks") or 0 for m in circuit_runs)
+            solves = sum(m.get("solver_solves") or 0 for m in circuit_runs)
+            mark = fallback_mark({"solves": solves, "fallback_fraction": fallbacks / solves if solves else 0.0})
+            entry["hardware"] = {k: mean(f"hw_{k}") for k in ("inv_settles_per_step", "mvm_reads_per_step",
+                                                               "digital_flops_per_step", "programmings",
+                                                               "ngspice_runs", "analog_error_mean")}
+            entry["hardware"].update(fallbacks=fallbacks, solves=solves, mark=mark)
+            h = entry["hardware"]
+            analog = "n/a (no analog INV)" if h["analog_error_mean"] is None else f"{h['analog_error_mean']:.3f}"
+            hw_rows.append(f"| {label} | {h['inv_settles_per_step']:.0f} | {h['mvm_reads_per_step']:.0f} | "
+                           f"{h['programmings']:.0f} | {h['ngspice_runs']:.0f} | {h['digital_flops_per_step']:.3g} | "
+                           f"{analog} | {fallbacks}/{solves}{' **' + mark + '**' if mark else ''} |")
         table[label] = entry
-        acc_s = "-" if not acc else f"{100 * entry['final_test_accuracy_mean']:.1f} +- {100 * entry['final_test_accuracy_std']:.1f}"
-        ett_s = "not reached" if not reached else f"{entry['epochs_to_target_mean']:.2f} +- {entry['epochs_to_target_std']:.2f}"
-        rows.append(f"| {label} | {len(ok)}/{len(rs)} | {acc_s} | {ett_s} ({entry['reached_target']}) |")
+        acc_s = "-" if not acc else f"{100 * entry['final_test_accuracy_mean']:.1f} ± {100 * entry['final_test_accuracy_std']:.1f}"
+        ett_s = "not reached" if not reached else f"{entry['epochs_to_target_mean']:.2f} ± {entry['epochs_to_target_std']:.2f}"
+        shown = label + (f" **{mark}**" if mark else "")
+        rows.append(f"| {shown} | {len(ok)}/{len(rs)} | {acc_s} | {ett_s} ({entry['reached_target']}) |")
+    c = circuit
     lines = [
         "## Circuit (INV, one solve)",
         "",
-        "| n | preset | levels | cond(H) | rel. error (.op) | rel. error (.tran) | rel. error HP-INV/PCG | settling time | energy | static power |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        f"| {circuit['n']} | {circuit['preset']} | {circuit['levels'] or 'continuous'} | {circuit['condition_number']:.3g} | {circuit['relative_error_op']:.2e} | "
-        f"{circuit['relative_error_tran']:.2e} | {circuit['relative_error_hpinv_pcg']:.2e} | {si(circuit['settling_time_s'], 's')} | "
-        f"{si(circuit['energy_j'], 'J')} | {si(circuit['static_power_w'], 'W')} |",
+        "| n | preset | levels | cond(H) | rel. error (.op) | rel. error (.tran) | settling time | energy | static power |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {c['n']} | {c['preset']} | {c['levels'] or 'continuous'} | {c['condition_number']:.3g} | {c['relative_error_op']:.2e} | "
+        f"{c['relative_error_tran']:.2e} | {si(c['settling_time_s'], 's')} | "
+        f"{si(c['energy_j'], 'J')} | {si(c['static_power_w'], 'W')} |",
+        "",
+        f"{c['hpinv_iterations']} PCG iterations preconditioned by this INV array (residuals on the 6-slice analog MVM): "
+        f"relative error {c['relative_error_hpinv_pcg']:.2e}; the same iterations with the identity instead of the "
+        f"analog INV (the control): {c['relative_error_identity_control']:.2e}.",
         "",
         f"## Training (synthetic letters, {settings['n_classes']} classes, {settings['epochs']:g} epoch(s), "
         f"seeds {settings['seeds']}, target {100 * settings['target']:g}%)",
@@ -207,6 +247,13 @@ def summarise(circuit: dict, runs: list[dict], settings: dict) -> tuple[str, dic
         "| optimiser | runs ok | final test accuracy (%) | epochs to target |",
         "|---|---|---|---|",
         *rows,
+        "",
+        "What the arrays did (means over the runs; every circuit solve is analog unless counted as a fallback):",
+        "",
+        "| circuit run | INV settles / step | MVM reads / step | programmings / run | ngspice runs / run | "
+        "digital flops / step | analog error before refinement | fallbacks |",
+        "|---|---|---|---|---|---|---|---|",
+        *hw_rows,
     ]
     return "\n".join(lines) + "\n", {"circuit": circuit, "training": table, "settings": settings}
 

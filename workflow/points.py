@@ -241,13 +241,13 @@ def _run_method_point(config, h: np.ndarray, g: np.ndarray, exact: np.ndarray, s
     sol = solve_system(h, g, method=solve.get("method", "direct"), config=config,
                        backend=solve.get("backend", "circuit"), **options)
     error = float(np.linalg.norm(sol.x - exact) / np.linalg.norm(exact))
-    metrics = {"method": solve.get("method"), "relative_error": error,
+    label = solve.get("method") if isinstance(solve.get("method"), str) else sol.method
+    metrics = {"method": label, "relative_error": error, "analog_error": sol.analog_error,
                "equivalent_bits": float(-np.log2(max(error, 2.0 ** -60))),
                "relative_residual": float(sol.relative_residual), "saturated": bool(np.any(sol.saturated)),
                "iterations": len(sol.history) - 1 if sol.history else None, "op_time_s": time.perf_counter() - t0}
-    for key, value in (sol.operations or {}).items():
-        if isinstance(value, (int, float)):
-            metrics[f"ops_{key}"] = value
+    for key, value in sol.operations.to_dict().items():
+        metrics[f"ops_{key}"] = value
     return metrics
 
 

@@ -48,7 +48,6 @@ BASE_KEYS = ("circuit", "matrix", "solve", "training", "seed")
 KINDS = ("circuit", "training")
 SOLVE_DEFAULTS: dict[str, Any] = {"transient": False, "op": True, "backend": "circuit", "method": "direct",
                                   "array_size": None, "iterations": None, "options": {}}
-METHODS = ("direct", "hp-inv", "blockamc")
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -291,10 +290,14 @@ def _make_point(base: dict, overrides: Mapping[str, Any], kind: str, where: str)
                 raise ConfigError(f"{where}: solve.{key} must be true or false, got {solve[key]!r}")
         if solve["backend"] not in ("circuit", "numpy"):
             raise ConfigError(f"{where}: solve.backend must be 'circuit' or 'numpy', got {solve['backend']!r}")
-        if solve["method"] not in METHODS:
-            raise ConfigError(f"{where}: solve.method must be one of {', '.join(METHODS)}, got {solve['method']!r}")
         if not isinstance(solve["options"], dict):
             raise ConfigError(f"{where}: solve.options must be a mapping of method options, got {solve['options']!r}")
+        from amc.methods import method_config
+        options = dict(solve["options"])
+        for key in ("array_size", "iterations"):
+            if solve[key] is not None:
+                options[key] = solve[key]
+        method_config(solve["method"], options, source=f"{where}: solve.method")   # unknown / no-effect keys
         for key in ("array_size", "iterations"):
             if solve[key] is not None and (isinstance(solve[key], bool) or not isinstance(solve[key], int)):
                 raise ConfigError(f"{where}: solve.{key} must be an integer or null, got {solve[key]!r}")

@@ -64,11 +64,16 @@ def validate(spec: Mapping[str, Any], where: str) -> dict:
 
 
 def optimizer_label(opt: Mapping[str, Any]) -> str:
+    """'sgd-momentum', 'adam', 'kfac-exact' or 'kfac-circuit <dataflow>' (the method's own label)."""
     name = opt["name"]
     if name == "sgd" and opt.get("momentum"):
         name = "sgd-momentum"
     if name == "kfac":
-        name = "kfac-circuit" if opt.get("solver", {}).get("backend") == "circuit" else "kfac-exact"
+        solver = opt.get("solver", {})
+        if solver.get("backend") != "circuit":
+            return "kfac-exact"
+        from amc.methods import method_config
+        name = f"kfac-circuit {method_config(solver.get('method'), {}).label}"
     return name
 
 
