@@ -15,7 +15,8 @@ What is priced, and how:
 - Conversions: Walden FOM * 2^ENOB each (presets.ConverterModel); one conversion time per settle/read.
 - Programming: write-verify pulses (V I t each) and verify reads (one ADC conversion and V_read^2 G t each);
   one endurance cycle per programmed cell (``Cost.cell_cycles``).
-- Digital: control traffic per conversion and the method's digital flops (presets.DigitalModel).
+- Digital: control traffic per conversion and the method's digital flops (presets.DigitalModel), the flops spread
+  over one unit per output column of the n-column array.
 """
 from __future__ import annotations
 
@@ -198,7 +199,7 @@ def cost_of(counts: OperationCounts, hw: HardwareCostModel, *, n: int, settle: O
     for part in ("INV settles", "MVM reads", "conversions", "programming"):
         time[part] /= parallel_arrays
     energy["digital remainder"] = counts.digital_flops * hw.digital.energy_per_flop_j
-    time["digital remainder"] = counts.digital_flops / hw.digital.flops_per_s
+    time["digital remainder"] = counts.digital_flops / (hw.digital.flops_per_s * n)
     return Cost.from_parts(energy, time, cell_cycles=float(counts.cells_programmed))
 
 

@@ -124,7 +124,10 @@ class DigitalModel:
     # Horowitz 2014: 64-bit read of an 8 KB SRAM 10 pJ. Each converter word (<= 8 bits) moves 1/8 of that through
     # the control buffers: 1.25 pJ per conversion is the "digital control" entry.
     energy_per_conversion_j: float = 10e-12 / 8
-    # ASSUMPTION: the method's digital remainder runs on one FP32 FMA unit at 500 MHz next to the arrays: 1 GFLOP/s.
+    # The method's digital remainder (shift-and-add of slices and tiles, residual and update vectors) is elementwise
+    # over the array's outputs, so each output column has its own unit, as ISAAC gives every ADC group its own
+    # shift-and-add (Shafiee et al., ISCA 2016). ASSUMPTION: one FP32 FMA unit at 500 MHz per column: 1 GFLOP/s per
+    # column, n GFLOP/s for an n-column array.
     flops_per_s: float = 1e9
 
     def validate(self, where: str) -> None:
