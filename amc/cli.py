@@ -98,6 +98,7 @@ def solve_main(argv: list[str]) -> int:
             k = 1 if np.ndim(g) == 1 else np.shape(g)[1]
             record["operations"] = {"inv_solves": k if args.backend == "circuit" else 0,
                                     "mvm_operations": 0, "programmings": 1 if args.backend == "circuit" else 0}
+            record["cost"] = _direct_cost(h, g, config) if args.backend == "circuit" else None
             print(json.dumps(record))
         else:
             np.set_printoptions(precision=6, suppress=False, linewidth=120)
@@ -134,6 +135,16 @@ def solve_main(argv: list[str]) -> int:
         print(solution.summary())
         print(f"relative error vs numpy.linalg.solve: {solution.relative_error:.3e}")
     return 0
+
+
+def _direct_cost(h, g, config) -> dict:
+    """Ledger cost of this solve on the integrated periphery (amc.cost): one programming of the 2n^2 cells, one settle,
+    n DAC and n ADC conversions per column; {"error": ...} when the circuit has no dynamics to price."""
+    from .cost import HardwareCostModel, direct_solve_cost
+    try:
+        return direct_solve_cost(h, g, HardwareCostModel.for_circuit(config)).to_dict()
+    except AmcError as exc:
+        return {"error": str(exc)}
 
 
 def run(main, argv: list[str]) -> int:
