@@ -96,6 +96,8 @@ def _add_dataflow_arguments(p: argparse.ArgumentParser, array_size: int) -> None
     p.add_argument("--slices", type=int, default=6, help="hpinv/repast residual MVM bit slices (default 6)")
     p.add_argument("--inverse-slices", type=int, default=6, help="repast: bit slices of the stored inverse")
     p.add_argument("--layers-serial", action="store_true", help="layers take turns instead of working in parallel")
+    p.add_argument("--parallel-arrays", type=int, default=1,
+                   help="copies of each factor's arrays working at once (default 1)")
 
 
 def _print_table(rows: list[tuple], header: tuple) -> None:
@@ -181,7 +183,8 @@ def training_main(argv: list[str]) -> int:
     layers, inverse_every, batch, n_train = _training_layers(cfg, args)
     hw, flow = _hw(args), _dataflow(args)
     lambdas = REFERENCE_LOOP_LAMBDA if [(l.a_dim, l.g_dim) for l in layers] == [(26, 7), (64, 13)] else None
-    analog = kfac_step_cost(layers, hw, flow, args.array_size, inverse_every, lambdas, not args.layers_serial)
+    analog = kfac_step_cost(layers, hw, flow, args.array_size, inverse_every, lambdas, not args.layers_serial,
+                            args.parallel_arrays)
     cpu = measure_cpu_kfac(layers, inverse_every, repeats=args.repeats)
     gpu = gpu_kfac(layers, inverse_every, _gpu(args))
     steps = math.ceil(n_train / batch)
@@ -223,12 +226,14 @@ def training_main(argv: list[str]) -> int:
 
 # ---- network: the larger-task table ---------------------------------------------------------------------------
 def network_table(layers: list[LayerFactors], hw: HardwareCostModel, array_size: int, inverse_every: int,
-                  flows: list[Dataflow], gpu: GpuModel, cpu_repeats: int = 3, lambdas=None) -> dict:
+                  flows: list[Dataflow], gpu: GpuModel, cpu_repeats: int = 3, lambdas=None,
+                  parallel_arrays: int = 1) -> dict:
     cpu = measure_cpu_kfac(layers, inverse_every, repeats=cpu_repeats)
     g = gpu_kfac(layers, inverse_every, gpu)
     rows = {}
     for flow in flows:
-        c = kfac_step_cost(layers, hw, flow, array_size, inverse_every, lambdas).per_step
+        c = kfac_step_cost(layers, hw, flow, array_size, inverse_every, lambdas,
+                           parallel_arrays=parallel_arrays).per_step
         rows[flow.describe()] = c
     return {"cpu": cpu, "gpu": g, "analog": rows}
 
@@ -243,6 +248,8 @@ def network_main(argv: list[str]) -> int:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--slices", type=int, default=6)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--parallel-arrays", type=int, default=1,
+                   help="copies of each factor's arrays working at once (default 1)")
     p.add_argument("--lambda-min", type=float, default=None,
                    help=f"loop lambda_min of every factor (default: measured for 'reference', else "
                         f"{DEFAULT_LOOP_LAMBDA})")
@@ -253,10 +260,12 @@ def network_main(argv: list[str]) -> int:
         REFERENCE_LOOP_LAMBDA if args.network == "reference" else None)
     flows = [Dataflow("direct"), Dataflow("hpinv", iterations=args.iterations, slices=args.slices),
              Dataflow("repast", iterations=args.iterations, slices=args.slices, inverse_slices=args.slices)]
-    t = network_table(layers, hw, args.array_size, args.inverse_every, flows, _gpu(args), args.repeats, lambdas)
+    t = network_table(layers, hw, args.array_size, args.inverse_every, flows, _gpu(args), args.repeats, lambdas,
+                      args.parallel_arrays)
     cpu, gpu = t["cpu"], t["gpu"]
     conditions = (f"{args.network}: {len(layers)} layers, largest factor {max(max(l.a_dim, l.g_dim) for l in layers)}; "
-                  f"arrays {args.array_size}x{args.array_size}, inverse_every {args.inverse_every}")
+                  f"arrays {args.array_size}x{args.array_size} x {args.parallel_arrays} in parallel per factor, "
+                  f"inverse_every {args.inverse_every}")
     if args.json:
         print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "cpu_per_step": cpu.to_dict(),
                           "gpu_per_step": gpu.to_dict(),

@@ -158,6 +158,10 @@ class GpuModel:
     # native modes in MAGMA", J. Comput. Sci. 20, 2017) runs at a few percent of peak at these sizes. Replace it
     # with the measured value from benchmarks/bench_gpu_cholesky.py.
     small_matrix_efficiency: float = 0.03
+    # ASSUMPTION: 70 % of peak for factorisations and products of matrices above small_matrix_limit (thousands of
+    # rows), where cuBLAS/cuSOLVER/MAGMA run compute-bound near peak; only ResNet-18's big factors reach it.
+    large_matrix_efficiency: float = 0.7
+    small_matrix_limit: int = 512
     # ASSUMPTION: 5 us per dependent kernel launch (launch + completion latency of a small CUDA kernel, the commonly
     # measured order); measured by benchmarks/bench_gpu_cholesky.py where a GPU exists.
     launch_overhead_s: float = 5e-6
@@ -169,13 +173,16 @@ class GpuModel:
 
     def __post_init__(self):
         for key in ("peak_flops", "bandwidth_bytes_per_s", "board_power_w", "small_matrix_efficiency",
-                    "launch_overhead_s", "power_fraction"):
+                    "large_matrix_efficiency", "small_matrix_limit", "launch_overhead_s", "power_fraction"):
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"GPU model {key} must be positive, got {value!r}")
 
-    def time_s(self, flops: float, words: float, launches: int) -> float:
-        compute = flops / (self.peak_flops * self.small_matrix_efficiency)
+    def efficiency(self, size: int) -> float:
+        return self.small_matrix_efficiency if size <= self.small_matrix_limit else self.large_matrix_efficiency
+
+    def time_s(self, flops: float, words: float, launches: int, size: int = 0) -> float:
+        compute = flops / (self.peak_flops * self.efficiency(size))
         memory = words * self.bytes_per_word / self.bandwidth_bytes_per_s
         return max(compute, memory) + launches * self.launch_overhead_s
 
@@ -204,11 +211,13 @@ def gpu_kfac(layers: list[LayerFactors], inverse_every: int, gpu: GpuModel = Gpu
     if inverse_every < 1:
         raise InputError(f"inverse_every must be a positive integer, got {inverse_every!r}")
     sizes = {l.a_dim for l in layers} | {l.g_dim for l in layers}
-    inv_flops, step_flops = kfac_flops(layers)
-    inv_words = sum(2.0 * (l.a_dim ** 2 + l.g_dim ** 2) for l in layers)
-    t_update = gpu.time_s(inv_flops, inv_words, launches=2 * len(sizes))
-    step_words = sum(float(l.a_dim ** 2 + l.g_dim ** 2 + 3 * l.a_dim * l.g_dim) for l in layers)
-    t_apply = gpu.time_s(step_flops, step_words, launches=2 * len(layers))
+    # one batched potrf + potri per distinct size (equal sizes share a launch), each at its size's efficiency
+    t_update = sum(gpu.time_s(sum(float(d) ** 3 * ((l.a_dim == d) + (l.g_dim == d)) for l in layers),
+                              sum(2.0 * d * d * ((l.a_dim == d) + (l.g_dim == d)) for l in layers), 2, d)
+                   for d in sizes)
+    t_apply = sum(gpu.time_s(2.0 * l.g_dim * l.a_dim * (l.a_dim + l.g_dim),
+                             float(l.a_dim ** 2 + l.g_dim ** 2 + 3 * l.a_dim * l.g_dim), 2, max(l.a_dim, l.g_dim))
+                  for l in layers)
     t = t_apply + t_update / inverse_every
     return DigitalCost(t, gpu.energy_j(t), {"inverse_update_s": t_update, "apply_s": t_apply, "gpu": gpu.name,
                                             "gpu_source": gpu.source})
@@ -217,5 +226,5 @@ def gpu_kfac(layers: list[LayerFactors], inverse_every: int, gpu: GpuModel = Gpu
 def gpu_solve(n: int, gpu: GpuModel = GpuModel(), launches: int = 2) -> DigitalCost:
     """One dense n x n solve (LU getrf + getrs: 2/3 n^3 + 2 n^2 flops) on the GPU, ``launches`` dependent kernels."""
     flops = 2.0 / 3.0 * n ** 3 + 2.0 * n ** 2
-    t = gpu.time_s(flops, float(n * n + 2 * n), launches)
+    t = gpu.time_s(flops, float(n * n + 2 * n), launches, n)
     return DigitalCost(t, gpu.energy_j(t), {"flops": flops, "gpu": gpu.name, "gpu_source": gpu.source})

@@ -49,20 +49,24 @@ def _lambda_for(layer: LayerFactors, kind: str, lambdas) -> float:
 
 
 def factor_cost(d: int, rhs: int, hw: HardwareCostModel, flow: Dataflow, array_size: int,
-                lambda_min: float) -> tuple[Cost, Cost, OperationCounts]:
+                lambda_min: float, parallel_arrays: int = 1) -> tuple[Cost, Cost, OperationCounts]:
     """(per inverse update, per step, per-step counts) of one factor priced on arrays of array_size."""
     setup, step = factor_counts(d, rhs, array_size, flow)
     n = min(d, array_size)
     settle = settle_of_size(n, lambda_min, hw)
     shape = (n, n)
-    return (cost_of(setup, hw, n=n, settle=settle, mvm_shape=shape),
-            cost_of(step, hw, n=n, settle=settle, mvm_shape=shape), step)
+    return (cost_of(setup, hw, n=n, settle=settle, mvm_shape=shape, parallel_arrays=parallel_arrays),
+            cost_of(step, hw, n=n, settle=settle, mvm_shape=shape, parallel_arrays=parallel_arrays), step)
 
 
 def kfac_step_cost(layers: list[LayerFactors], hw: HardwareCostModel, flow: Dataflow = Dataflow(),
                    array_size: int = 64, inverse_every: int = 10,
-                   lambdas: Optional[Mapping | float] = None, layers_parallel: bool = True) -> KfacCost:
-    """Analog K-FAC cost per step. lambdas: loop lambda_min per (layer, "A"/"G"), one number, or None (default)."""
+                   lambdas: Optional[Mapping | float] = None, layers_parallel: bool = True,
+                   parallel_arrays: int = 1) -> KfacCost:
+    """Analog K-FAC cost per step. lambdas: loop lambda_min per (layer, "A"/"G"), one number, or None (default).
+
+    parallel_arrays: copies of each factor's arrays working at once on its independent solves, tiles and rows
+    (ledger.cost_of); 1 = one array set per factor doing everything in turn."""
     if not isinstance(inverse_every, int) or inverse_every < 1:
         raise InputError(f"inverse_every must be a positive integer, got {inverse_every!r}")
     if not isinstance(array_size, int) or array_size < 2:
@@ -73,8 +77,10 @@ def kfac_step_cost(layers: list[LayerFactors], hw: HardwareCostModel, flow: Data
     per_layer, counts = {}, OperationCounts()
     layer_times, update_times = [], []
     for layer in layers:
-        ua, sa, ca = factor_cost(layer.a_dim, layer.a_rhs, hw, flow, array_size, _lambda_for(layer, "A", lambdas))
-        ug, sg, cg = factor_cost(layer.g_dim, layer.g_rhs, hw, flow, array_size, _lambda_for(layer, "G", lambdas))
+        ua, sa, ca = factor_cost(layer.a_dim, layer.a_rhs, hw, flow, array_size, _lambda_for(layer, "A", lambdas),
+                                 parallel_arrays)
+        ug, sg, cg = factor_cost(layer.g_dim, layer.g_rhs, hw, flow, array_size, _lambda_for(layer, "G", lambdas),
+                                 parallel_arrays)
         update = ua + ug
         # the two factors of a layer are programmed at once (their own arrays), solved one after the other
         update = update.with_time(max(ua.time_s, ug.time_s))
