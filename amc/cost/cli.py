@@ -212,7 +212,7 @@ def training_main(argv: list[str]) -> int:
         print("analog energy: " + breakdown_line(s))
         print("analog time:   " + ", ".join(f"{k} {fmt_time(v)}" for k, v in s.time_breakdown.items() if v > 0)
               + f" (critical path {fmt_time(s.time_s)})")
-        print(f"one inverse update (programming): {fmt_time(analog.inverse_update.time_s)}, "
+        print(f"one inverse update: {fmt_time(analog.inverse_update.time_s)}, "
               f"{fmt_energy(analog.inverse_update.energy_j)}; per epoch ({steps} steps): "
               f"{fmt_time(analog.per_epoch(steps).time_s)}, {fmt_energy(analog.per_epoch(steps).energy_j)}")
         print(f"CPU: {cpu.detail['energy_from']}; GPU: {gpu.detail['gpu']} ({gpu.detail['gpu_source']})")
