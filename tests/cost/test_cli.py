@@ -63,3 +63,19 @@ def test_gpu_benchmark_skips_cleanly_without_gpu():
                        text=True, timeout=60)
     assert r.returncode == 0
     assert r.stdout.strip().count("\n") == 0 and "skipped" in r.stdout
+
+
+def test_cost_study_prices_records(tmp_path, capsys):
+    records = [
+        {"id": "p0", "status": "ok", "params": {"matrix": {"n": 16}, "solve": {"method": "hp-inv", "iterations": 3}},
+         "metrics": {"ops_inv_solves": 3, "ops_mvm_operations": 24, "ops_programmings": 9}},
+        {"id": "p1", "status": "error", "params": {"matrix": {"n": 16}}, "metrics": {}},
+    ]
+    (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert main(["cost", "study", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in out["records"]] == ["p0"]
+    cost = out["records"][0]["cost"]
+    assert cost["breakdown"]["programming"] > 0 and cost["breakdown"]["ADC"] > 0
+    assert main(["cost", "study", str(tmp_path / "missing")]) == 2
+    assert "no records.jsonl" in capsys.readouterr().err
