@@ -5,7 +5,8 @@ Public surface (see amc/cost/*.py for the physics and the sources of every const
     HardwareCostModel.preset("rram-ic")                  circuit + converters + write-verify + digital
     settle_of_matrix(H, hw, g=None) -> SettleCost        exact INV settle of H programmed on hw.circuit
     settle_of_size(n, lambda_min, hw) -> SettleCost      closed form (Sun et al., IEEE TED 2020)
-    cost_of(counts, hw, n=, settle=, mvm_shape=, parallel_arrays=1) -> Cost
+    cost_of(counts, hw, n=, settle= | lambda_min=, mvm_shape=, parallel_arrays=1) -> Cost
+    Cost.parallel(*costs), Cost.serial(*costs)           arrays at once (max time) / in turn (sum)
     direct_solve_cost(H, g, hw) -> Cost                  programming + one settle per column (amc solve --json)
     Cost: time_s, energy_j, breakdown (component -> J, sums to energy_j), +, *, to_dict()
 """

@@ -77,6 +77,19 @@ class Cost:
     def to_dict(self) -> dict:
         return {"time_s": self.time_s, "energy_j": self.energy_j, "breakdown": dict(self.breakdown)}
 
+    @classmethod
+    def parallel(cls, *costs: "Cost") -> "Cost":
+        """Work done at the same time on separate arrays: energies add, the critical path is the longest."""
+        if not costs:
+            return cls.zero()
+        total = sum(costs[1:], costs[0])
+        return total.with_time(max(c.time_s for c in costs))
+
+    @classmethod
+    def serial(cls, *costs: "Cost") -> "Cost":
+        """Work done one after the other: energies and times add."""
+        return sum(costs[1:], costs[0]) if costs else cls.zero()
+
     def __repr__(self) -> str:
         return f"Cost({_fmt_time(self.time_s)}, {_fmt_energy(self.energy_j)})"
 
@@ -156,13 +169,17 @@ def programming(cells: float, n: int, hw: HardwareCostModel) -> tuple[float, flo
 
 # ---- the ledger --------------------------------------------------------------------------------------------------
 def cost_of(counts: OperationCounts, hw: HardwareCostModel, *, n: int, settle: Optional[SettleCost] = None,
-            mvm_shape: Optional[tuple[int, int]] = None, parallel_arrays: int = 1) -> Cost:
+            lambda_min: Optional[float] = None, mvm_shape: Optional[tuple[int, int]] = None,
+            parallel_arrays: int = 1) -> Cost:
     """Price ``counts`` of work done on n x n arrays.
 
-    settle: the cost of one INV settle (required when counts.inv_settles > 0): ``settle_of_matrix`` for a known
-    matrix, ``settle_of_size`` for a size and lambda_min. mvm_shape: (rows, cols) of one MVM read (default (n, n)).
+    settle: the cost of one INV settle (``settle_of_matrix`` for a known matrix), or lambda_min: the loop's smallest
+    eigenvalue, priced by the closed form (``settle_of_size``); one of them is required when counts.inv_settles > 0.
+    mvm_shape: (rows, cols) of one MVM read (default (n, n)).
     parallel_arrays: arrays working at once on independent parts of the counted work; the analog time (settles,
-    reads, conversions, programming) is divided by it, the digital remainder is not.
+    reads, conversions, programming) is divided by it, the digital remainder is not. Optimistic: it adds no
+    programming energy for copies of an array (right when the parts are different tiles, not when one array is
+    replicated to run its solves side by side).
     """
     if not isinstance(counts, OperationCounts):
         raise InputError(f"counts must be an OperationCounts, got {type(counts).__name__}")
@@ -173,8 +190,12 @@ def cost_of(counts: OperationCounts, hw: HardwareCostModel, *, n: int, settle: O
     negative = [k for k, v in counts.to_dict().items() if v < 0]
     if negative:
         raise InputError(f"operation counts must be non-negative: {', '.join(negative)}")
+    if settle is not None and lambda_min is not None:
+        raise InputError("pass settle= or lambda_min=, not both")
+    if settle is None and lambda_min is not None:
+        settle = settle_of_size(n, lambda_min, hw)
     if counts.inv_settles and settle is None:
-        raise InputError("counts include INV settles: pass settle= (settle_of_matrix or settle_of_size)")
+        raise InputError("counts include INV settles: pass settle= (settle_of_matrix) or lambda_min=")
     energy = {c: 0.0 for c in COMPONENTS}
     time = {t: 0.0 for t in TIME_PARTS}
     if counts.inv_settles:

@@ -83,7 +83,7 @@ def test_breakdown_sums_to_energy_and_survives_arithmetic(counts):
 
 
 def test_bad_input_is_named():
-    with pytest.raises(InputError, match="settle="):
+    with pytest.raises(InputError, match="lambda_min="):
         cost_of(OperationCounts(inv_settles=1), HW, n=4)
     with pytest.raises(InputError, match="non-negative"):
         cost_of(OperationCounts(inv_settles=-1), HW, n=4, settle=settle_of_size(4, 0.1, HW))
@@ -93,3 +93,17 @@ def test_bad_input_is_named():
         HardwareCostModel.preset("nope")
     with pytest.raises(AmcError, match="gain-bandwidth"):
         HardwareCostModel.for_circuit("ideal")
+
+
+def test_lambda_min_shortcut_and_combinators():
+    counts = OperationCounts(inv_settles=2, dac_conversions=16, adc_conversions=16)
+    a = cost_of(counts, HW, n=8, lambda_min=0.1)
+    b = cost_of(counts, HW, n=8, settle=settle_of_size(8, 0.1, HW))
+    assert a.to_dict() == b.to_dict()
+    slow = cost_of(counts, HW, n=8, lambda_min=0.01)
+    par, ser = Cost.parallel(a, slow), Cost.serial(a, slow)
+    assert par.energy_j == pytest.approx(ser.energy_j)
+    assert par.time_s == pytest.approx(slow.time_s)
+    assert ser.time_s == pytest.approx(a.time_s + slow.time_s)
+    with pytest.raises(InputError, match="not both"):
+        cost_of(counts, HW, n=8, lambda_min=0.1, settle=settle_of_size(8, 0.1, HW))
