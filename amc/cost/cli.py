@@ -133,7 +133,8 @@ def circuit_main(argv: list[str]) -> int:
             raise InputError(f"--k must be a positive integer, got {args.k}")
         settle = settle_of_size(args.n, args.lambda_min, hw)
         cost = cost_of(solve_counts(args.n, args.k), hw, n=args.n, settle=settle)
-        what = f"n = {args.n}, loop lambda_min = {args.lambda_min:g}, {args.k} right-hand sides (closed form)"
+        what = (f"n = {args.n}, loop lambda_min = {args.lambda_min:g}, {args.k} right-hand sides (closed form, "
+                f"settle band ±{hw.circuit.simulation.settle_tol * 100:g} %)")
     if args.json:
         print(json.dumps({"hardware": hw.describe(), "what": what, "cost": cost.to_dict(),
                           "time_breakdown": cost.time_breakdown}))
@@ -265,7 +266,7 @@ def network_main(argv: list[str]) -> int:
     cpu, gpu = t["cpu"], t["gpu"]
     conditions = (f"{args.network}: {len(layers)} layers, largest factor {max(max(l.a_dim, l.g_dim) for l in layers)}; "
                   f"arrays {args.array_size}x{args.array_size} x {args.parallel_arrays} in parallel per factor, "
-                  f"inverse_every {args.inverse_every}")
+                  f"inverse_every {args.inverse_every}, settle band ±{hw.circuit.simulation.settle_tol * 100:g} %")
     if args.json:
         print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "cpu_per_step": cpu.to_dict(),
                           "gpu_per_step": gpu.to_dict(),
@@ -313,7 +314,8 @@ def solve_main(argv: list[str]) -> int:
     cost = cost_of(counts, hw, n=n_arr, settle=settle)
     gpu = gpu_solve(args.n, _gpu(args))
     conditions = (f"n = {args.n}, arrays {size}, HP-INV {args.iterations} iterations x {args.slices} slices, "
-                  f"loop lambda_min {args.lambda_min:g}, programming {'included' if args.include_programming else 'excluded'}")
+                  f"loop lambda_min {args.lambda_min:g} (settle band ±{hw.circuit.simulation.settle_tol * 100:g} %), "
+                  f"programming {'included' if args.include_programming else 'excluded'}")
     if args.json:
         print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "analog": cost.to_dict(),
                           "time_breakdown": cost.time_breakdown, "gpu": gpu.to_dict(),

@@ -115,7 +115,8 @@ class Dataflow:
         if self.name == "repast":
             return (f"RePAST-style (inverse by HP-INV {self.iterations} it., {self.inverse_slices}-slice MVM "
                     f"apply)")
-        return {"direct": "one-step INV", "blockamc": "one-step INV (BlockAMC)"}[self.name]
+        return {"direct": "one-step INV (BlockAMC above the array size)",
+                "blockamc": "one-step INV (BlockAMC above the array size)"}[self.name]
 
 
 def split_point(n: int, array_size: int) -> int:

@@ -51,3 +51,13 @@ def test_law_by_hand():
     # (ln(1000) + 0.28) / (2 pi 695.1 MHz 0.1) = 16.46 ns
     assert settle_law(0.1, 695.1e6, 1e-3) == pytest.approx((np.log(1000) + 0.28) / (2 * np.pi * 695.1e6 * 0.1))
     assert settle_law(0.1, 695.1e6, 1e-3) == pytest.approx(16.46e-9, rel=1e-3)
+
+
+@pytest.mark.parametrize("preset", ["ideal-dynamic", "rram"])
+def test_exact_model_matches_ngspice_with_ideal_inverters_and_board_op_amps(preset):
+    hw = HardwareCostModel.for_circuit(preset)
+    h, g = spd(8, 2, 0.3), np.random.default_rng(1).standard_normal(8)
+    sol = AnalogSolver(hw.circuit).solve(h, g, transient=True)
+    s = settle_of_matrix(h, hw, g)
+    assert s.time_s == pytest.approx(float(sol.settling_time_s), rel=0.02)
+    assert s.energy_j == pytest.approx(float(sol.energy_j), rel=0.02)
