@@ -285,7 +285,7 @@ def network_main(argv: list[str]) -> int:
         for name, c in t["analog"].items():
             print(f"{name}: " + breakdown_line(c))
     if args.figure:
-        plot_costs({k.split(",")[0]: v for k, v in t["analog"].items()}, args.figure,
+        plot_costs({k.split(" (")[0].split(",")[0]: v for k, v in t["analog"].items()}, args.figure,
                    f"K-FAC per step, preset {hw.name}", conditions,
                    {"CPU (measured)": (cpu.time_s, cpu.energy_j), "GPU (model)": (gpu.time_s, gpu.energy_j)})
         print(f"wrote {args.figure}")
