@@ -224,6 +224,19 @@ def cost_of(counts: OperationCounts, hw: HardwareCostModel, *, n: int, settle: O
     return Cost.from_parts(energy, time, cell_cycles=float(counts.cells_programmed))
 
 
+def price_arrays(items, hw: HardwareCostModel, parallel: bool = True) -> Cost:
+    """Cost of several arrays' work: items are (counts, n, lambda_min or SettleCost) per array (e.g. one per
+    ProgrammedArray of a method or of a K-FAC step). parallel: the arrays work at once (time = the slowest) or in
+    turn (times add); energies add either way."""
+    costs = []
+    for counts, n, settle in items:
+        if isinstance(settle, SettleCost):
+            costs.append(cost_of(counts, hw, n=n, settle=settle))
+        else:
+            costs.append(cost_of(counts, hw, n=n, lambda_min=settle if counts.inv_settles else None))
+    return Cost.parallel(*costs) if parallel else Cost.serial(*costs)
+
+
 def solve_counts(n: int, k: int) -> OperationCounts:
     """Counts of one direct INV solve of k right-hand sides on a freshly programmed n x n differential array."""
     return OperationCounts(programmings=1, cells_programmed=2 * n * n, inv_settles=k, dac_conversions=n * k,

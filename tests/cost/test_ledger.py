@@ -107,3 +107,16 @@ def test_lambda_min_shortcut_and_combinators():
     assert ser.time_s == pytest.approx(a.time_s + slow.time_s)
     with pytest.raises(InputError, match="not both"):
         cost_of(counts, HW, n=8, lambda_min=0.1, settle=settle_of_size(8, 0.1, HW))
+
+
+def test_price_arrays():
+    from amc.cost import price_arrays
+    inv = OperationCounts(programmings=1, cells_programmed=128, inv_settles=3, dac_conversions=24, adc_conversions=24)
+    mvm = OperationCounts(programmings=1, cells_programmed=128, mvm_reads=5, dac_conversions=40, adc_conversions=40)
+    a = cost_of(inv, HW, n=8, lambda_min=0.05)
+    b = cost_of(mvm, HW, n=8)
+    both = price_arrays([(inv, 8, 0.05), (mvm, 8, None)], HW)
+    assert both.energy_j == pytest.approx(a.energy_j + b.energy_j)
+    assert both.time_s == pytest.approx(max(a.time_s, b.time_s))
+    assert price_arrays([(inv, 8, 0.05), (mvm, 8, None)], HW, parallel=False).time_s == pytest.approx(
+        a.time_s + b.time_s)
