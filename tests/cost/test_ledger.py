@@ -10,7 +10,7 @@ from amc.errors import AmcError, InputError
 from amc.hw.counters import OperationCounts
 
 HW = HardwareCostModel.preset("rram-ic")
-E_ADC8 = 9.7e-15 * 2 ** (8 - 0.55)          # Walden: FOM x 2^ENOB, ENOB = 8 - (10 - 9.45)
+E_ADC8 = 9.7e-15 * 2 ** (8 - 0.55)          # Walden: FOM x 2^ENOB, ENOB = 8 - 0.55
 
 
 def test_conversion_energy_is_walden():
