@@ -38,6 +38,7 @@ bench: install
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_precision_scale.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_gpu_cholesky.py
 
 sweep: install
 	$(VENV)/bin/amc sweep configs/sweeps/$(SWEEP).yaml

@@ -105,6 +105,9 @@ def solve_main(argv: list[str]) -> int:
         record = solution.to_dict()
         record["config"] = config.name
         record["method_config"] = method.to_dict()
+        if args.backend == "circuit":
+            record["cost"] = _direct_cost(h, g, config) if method.name == "direct" else \
+                _method_cost(h, solution, config, method)
         print(json.dumps(record))
     else:
         np.set_printoptions(precision=6, suppress=False, linewidth=120)
@@ -117,6 +120,31 @@ def solve_main(argv: list[str]) -> int:
         print(solution.summary())
         print(f"relative error vs numpy.linalg.solve: {solution.relative_error:.3e}")
     return 0
+
+
+def _direct_cost(h, g, config) -> dict:
+    """Ledger cost of this solve on the integrated periphery (amc.cost): one programming of the 2n^2 cells, one settle,
+    n DAC and n ADC conversions per column; {"error": ...} when the circuit has no dynamics to price."""
+    from .cost import HardwareCostModel, direct_solve_cost
+    try:
+        return direct_solve_cost(h, g, HardwareCostModel.for_circuit(config)).to_dict()
+    except AmcError as exc:
+        return {"error": str(exc)}
+
+
+def _method_cost(h, solution, config, method) -> dict:
+    """Ledger cost of a multi-array solve from its operation counts; one INV settle is priced on the loop of H
+    itself (the arrays hold its equilibrated, shifted blocks: an approximation, stated in the record)."""
+    from .cost import HardwareCostModel, cost_of, settle_of_matrix
+    try:
+        hw = HardwareCostModel.for_circuit(config)
+        n = min(h.shape[0], method.array_size or h.shape[0])
+        settle = settle_of_matrix(h[:n, :n], hw) if solution.operations.inv_settles else None
+        cost = cost_of(solution.operations, hw, n=n, settle=settle).to_dict()
+        cost["note"] = "INV settle priced on the loop of H's leading block, not the shifted matrix the arrays hold"
+        return cost
+    except AmcError as exc:
+        return {"error": str(exc)}
 
 
 def run(main, argv: list[str]) -> int:

@@ -263,6 +263,12 @@ OPAMP_PRESETS: dict[str, dict] = {
                   quiescent_current_a=2.6e-3),
     "opa690": dict(name="opa690", gain=2e3, gbw_hz=500e6, v_sat=4.0, offset_v=0.0, supply_v=5.0,
                    quiescent_current_a=5.5e-3),
+    # Integrated CMOS op-amp (amc/cost/presets.py has the full citation): folded-cascode design of Zainol Murad et
+    # al., Turk. J. Elec. Eng. & Comp. Sci. 2017 (0.13 um CMOS): 64.5 dB DC gain, 695.1 MHz unity-gain bandwidth,
+    # 0.14 mW from +-1.2 V (so 0.14 mW / 2.4 V = 58 uA). Swing +-0.9 V is our assumption (rails less ~0.3 V of
+    # output-device headroom); the paper does not state it.
+    "cmos-ic": dict(name="cmos-ic", gain=1679.0, gbw_hz=695.1e6, v_sat=0.9, offset_v=0.0, supply_v=1.2,
+                    quiescent_current_a=58.3e-6),
 }
 
 PRESETS: dict[str, dict] = {
@@ -277,6 +283,8 @@ PRESETS: dict[str, dict] = {
     "rram-variability": dict(name="rram-variability",
                              device=dict(levels=8, program_sigma=0.03, read_noise_sigma=0.005, stuck_rate=0.001),
                              opamp=OPAMP_PRESETS["ad823"], wires=dict(row_ohm=1.0, col_ohm=1.0)),
+    # The 8-level TaOx array with integrated CMOS op-amps instead of board-level parts: the cost ledger's circuit.
+    "rram-ic": dict(name="rram-ic", device=dict(levels=8), opamp=OPAMP_PRESETS["cmos-ic"]),
     # Ideal op-amps, continuous cells, but with single-pole dynamics for transient studies.
     "ideal-dynamic": dict(name="ideal-dynamic", device=dict(levels=None),
                           opamp=dict(OPAMP_PRESETS["ideal"], name="ideal-1pole", gbw_hz=16e6),

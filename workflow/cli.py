@@ -12,6 +12,7 @@ commands:
   compare   epochs-to-target study of optimisers (configs/compare/*.yaml)
   sweep     run a YAML sweep study (configs/sweeps/*.yaml)
   plot      draw the figures of a results directory
+  cost      time and energy of a circuit, a K-FAC training config, a network or a study, against digital
 
 `amc COMMAND --help` shows the options of one command."""
 
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     if command in ("train", "compare"):
         from training import cli as training_cli
         return run(getattr(training_cli, f"{command}_main"), rest)
+    if command == "cost":
+        from amc.cost.cli import cost_main
+        return run(cost_main, rest)
     if command in ("sweep", "plot"):
         from workflow import sweep_cli
         return run(getattr(sweep_cli, f"{command}_main"), rest)

@@ -1,0 +1,412 @@
+"""`amc cost`: what a circuit, a K-FAC training config, a network or a finished study costs, against digital.
+
+    amc cost circuit  --preset rram-ic --matrix H.npy [--rhs g.npy] | --n 64 --lambda-min 0.01 [--k 1]
+    amc cost training configs/train/X.yaml [--dataflow direct] [--array-size 64] [--channels 7 --pool 8 --classes 13]
+    amc cost network  {reference,cnn4,resnet18} [--array-size 128] [--inverse-every 10]
+    amc cost solve    --n 128 [--iterations 10 --slices 8]       one HP-INV solve against a GPU solve
+    amc cost study    results/DIR                                priced operation counts of every record
+
+Each prints a table (time, energy, split by component, ratios against the CPU measured here and the GPU model) and,
+with --figure PATH, writes the stacked-bar figure. --json prints one JSON object instead of the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..config import PRESETS, CircuitConfig
+from ..errors import ConfigError, InputError
+from ..hw.counters import OperationCounts
+from .digital import GpuModel, gpu_kfac, gpu_solve, measure_cpu_kfac
+from .figure import plot_costs
+from .kfac import DEFAULT_LOOP_LAMBDA, REFERENCE_LOOP_LAMBDA, kfac_step_cost
+from .ledger import COMPONENTS, Cost, cost_of, direct_solve_cost, settle_of_size, solve_counts
+from .presets import HardwareCostModel
+from .workloads import ARCHITECTURES, DATAFLOWS, Dataflow, LayerFactors, factor_counts, reference_cnn
+
+USAGE = __doc__
+
+
+def fmt_time(t: float) -> str:
+    for unit, s in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if t >= s:
+            return f"{t / s:.3g} {unit}"
+    return f"{t / 1e-12:.3g} ps"
+
+
+def fmt_energy(e: float) -> str:
+    for unit, s in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+        if e >= s:
+            return f"{e / s:.3g} {unit}"
+    return f"{e / 1e-15:.3g} fJ"
+
+
+def breakdown_line(cost: Cost) -> str:
+    parts = [f"{c} {100 * cost.breakdown[c] / cost.energy_j:.1f}%" for c in COMPONENTS
+             if cost.energy_j > 0 and cost.breakdown[c] > 0]
+    return ", ".join(parts)
+
+
+def _hw(args) -> HardwareCostModel:
+    if getattr(args, "circuit_config", None):
+        hw = HardwareCostModel.for_circuit(CircuitConfig.from_yaml(args.circuit_config))
+    else:
+        preset = getattr(args, "preset", None) or "rram-ic"
+        hw = HardwareCostModel.for_circuit(preset)
+    changes = {}
+    if getattr(args, "adc_fom", None) is not None:
+        import dataclasses
+        changes["adc"] = dataclasses.replace(hw.adc, fom_j_per_step=args.adc_fom)
+        changes["dac"] = dataclasses.replace(hw.dac, fom_j_per_step=args.adc_fom)
+    if getattr(args, "pulses_per_cell", None) is not None:
+        import dataclasses
+        changes["write"] = dataclasses.replace(hw.write, pulses_per_cell=args.pulses_per_cell)
+    return hw.replace(**changes) if changes else hw
+
+
+def _gpu(args) -> GpuModel:
+    return GpuModel.from_json(args.gpu_json) if getattr(args, "gpu_json", None) else GpuModel()
+
+
+def _add_hw_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=sorted(PRESETS), help="circuit preset (default rram-ic)")
+    src.add_argument("--config", dest="circuit_config", help="circuit YAML file")
+    p.add_argument("--adc-fom", type=float, help="Walden FOM of ADC and DAC, J per conversion step (default 9.7e-15)")
+    p.add_argument("--pulses-per-cell", type=float, help="write-verify pulses per cell (default 10)")
+    p.add_argument("--gpu-json", help="GPU model/measurement JSON (benchmarks/bench_gpu_cholesky.py)")
+    p.add_argument("--figure", help="write the stacked-bar figure here (.png)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _dataflow(args) -> Dataflow:
+    return Dataflow(args.dataflow, iterations=args.iterations, slices=args.slices,
+                    inverse_slices=args.inverse_slices)
+
+
+def _add_dataflow_arguments(p: argparse.ArgumentParser, array_size: int) -> None:
+    p.add_argument("--dataflow", choices=DATAFLOWS, default="direct")
+    p.add_argument("--array-size", type=int, default=array_size, help=f"rows of one array (default {array_size})")
+    p.add_argument("--iterations", type=int, default=3, help="hpinv/repast refinement iterations (default 3)")
+    p.add_argument("--slices", type=int, default=6, help="hpinv/repast residual MVM bit slices (default 6)")
+    p.add_argument("--inverse-slices", type=int, default=6, help="repast: bit slices of the stored inverse")
+    p.add_argument("--layers-serial", action="store_true", help="layers take turns instead of working in parallel")
+    p.add_argument("--parallel-arrays", type=int, default=1,
+                   help="copies of each factor's arrays working at once (default 1)")
+
+
+def _print_table(rows: list[tuple], header: tuple) -> None:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = "  ".join(str(h).ljust(w) for h, w in zip(header, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+# ---- circuit ------------------------------------------------------------------------------------------------
+def circuit_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="amc cost circuit", description="Cost of a direct INV solve on one array.")
+    _add_hw_arguments(p)
+    p.add_argument("--matrix", help="H (.npy/.mtx/.csv/.txt): exact settle of the programmed array")
+    p.add_argument("--rhs", help="g for --matrix (default: ones)")
+    p.add_argument("--n", type=int, help="array size, with --lambda-min (closed form)")
+    p.add_argument("--lambda-min", type=float, help="smallest eigenvalue of the loop matrix (closed form)")
+    p.add_argument("--k", type=int, default=1, help="right-hand sides solved per programming (default 1)")
+    args = p.parse_args(argv)
+    hw = _hw(args)
+    if args.matrix:
+        from ..matrix_io import load_array
+        h = load_array(args.matrix, "matrix")
+        g = load_array(args.rhs, "rhs") if args.rhs else np.ones((h.shape[0], args.k))
+        cost = direct_solve_cost(h, g, hw)
+        what = f"matrix {args.matrix} (n = {h.shape[0]}, {g.reshape(h.shape[0], -1).shape[1]} right-hand sides)"
+    else:
+        if args.n is None or args.lambda_min is None:
+            raise InputError("give --matrix FILE, or both --n and --lambda-min")
+        if args.k < 1:
+            raise InputError(f"--k must be a positive integer, got {args.k}")
+        settle = settle_of_size(args.n, args.lambda_min, hw)
+        cost = cost_of(solve_counts(args.n, args.k), hw, n=args.n, settle=settle)
+        what = (f"n = {args.n}, loop lambda_min = {args.lambda_min:g}, {args.k} right-hand sides (closed form, "
+                f"settle band ±{hw.circuit.simulation.settle_tol * 100:g} %)")
+    if args.json:
+        print(json.dumps({"hardware": hw.describe(), "what": what, "cost": cost.to_dict(),
+                          "time_breakdown": cost.time_breakdown}))
+    else:
+        print(hw.describe())
+        print(f"direct INV solve, {what}: programming + settles")
+        print(f"  time {fmt_time(cost.time_s)}, energy {fmt_energy(cost.energy_j)}")
+        print("  energy: " + breakdown_line(cost))
+        print("  time:   " + ", ".join(f"{k} {fmt_time(v)}" for k, v in cost.time_breakdown.items() if v > 0))
+    if args.figure:
+        plot_costs({"direct solve": cost}, args.figure, f"INV solve cost, preset {hw.name}", what)
+        print(f"wrote {args.figure}")
+    return 0
+
+
+# ---- training -----------------------------------------------------------------------------------------------
+def _training_layers(cfg: dict, args) -> tuple[list[LayerFactors], int, int, int]:
+    model = cfg.get("model") or {}
+    opt = cfg.get("optimizer") or {}
+    data = cfg.get("data") or {}
+    train = cfg.get("train") or {}
+    if (opt.get("name") or "kfac") != "kfac":
+        raise InputError(f"optimizer {opt.get('name')!r} has no K-FAC factors to cost; use a kfac config")
+    channels = args.channels or int(model.get("channels", 8))
+    pool = args.pool or int(model.get("pool", 4))
+    kernel = int(model.get("kernel", 5))
+    classes = args.classes or data.get("n_classes") or (13 if data.get("source") == "emnist" else 26)
+    layers = reference_cnn(channels=channels, pool=pool, kernel=kernel, classes=int(classes))
+    inverse_every = int(opt.get("inverse_every", 10))
+    batch = int(train.get("batch_size", 64))
+    n_train = int(data.get("n_train", 8000))
+    return layers, inverse_every, batch, n_train
+
+
+def training_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="amc cost training", description="K-FAC cost per step and per epoch.")
+    p.add_argument("config", help="training YAML (configs/train/*.yaml)")
+    _add_hw_arguments(p)
+    _add_dataflow_arguments(p, 64)
+    p.add_argument("--channels", type=int, help="override model.channels")
+    p.add_argument("--pool", type=int, help="override model.pool")
+    p.add_argument("--classes", type=int, help="override the number of classes")
+    p.add_argument("--repeats", type=int, default=5, help="CPU timing repeats (best of)")
+    args = p.parse_args(argv)
+    from ..yamlio import read_yaml_mapping
+    cfg = read_yaml_mapping(args.config, what="training config")
+    layers, inverse_every, batch, n_train = _training_layers(cfg, args)
+    hw, flow = _hw(args), _dataflow(args)
+    lambdas = REFERENCE_LOOP_LAMBDA if [(l.a_dim, l.g_dim) for l in layers] == [(26, 7), (64, 13)] else None
+    analog = kfac_step_cost(layers, hw, flow, args.array_size, inverse_every, lambdas, not args.layers_serial,
+                            args.parallel_arrays)
+    cpu = measure_cpu_kfac(layers, inverse_every, repeats=args.repeats)
+    gpu = gpu_kfac(layers, inverse_every, _gpu(args))
+    steps = math.ceil(n_train / batch)
+    sizes = "; ".join(f"{l.name} A {l.a_dim}, G {l.g_dim}" for l in layers)
+    conditions = (f"{flow.describe()}, arrays {args.array_size}x{args.array_size} (settle band ±{hw.circuit.simulation.settle_tol * 100:g} %), inverse_every {inverse_every}, "
+                  f"batch {batch}, {steps} steps/epoch; factors {sizes}")
+    record = {"hardware": hw.describe(), "conditions": conditions, "per_step": analog.per_step.to_dict(),
+              "per_step_time_breakdown": analog.per_step.time_breakdown,
+              "inverse_update": analog.inverse_update.to_dict(), "per_epoch": analog.per_epoch(steps).to_dict(),
+              "counts_per_step": analog.counts_per_step.to_dict(),
+              "cpu_per_step": cpu.to_dict(), "gpu_per_step": gpu.to_dict(),
+              "lambda_min": "measured (reference variant)" if lambdas else f"default {DEFAULT_LOOP_LAMBDA}"}
+    if args.json:
+        print(json.dumps(record))
+    else:
+        print(hw.describe())
+        print(conditions)
+        s = analog.per_step
+        rows = [("analog (" + flow.name + ")", fmt_time(s.time_s), fmt_energy(s.energy_j), "1", "1"),
+                ("CPU measured", fmt_time(cpu.time_s), fmt_energy(cpu.energy_j), f"{cpu.time_s / s.time_s:.3g}x",
+                 f"{cpu.energy_j / s.energy_j:.3g}x"),
+                ("GPU model", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j), f"{gpu.time_s / s.time_s:.3g}x",
+                 f"{gpu.energy_j / s.energy_j:.3g}x")]
+        _print_table(rows, ("per training step", "time", "energy", "digital/analog time", "digital/analog energy"))
+        print("analog energy: " + breakdown_line(s))
+        print("analog time:   " + ", ".join(f"{k} {fmt_time(v)}" for k, v in s.time_breakdown.items() if v > 0)
+              + f" (critical path {fmt_time(s.time_s)})")
+        print(f"one inverse update: {fmt_time(analog.inverse_update.time_s)}, "
+              f"{fmt_energy(analog.inverse_update.energy_j)}; per epoch ({steps} steps): "
+              f"{fmt_time(analog.per_epoch(steps).time_s)}, {fmt_energy(analog.per_epoch(steps).energy_j)}")
+        print(f"CPU: {cpu.detail['energy_from']}; GPU: {gpu.detail['gpu']} ({gpu.detail['gpu_source']})")
+    if args.figure:
+        plot_costs({f"analog {flow.name}": analog.per_step}, args.figure,
+                   f"K-FAC cost per training step, preset {hw.name}", conditions,
+                   {"CPU (measured)": (cpu.time_s, cpu.energy_j), "GPU (model)": (gpu.time_s, gpu.energy_j)})
+        print(f"wrote {args.figure}")
+    return 0
+
+
+# ---- network: the larger-task table ---------------------------------------------------------------------------
+def network_table(layers: list[LayerFactors], hw: HardwareCostModel, array_size: int, inverse_every: int,
+                  flows: list[Dataflow], gpu: GpuModel, cpu_repeats: int = 3, lambdas=None,
+                  parallel_arrays: int = 1) -> dict:
+    cpu = measure_cpu_kfac(layers, inverse_every, repeats=cpu_repeats)
+    g = gpu_kfac(layers, inverse_every, gpu)
+    rows = {}
+    for flow in flows:
+        c = kfac_step_cost(layers, hw, flow, array_size, inverse_every, lambdas,
+                           parallel_arrays=parallel_arrays).per_step
+        rows[flow.describe()] = c
+    return {"cpu": cpu, "gpu": g, "analog": rows}
+
+
+def network_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="amc cost network", description="K-FAC per step of a network, every dataflow, "
+                                "against the CPU and the GPU model.")
+    p.add_argument("network", choices=sorted(ARCHITECTURES))
+    _add_hw_arguments(p)
+    p.add_argument("--array-size", type=int, default=128)
+    p.add_argument("--inverse-every", type=int, default=10)
+    p.add_argument("--iterations", type=int, default=3)
+    p.add_argument("--slices", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--parallel-arrays", type=int, default=1,
+                   help="copies of each factor's arrays working at once (default 1)")
+    p.add_argument("--lambda-min", type=float, default=None,
+                   help=f"loop lambda_min of every factor (default: measured for 'reference', else "
+                        f"{DEFAULT_LOOP_LAMBDA})")
+    args = p.parse_args(argv)
+    hw = _hw(args)
+    layers = ARCHITECTURES[args.network]()
+    lambdas = args.lambda_min if args.lambda_min is not None else (
+        REFERENCE_LOOP_LAMBDA if args.network == "reference" else None)
+    flows = [Dataflow("direct"), Dataflow("hpinv", iterations=args.iterations, slices=args.slices),
+             Dataflow("repast", iterations=args.iterations, slices=args.slices, inverse_slices=args.slices)]
+    t = network_table(layers, hw, args.array_size, args.inverse_every, flows, _gpu(args), args.repeats, lambdas,
+                      args.parallel_arrays)
+    cpu, gpu = t["cpu"], t["gpu"]
+    conditions = (f"{args.network}: {len(layers)} layers, largest factor {max(max(l.a_dim, l.g_dim) for l in layers)}; "
+                  f"arrays {args.array_size}x{args.array_size} x {args.parallel_arrays} in parallel per factor, "
+                  f"inverse_every {args.inverse_every}, settle band ±{hw.circuit.simulation.settle_tol * 100:g} %")
+    if args.json:
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "cpu_per_step": cpu.to_dict(),
+                          "gpu_per_step": gpu.to_dict(),
+                          "analog_per_step": {k: v.to_dict() for k, v in t["analog"].items()}}))
+    else:
+        print(hw.describe())
+        print(conditions)
+        rows = [("CPU measured", fmt_time(cpu.time_s), fmt_energy(cpu.energy_j), "", "", "", ""),
+                ("GPU model", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j), "", "", "", "")]
+        for name, c in t["analog"].items():
+            rows.append((name, fmt_time(c.time_s), fmt_energy(c.energy_j), f"{cpu.time_s / c.time_s:.3g}x",
+                         f"{cpu.energy_j / c.energy_j:.3g}x", f"{gpu.time_s / c.time_s:.3g}x",
+                         f"{gpu.energy_j / c.energy_j:.3g}x"))
+        _print_table(rows, ("per K-FAC step", "time", "energy", "throughput vs CPU", "energy vs CPU",
+                            "throughput vs GPU", "energy vs GPU"))
+        for name, c in t["analog"].items():
+            print(f"{name}: " + breakdown_line(c))
+    if args.figure:
+        plot_costs({k.split(" (")[0].split(",")[0]: v for k, v in t["analog"].items()}, args.figure,
+                   f"K-FAC per step, preset {hw.name}", conditions,
+                   {"CPU (measured)": (cpu.time_s, cpu.energy_j), "GPU (model)": (gpu.time_s, gpu.energy_j)})
+        print(f"wrote {args.figure}")
+    return 0
+
+
+# ---- one solve against the GPU (HP-INV's 128 x 128 claim) ----------------------------------------------------
+def solve_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="amc cost solve", description="One n x n HP-INV solve (arrays already "
+                                "programmed, as in a throughput comparison) against one GPU solve.")
+    _add_hw_arguments(p)
+    p.add_argument("--n", type=int, default=128)
+    p.add_argument("--array-size", type=int, default=None, help="default: n (one array)")
+    p.add_argument("--iterations", type=int, default=10, help="HP-INV iterations (24 bits in 9-10, Zuo et al.)")
+    p.add_argument("--slices", type=int, default=8, help="MVM bit slices (8 x 3 bits = 24 bits)")
+    p.add_argument("--lambda-min", type=float, default=DEFAULT_LOOP_LAMBDA)
+    p.add_argument("--include-programming", action="store_true")
+    args = p.parse_args(argv)
+    hw = _hw(args)
+    size = args.array_size or args.n
+    flow = Dataflow("hpinv", iterations=args.iterations, slices=args.slices)
+    setup, step = factor_counts(args.n, 1, size, flow)
+    n_arr = min(args.n, size)
+    settle = settle_of_size(n_arr, args.lambda_min, hw)
+    counts = step + setup if args.include_programming else step
+    cost = cost_of(counts, hw, n=n_arr, settle=settle)
+    gpu = gpu_solve(args.n, _gpu(args))
+    conditions = (f"n = {args.n}, arrays {size}, HP-INV {args.iterations} iterations x {args.slices} slices, "
+                  f"loop lambda_min {args.lambda_min:g} (settle band ±{hw.circuit.simulation.settle_tol * 100:g} %), "
+                  f"programming {'included' if args.include_programming else 'excluded'}")
+    if args.json:
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "analog": cost.to_dict(),
+                          "time_breakdown": cost.time_breakdown, "gpu": gpu.to_dict(),
+                          "throughput_ratio": gpu.time_s / cost.time_s, "energy_ratio": gpu.energy_j / cost.energy_j}))
+    else:
+        print(hw.describe())
+        print(conditions)
+        _print_table([("HP-INV (analog)", fmt_time(cost.time_s), fmt_energy(cost.energy_j)),
+                      ("GPU model", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j))], ("one solve", "time", "energy"))
+        print(f"throughput ratio (GPU time / analog time) {gpu.time_s / cost.time_s:.3g}x, energy ratio "
+              f"{gpu.energy_j / cost.energy_j:.3g}x")
+        print("analog energy: " + breakdown_line(cost))
+        print("analog time:   " + ", ".join(f"{k} {fmt_time(v)}" for k, v in cost.time_breakdown.items() if v > 0))
+    if args.figure:
+        plot_costs({"HP-INV": cost}, args.figure, f"one {args.n}x{args.n} solve, preset {hw.name}", conditions,
+                   {"GPU (model)": (gpu.time_s, gpu.energy_j)})
+        print(f"wrote {args.figure}")
+    return 0
+
+
+# ---- a finished study ---------------------------------------------------------------------------------------
+def _study_counts(record: dict) -> Optional[tuple[OperationCounts, int, Optional[float]]]:
+    params, metrics = record.get("params") or {}, record.get("metrics") or {}
+    n = (params.get("matrix") or {}).get("n")
+    if n is None or record.get("status") != "ok":
+        return None
+    solve = params.get("solve") or {}
+    size = solve.get("array_size") or (solve.get("options") or {}).get("array_size") or n
+    a = min(int(n), int(size))
+    settles = metrics.get("ops_inv_solves", 1 if solve.get("method", "direct") == "direct" else 0)
+    reads = metrics.get("ops_mvm_operations", 0)
+    progs = metrics.get("ops_programmings", 1)
+    # the sweep records count arrays programmed, not cells: every programmed array is taken as a full a x a pair
+    counts = OperationCounts(programmings=int(progs), cells_programmed=int(progs) * 2 * a * a,
+                             inv_settles=int(settles), mvm_reads=int(reads),
+                             dac_conversions=int(settles + reads) * a, adc_conversions=int(settles + reads) * a)
+    return counts, a, metrics.get("lambda_min")
+
+
+def study_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="amc cost study", description="Price the operation counts of a finished study.")
+    p.add_argument("results", help="results directory holding records.jsonl")
+    _add_hw_arguments(p)
+    p.add_argument("--lambda-min", type=float, default=DEFAULT_LOOP_LAMBDA,
+                   help="loop lambda_min where a record has none")
+    args = p.parse_args(argv)
+    path = Path(args.results) / "records.jsonl"
+    if not path.exists():
+        raise InputError(f"{args.results}: no records.jsonl (is it a finished sweep/compare results directory?)")
+    hw = _hw(args)
+    rows, costs, out = [], {}, []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        priced = _study_counts(record)
+        if priced is None:
+            continue
+        counts, a, lam = priced
+        settle = settle_of_size(a, lam or args.lambda_min, hw) if counts.inv_settles else None
+        cost = cost_of(counts, hw, n=a, settle=settle)
+        rows.append((record["id"], a, counts.inv_settles, counts.mvm_reads, fmt_time(cost.time_s),
+                     fmt_energy(cost.energy_j)))
+        costs[str(record["id"])] = cost
+        out.append({"id": record["id"], "cost": cost.to_dict()})
+    if not rows:
+        raise InputError(f"{path}: no finished circuit records with a matrix size to price")
+    if args.json:
+        print(json.dumps({"hardware": hw.describe(), "records": out}))
+    else:
+        print(hw.describe())
+        _print_table(rows, ("record", "array", "INV settles", "MVM reads", "time", "energy"))
+    if args.figure:
+        first = dict(list(costs.items())[:12])
+        plot_costs(first, args.figure, f"study {Path(args.results).name}, preset {hw.name}",
+                   "operation counts from records.jsonl; cells = 2 a^2 per programmed array")
+        print(f"wrote {args.figure}")
+    return 0
+
+
+COMMANDS = {"circuit": circuit_main, "training": training_main, "network": network_main, "solve": solve_main,
+            "study": study_main}
+
+
+def cost_main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if argv[0] not in COMMANDS:
+        raise InputError(f"unknown cost command {argv[0]!r}; use one of {', '.join(COMMANDS)}")
+    return COMMANDS[argv[0]](argv[1:])

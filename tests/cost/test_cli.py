@@ -1,0 +1,81 @@
+"""`amc cost` and the cost object of `amc solve --json`; the GPU benchmark skips cleanly without a GPU."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workflow.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cost_circuit_closed_form_json(capsys):
+    assert main(["cost", "circuit", "--n", "16", "--lambda-min", "0.05", "--k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    cost = out["cost"]
+    assert sum(cost["breakdown"].values()) == pytest.approx(cost["energy_j"], rel=1e-12)
+    assert cost["breakdown"]["programming"] > 0
+
+
+def test_cost_bad_input_is_one_line(capsys):
+    assert main(["cost", "circuit", "--n", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--lambda-min" in err
+    assert main(["cost", "nonsense"]) == 2
+    assert "unknown cost command" in capsys.readouterr().err
+
+
+def test_cost_training_figure(tmp_path, capsys):
+    fig = tmp_path / "step.png"
+    assert main(["cost", "training", str(ROOT / "configs/train/emnist-am-kfac-circuit.yaml"), "--channels", "7",
+                 "--pool", "8", "--repeats", "1", "--figure", str(fig)]) == 0
+    out = capsys.readouterr().out
+    assert "conv A 26, G 7; fc A 64, G 13" in out and "CPU measured" in out
+    assert fig.stat().st_size > 10_000
+
+
+def test_solve_json_has_cost(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    np.save(tmp_path / "h.npy", (q * np.linspace(0.5, 2, 5)) @ q.T)
+    np.save(tmp_path / "g.npy", rng.standard_normal(5))
+    assert main(["solve", "--matrix", str(tmp_path / "h.npy"), "--rhs", str(tmp_path / "g.npy"), "--preset",
+                 "rram-ic", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cost = record["cost"]
+    assert set(cost) == {"time_s", "energy_j", "breakdown"}
+    assert sum(cost["breakdown"].values()) == pytest.approx(cost["energy_j"], rel=1e-12)
+    # one programming of the 2 x 5 x 5 differential array dominates a single settle
+    assert cost["breakdown"]["programming"] > cost["breakdown"]["opamps"]
+
+
+def test_gpu_benchmark_skips_cleanly_without_gpu():
+    try:
+        import torch  # noqa: F401
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present: the benchmark would run")
+    except ImportError:
+        pass
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_gpu_cholesky.py")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0
+    assert r.stdout.strip().count("\n") == 0 and "skipped" in r.stdout
+
+
+def test_cost_study_prices_records(tmp_path, capsys):
+    records = [
+        {"id": "p0", "status": "ok", "params": {"matrix": {"n": 16}, "solve": {"method": "hp-inv", "iterations": 3}},
+         "metrics": {"ops_inv_solves": 3, "ops_mvm_operations": 24, "ops_programmings": 9}},
+        {"id": "p1", "status": "error", "params": {"matrix": {"n": 16}}, "metrics": {}},
+    ]
+    (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert main(["cost", "study", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in out["records"]] == ["p0"]
+    cost = out["records"][0]["cost"]
+    assert cost["breakdown"]["programming"] > 0 and cost["breakdown"]["ADC"] > 0
+    assert main(["cost", "study", str(tmp_path / "missing")]) == 2
+    assert "no records.jsonl" in capsys.readouterr().err
