@@ -513,6 +513,7 @@ class HPInvSolver:
             relative_residuals=per_column[0] if g.ndim == 1 else per_column,
             saturated=column_flags(stats["saturated"], x_out.shape),
             static_power_w=stats["inv_power"] + stats["mvm_power"], operations=ops, analog_error=analog_err,
+            lambda_min=min((a.lambda_min for a in system.arrays), default=None),
             history=history, relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
             details=dict(refinement=self.refinement, preconditioner=self.preconditioner, rho=rho, kappa=kappa,
                          first_application_error=first_err,

@@ -152,6 +152,9 @@ class CircuitSolver:
         self.energy = _Tally()
         self.settling = _Tally()
         self.iterations = _Tally()
+        self._cost = None              # amc.cost.Cost of the analog work so far (arrays in series: conservative)
+        self._cost_error: Optional[str] = None
+        self._cost_model = None
         self._step = 0
         self._programmed_at: dict = {}
         self._step_clock: Optional[float] = None
@@ -199,7 +202,7 @@ class CircuitSolver:
             self.exceptions += 1
             self._account(exc)             # a refused programming still wrote its cells
             return self._fail(failure_reason(exc), f"{type(exc).__name__}: {exc}", n, k)
-        self._account(result)
+        self._account(result, n)
         x = np.asarray(getattr(result, "x", result), dtype=np.float64)
         if x.shape != B.shape:
             x = x.reshape(B.shape)
@@ -223,12 +226,14 @@ class CircuitSolver:
                               f"{self.max_relative_residual:g}", n, k)
         return x
 
-    def _account(self, result) -> None:
+    def _account(self, result, n: Optional[int] = None) -> None:
         ops = getattr(result, "operations", None)
         if ops is not None:
             values = ops.to_dict() if hasattr(ops, "to_dict") else dict(ops)
             for key in COUNT_KEYS:
                 self.counts[key] += values.get(key, 0)
+            if n is not None and hasattr(ops, "to_dict"):
+                self._price(ops, n, getattr(result, "lambda_min", None))
         analog = getattr(result, "analog_error", None)
         if analog is not None:
             self.analog_err.add(analog)
@@ -239,6 +244,22 @@ class CircuitSolver:
         history = getattr(result, "history", None)
         if history:
             self.iterations.add(int(history[-1].get("iteration", 0)))
+
+    def _price(self, ops, n: int, lambda_min: Optional[float]) -> None:
+        """Add the ledger cost (amc.cost) of one solve's operations: settles priced from the loop's lambda_min."""
+        if self._cost_error is not None:
+            return
+        try:
+            from amc.cost import HardwareCostModel, cost_of
+            if self._cost_model is None:
+                self._cost_model = HardwareCostModel.for_circuit(self.inner.config)
+            lam = lambda_min if (lambda_min is not None and lambda_min > 0) else None
+            if ops.inv_settles and lam is None:
+                raise ValueError("the solve reported no loop lambda_min to price its settles")
+            cost = cost_of(ops, self._cost_model, n=n, lambda_min=lam)
+            self._cost = cost if self._cost is None else self._cost + cost
+        except Exception as exc:          # an unpriceable circuit must not stop training; the record says why
+            self._cost_error = f"{type(exc).__name__}: {exc}"
 
     def _fail(self, reason: str, why: str, n: int, k: int):
         self.failures += 1
@@ -260,6 +281,10 @@ class CircuitSolver:
                  method=self.description)
         if self.iterations.count:
             h["iterations_mean"] = self.iterations.mean
+        if self._cost is not None or self._cost_error is not None:
+            h["cost"] = self._cost.to_dict() if self._cost_error is None and self._cost is not None else \
+                {"error": self._cost_error}
+            h["cost_model"] = None if self._cost_model is None else self._cost_model.name
         return h
 
     def stats(self) -> dict:

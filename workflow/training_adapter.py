@@ -131,6 +131,12 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
         steps = max(result.steps, 1)
         for key in ("inv_settles", "mvm_reads", "digital_flops"):
             metrics[f"hw_{key}_per_step"] = hardware.get(key, 0) / steps
+        cost = hardware.get("cost") or {}
+        if "energy_j" in cost:
+            metrics["cost_time_s_per_step"] = cost["time_s"] / steps
+            metrics["cost_energy_j_per_step"] = cost["energy_j"] / steps
+            for part, joules in cost["breakdown"].items():
+                metrics[f"cost_energy_j_per_step.{part}"] = joules / steps
     curves = {"epoch": [h["epoch"] for h in history], "test_accuracy": accs,
               "train_loss": [h.get("train_loss") for h in history]}
     return metrics, {"curves": curves}

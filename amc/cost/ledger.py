@@ -110,18 +110,15 @@ def _fmt_energy(e: float) -> str:
 
 # ---- per-operation costs ---------------------------------------------------------------------------------------
 def settle_of_matrix(h: np.ndarray, hw: HardwareCostModel, g: Optional[np.ndarray] = None) -> SettleCost:
-    """Exact settle of H programmed on hw.circuit, inputs auto-ranged as AnalogSolver does (g default: ones)."""
-    from ..solver import AnalogSolver
-    h = np.asarray(h, dtype=float)
-    solver = AnalogSolver(hw.circuit)
-    d = solver._equilibration(h)
-    if d is not None:
-        h = h * d[:, None] * d[None, :]
-    mapped = solver.program(h)
+    """Exact settle of H programmed on hw.circuit (one InvArray), inputs auto-ranged as its periphery does
+    (g default: ones)."""
+    from ..hw.inv_array import InvArray
+    array = InvArray(hw.circuit).program(np.asarray(h, dtype=float))
+    mapped = array.mapped
     g = np.ones(mapped.n) if g is None else np.asarray(g, dtype=float).reshape(mapped.n, -1)[:, 0]
-    if d is not None:
-        g = g * d
-    currents = solver._currents(g, solver._initial_i0(mapped, g))
+    if array.scaling is not None:
+        g = g * array.scaling
+    currents = array._currents(g, array._initial_i0(mapped, g))
     return settle_cost(mapped, currents, hw.circuit)
 
 
