@@ -4,7 +4,7 @@ import pytest
 
 from amc import AnalogSolver, CircuitConfig
 from amc.mapping import map_matrix
-from conftest import random_spd
+from workflow.matrices import random_spd
 
 
 @pytest.mark.parametrize("n", [2, 3, 8, 16, 32, 64])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from amc import AnalogSolver, CircuitConfig, UnstableCircuitError
-from conftest import random_spd
+from workflow.matrices import random_spd
 
 GBW = 16e6
 

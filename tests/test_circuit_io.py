@@ -13,7 +13,7 @@ import scipy.io
 from amc import (AnalogSolver, CircuitConfig, ConfigError, InputError, MappingError, SimulationError,
                  SingularMatrixError)
 from amc.runner import session
-from conftest import random_spd
+from workflow.matrices import random_spd
 
 ROOT = Path(__file__).resolve().parents[1]
 AMC = [sys.executable, "-m", "workflow.cli"]

@@ -6,9 +6,9 @@ from amc import CircuitConfig, InvArray, MethodConfig, MethodSolver, OperationCo
 from amc.errors import ConfigError
 from amc.hw.response import conductances_at
 from amc.runner import session
-from test_hpinv import kfac_like_factor
+from test_hpinv import kfac_like_factor  # noqa
 
-from conftest import random_spd
+from workflow.matrices import random_spd
 
 RRAM = CircuitConfig.preset("rram")
 

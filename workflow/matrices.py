@@ -118,3 +118,11 @@ def quantisable_spd(n: int, seed: int, cond_max: float = 10.0, rho: float = 0.12
         h = hq + p
         if np.linalg.cond(h) <= cond_max and np.linalg.eigvalsh(h).min() > 0:
             return h, rng.standard_normal(n)
+
+
+def random_spd(n: int, seed: int, lam_min: float = 0.5, lam_max: float = 2.0) -> np.ndarray:
+    """SPD matrix with eigenvalues lam_min (once) and uniform in [1, lam_max] otherwise (tests and benchmarks)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.concatenate([[lam_min], rng.uniform(1.0, lam_max, n - 1)])
+    return (q * lam) @ q.T

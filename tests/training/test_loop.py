@@ -72,6 +72,8 @@ def test_resume_rejects_changed_config(tmp_path, tiny):
 
 
 class _FailEvery:
+    deterministic = linear = True
+
     def __init__(self, k):
         self.k, self.calls = k, 0
 
@@ -88,7 +90,8 @@ def test_fallback_counted_in_training_log(tmp_path, tiny):
     st = res.optimizer_stats
     assert st["fallbacks"] == st["solver"]["failures"] == st["solver"]["exceptions"] > 0
     last = [r for r in read_log(tmp_path / "run" / "metrics.jsonl") if r["event"] == "eval"][-1]
-    assert last["optimizer_stats"]["fallbacks"] == st["fallbacks"]
+    assert last["optimizer_stats"]["fallbacks"] == st["fallbacks"] == last["hardware"]["fallbacks"]
+    assert last["hardware"]["fallback_reasons"] == {"RuntimeError": st["fallbacks"]}
     with pytest.raises(TrainingError, match=r"solver failure at step 0.*simulated ngspice failure"):
         train(_cfg(tmp_path / "stop", on_circuit_failure="stop"), data=data, solver=CircuitSolver(_FailEvery(1)))
 
