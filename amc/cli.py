@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from .config import DEFAULT_PRESET, PRESETS, CircuitConfig
-from .errors import AmcError, InputError
-from .mapping import validate_rhs
+from .errors import AmcError, ConfigError, InputError
+from .mapping import validate_matrix, validate_rhs, warn_if_inaccurate
 from .matrix_io import load_array
 from .netlist import build_deck
 from .solver import AnalogSolver
@@ -18,8 +21,19 @@ from .solver import AnalogSolver
 
 def _config_from_args(args) -> CircuitConfig:
     if getattr(args, "config", None):
-        return CircuitConfig.from_yaml(args.config)
-    return CircuitConfig.preset(args.preset or DEFAULT_PRESET)
+        config = CircuitConfig.from_yaml(args.config)
+    else:
+        config = CircuitConfig.preset(args.preset or DEFAULT_PRESET)
+    overrides = {}
+    for item in getattr(args, "overrides", None) or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} must look like key=value (e.g. --set device.levels=16)")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+    return config.replace(**overrides) if overrides else config
 
 
 def add_circuit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +42,8 @@ def add_circuit_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", choices=sorted(PRESETS), help=f"circuit preset (default {DEFAULT_PRESET})")
     source.add_argument("--config", help="circuit YAML file (see configs/circuits/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one circuit setting with a dotted key, e.g. --set device.levels=16 (repeatable)")
 
 
 def netlist_main(argv: list[str]) -> int:
@@ -36,13 +52,21 @@ def netlist_main(argv: list[str]) -> int:
     parser.add_argument("--transient", action="store_true", help="emit a .tran analysis instead of .op")
     parser.add_argument("-o", "--output", required=True, help="deck file to write (.cir)")
     args = parser.parse_args(argv)
+    out = Path(args.output)
+    _check_writable_dir(out.parent, "-o")
     config = _config_from_args(args)
-    h = load_array(args.matrix, "matrix")
-    g = load_array(args.rhs, "rhs")
+    h = validate_matrix(load_array(args.matrix, "matrix"))
+    g = validate_rhs(load_array(args.rhs, "rhs"), h.shape[0])
     solver = AnalogSolver(config)
+    d = solver._equilibration(h)
+    if d is not None:
+        # The deck holds what the solver programs: D H D with inputs D g (x = D y, noted in the header).
+        h, g = h * d[:, None] * d[None, :], g * (d if g.ndim == 1 else d[:, None])
     mapped = solver.program(h)
-    g = validate_rhs(g, mapped.n)
+    warn_if_inaccurate(mapped)
     column = g if g.ndim == 1 else g[:, 0]
+    if g.ndim == 2 and g.shape[1] > 1:
+        print(f"note: g has {g.shape[1]} columns; the deck solves the first one", file=sys.stderr)
     i0 = solver._initial_i0(mapped, column)
     spec = None
     if args.transient:
@@ -51,11 +75,15 @@ def netlist_main(argv: list[str]) -> int:
         tau = 1.0 / (2 * math.pi * config.opamp.gbw_hz * solver._lambda_min)
         stop = config.simulation.tran_time_constants * tau
         spec = TransientSpec(step_s=stop / config.simulation.tran_points, stop_s=stop)
-    deck = build_deck(mapped, solver._currents(column, i0), config, transient=spec)
-    out = Path(args.output)
+    deck = build_deck(mapped, solver._currents(column, i0), config, transient=spec,
+                      g_scale=float(np.max(np.abs(column))), equilibration=d)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(deck)
-    tmp.replace(out)  # never leave a half-written deck behind
+    try:
+        tmp.write_text(deck)
+        tmp.replace(out)  # never leave a half-written deck behind
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write the deck {out}: {exc.strerror}") from None
     print(f"wrote {out} (n = {mapped.n}, G0 = {mapped.g0:.4g} S, I0 = {i0:.4g} A); run it with: ngspice -b {out}")
     return 0
 
@@ -136,10 +164,37 @@ def solve_main(argv: list[str]) -> int:
     return 0
 
 
+def _check_writable_dir(directory: Path, option: str) -> None:
+    directory = directory if str(directory) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"{option}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(f"{option}: directory {directory} is not writable")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def run(main, argv: list[str]) -> int:
-    """Run a subcommand; known problems become one clear line on stderr and exit code 2, not a traceback."""
+    """Run a subcommand; known problems become one clear line on stderr and exit code 2, not a traceback.
+
+    Ctrl-C exits with 130 (the shell's code for SIGINT) after one line; warnings are one line each.
+    """
+    previous = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         return main(argv)
     except AmcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # Files the user named or a directory it must write to: read-only, full disk, missing.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        warnings.showwarning = previous

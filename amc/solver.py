@@ -16,7 +16,8 @@ import numpy as np
 from .config import DEFAULT_PRESET, CircuitConfig
 from .converters import quantise_symmetric
 from .errors import ConfigError, InputError, SimulationError
-from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
+from .mapping import (MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs,
+                      warn_if_inaccurate)
 from .netlist import TransientSpec, batch_analysis, build_deck, input_source_name, output_node, pwl_points
 from .runner import session
 from . import transient as tran_analysis
@@ -163,6 +164,7 @@ class AnalogSolver:
         else:
             h_array, g_array = h, g
         mapped = self.program(h_array)
+        warn_if_inaccurate(mapped)  # a solve that passes with a poor answer says why (AccuracyWarning)
         self.solves += columns.shape[1]
         columns_array = g_array.reshape(h.shape[0], -1)
         if transient:

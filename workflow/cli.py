@@ -13,13 +13,24 @@ commands:
   sweep     run a YAML sweep study (configs/sweeps/*.yaml)
   plot      draw the figures of a results directory
 
-`amc COMMAND --help` shows the options of one command."""
+`amc COMMAND --help` shows the options of one command; `amc --version` the installed version."""
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as installed
+    try:
+        return installed("amc-cosim")
+    except PackageNotFoundError:
+        return "unknown (not installed; run `make install`)"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"amc {version()}")
         return 0
     command, rest = argv[0], argv[1:]
     from amc.cli import netlist_main, run, solve_main
