@@ -65,6 +65,10 @@ class NgspiceSession:
             self._ng = NgSpiceShared.new_instance()
         except OSError as exc:
             raise NgspiceUnavailableError(f"cannot load the ngspice library {library!r} ({exc}): {INSTALL_HINT}") from None
+        except AttributeError as exc:  # a loadable library that is not libngspice (missing ngSpice_* symbols)
+            NgSpiceShared._instances.pop(0, None)
+            raise NgspiceUnavailableError(f"{library!r} is not the ngspice shared library ({str(exc).split(':')[0]}): "
+                                          f"{INSTALL_HINT}") from None
         self._log: list[str] = []
         original = self._ng.send_char
 

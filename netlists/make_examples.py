@@ -21,7 +21,7 @@ def write(name: str, preset: str, h: np.ndarray, g: np.ndarray, transient: bool 
         tau = 1 / (2 * math.pi * config.opamp.gbw_hz * solver._lambda_min)
         spec = TransientSpec(step_s=tau / 200, stop_s=10 * tau)
     deck = build_deck(mapped, solver._currents(g, solver._initial_i0(mapped, g)), config, transient=spec,
-                      library="../amc_opamps.lib", title=f"example: {name} (preset {preset})")
+                      title=f"example: {name} (preset {preset})", g_scale=float(np.max(np.abs(g))))
     expected = " ".join(f"{v:.6g}" for v in np.linalg.solve(h, g))
     deck = deck.replace(".end\n", f"* expected x = H^-1 g = {expected}\n.end\n")
     (HERE / "examples" / f"{name}.cir").write_text(deck)

@@ -49,6 +49,9 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     except (TrainingError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # read-only or full output directory
+        print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except ImportError as exc:
         print(f"error: {exc} (the circuit backend needs the amc package and ngspice)", file=sys.stderr)
         return 1
@@ -79,6 +82,9 @@ def compare_main(argv: Optional[Sequence[str]] = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 
