@@ -22,6 +22,8 @@ def sweep_main(argv: list[str]) -> int:
     parser.add_argument("--executor", choices=["process", "dask", "serial"], default="process",
                         help="process pool (default), an existing dask.distributed cluster, or this process")
     parser.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to try to reach the dask scheduler (default 30)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed points again")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the figures at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -51,7 +53,8 @@ def sweep_main(argv: list[str]) -> int:
         args.executor = "dask"
     workers = args.workers if args.workers is not None else max(1, min(os.cpu_count() or 1, len(sweep)))
     report = run_sweep(sweep, out_dir=out_dir, workers=workers, executor=args.executor, scheduler=args.scheduler,
-                       retry_failed=args.retry_failed, progress=not args.no_progress, plot=not args.no_plots)
+                       retry_failed=args.retry_failed, progress=not args.no_progress, plot=not args.no_plots,
+                       connect_timeout_s=args.connect_timeout)
     print(report.summary())
     if report.failed:
         print(f"{report.failed} point(s) failed: see the 'error' column of {out_dir / 'records.csv'}")
