@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -172,6 +174,24 @@ def _check_writable_dir(directory: Path, option: str) -> None:
         raise InputError(f"{option}: directory {directory} is not writable")
 
 
+def _interrupt(signum, frame) -> None:
+    # A KeyboardInterrupt raised inside one of PySpice's ngspice callbacks is swallowed by cffi (with a traceback)
+    # and the solve goes on; so inside a callback, ask again shortly, once ngspice has returned to Python.
+    while frame is not None:
+        if "PySpice" in frame.f_code.co_filename:
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
+def _install_interrupt_handler():
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None  # not ours to change (a test runner, a notebook, an ignored SIGINT)
+    return signal.signal(signal.SIGINT, _interrupt)
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -183,6 +203,7 @@ def run(main, argv: list[str]) -> int:
     """
     previous = warnings.showwarning
     warnings.showwarning = _one_line_warning
+    previous_sigint = _install_interrupt_handler()
     try:
         return main(argv)
     except AmcError as exc:
@@ -198,3 +219,5 @@ def run(main, argv: list[str]) -> int:
         return 2
     finally:
         warnings.showwarning = previous
+        if previous_sigint is not None:
+            signal.signal(signal.SIGINT, previous_sigint)

@@ -148,19 +148,18 @@ def _run_serial(todo: list[Point], sweep: Sweep, record: Callable[[dict], None])
         record(run_point(point.payload(sweep.timeout_s)))
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     # The submitting process handles Ctrl-C and ends the workers; workers must not print tracebacks for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    _exit_with_parent(parent)
 
 
-def _exit_with_parent(poll_s: float = 0.5) -> None:
+def _exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
     """End this worker when the sweep process dies (kill -9 included), instead of idling on its queue forever.
 
     Linux: the kernel sends SIGKILL when the parent exits (prctl PR_SET_PDEATHSIG), even mid-ngspice. Elsewhere,
     and for a parent that died before the prctl, a daemon thread polls the parent's pid.
     """
-    parent = os.getppid()
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
@@ -189,7 +188,8 @@ def _run_processes(todo: list[Point], sweep: Sweep, record: Callable[[dict], Non
     queue = list(todo)
     crashes: Counter = Counter()
     while queue:
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                                     initargs=(os.getpid(),))
         inflight: dict[cf.Future, Point] = {}
         broken = False
         try:

@@ -63,7 +63,8 @@ def test_kill_9_of_the_sweep_ends_its_workers_and_resource_tracker(write_sweep, 
         deadline = time.time() + 10
         while time.time() < deadline and any(_alive(p) for p in children):
             time.sleep(0.1)
-        assert not [p for p in children if _alive(p)], "workers outlived the sweep process"
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")[:200] for p in children if _alive(p)}
+        assert not left, f"processes outlived the sweep process: {left}"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
