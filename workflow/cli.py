@@ -1,6 +1,7 @@
 """The `amc` command: one entry point dispatching to the circuit core, training and sweep workflows."""
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: amc COMMAND [options]
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # a command draws into files; never open a window
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0

@@ -109,12 +109,14 @@ def _waveform_figure(tran, out: Path, summary: dict) -> None:
     from .plots import _new_figure, _save
     wave = tran.waveforms[0]
     fig, ax = _new_figure(f"INV circuit transient: op-amp outputs (n = {summary['n']}), "
-                          f"settling {summary['settling_time_s'] * 1e6:.3g} us")
+                          f"settling {summary['settling_time_s'] * 1e6:.3g} µs",
+                          f"preset {summary['preset']}, cond(H) = {summary['condition_number']:.3g}, "
+                          "all inputs stepped at t = 0")
     t = np.asarray(wave["time"]) * 1e6
     for row in np.asarray(wave["outputs"]):
         ax.plot(t, row, lw=0.8)
     ax.axvline(summary["settling_time_s"] * 1e6, color="k", ls=":", lw=1, label="settling time")
-    ax.set_xlabel("time (us)")
+    ax.set_xlabel("time (µs)")
     ax.set_ylabel("op-amp output voltage V(out_j) (V)")
     ax.legend(fontsize=8)
     _save(fig, out, "transient_outputs")
@@ -189,8 +191,8 @@ def summarise(circuit: dict, runs: list[dict], settings: dict) -> tuple[str, dic
             entry["circuit_solves"] = int(sum(r["metrics"].get("solver_solves", 0) for r in ok))
             entry["circuit_rel_err_mean"] = float(np.mean(errs)) if errs else None
         table[label] = entry
-        acc_s = "-" if not acc else f"{100 * entry['final_test_accuracy_mean']:.1f} +- {100 * entry['final_test_accuracy_std']:.1f}"
-        ett_s = "not reached" if not reached else f"{entry['epochs_to_target_mean']:.2f} +- {entry['epochs_to_target_std']:.2f}"
+        acc_s = "-" if not acc else f"{100 * entry['final_test_accuracy_mean']:.1f} ± {100 * entry['final_test_accuracy_std']:.1f}"
+        ett_s = "not reached" if not reached else f"{entry['epochs_to_target_mean']:.2f} ± {entry['epochs_to_target_std']:.2f}"
         rows.append(f"| {label} | {len(ok)}/{len(rs)} | {acc_s} | {ett_s} ({entry['reached_target']}) |")
     lines = [
         "## Circuit (INV, one solve)",

@@ -68,12 +68,20 @@ def plot_main(argv: list[str]) -> int:
                                                                   "directory of `amc sweep` or `make sim`.")
     parser.add_argument("results", help="results directory (holding records.jsonl)")
     parser.add_argument("--only", nargs="*", help="figure names to draw (default: chosen from the swept keys)")
+    parser.add_argument("--x", help="any swept key or metric for the x axis (with --y): one figure of any study")
+    parser.add_argument("--y", help="a metric (or key) for the y axis, e.g. relative_error")
+    parser.add_argument("--hue", help="a key whose values become separate curves (other swept keys but seeds "
+                                      "always do)")
     args = parser.parse_args(argv)
-    from .plots import plot_results
+    from .plots import load, plot_results
     directory = Path(args.results)
     if not directory.is_dir():
         raise ConfigError(f"results directory not found: {directory}")
-    figures = plot_results(directory, sweep_plots=args.only)
+    if (args.x or args.y or args.hue) and args.only:
+        raise ConfigError("--only names built-in figures; --x/--y/--hue draw one figure of your choice: use one")
+    if (args.x or args.y or args.hue) and not load(directory)[0]:
+        raise ConfigError(f"no records in {directory} (records.jsonl missing or empty)")
+    figures = plot_results(directory, sweep_plots=args.only, x=args.x, y=args.y, hue=args.hue)
     if not figures:
         print(f"no figure applies to the records in {directory}")
         return 0
