@@ -113,6 +113,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     (np.eye(2), np.array([1.0, np.inf]), InputError, "non-finite"),
     (np.array([[1.0, 2.0], [2.0, 4.0]]), np.ones(2), SingularMatrixError, "singular"),
     (np.diag([1.0, 1e-4]), np.ones(2), MappingError, "loses rank"),
+    (np.eye(2) * (1 + 1j), np.ones(2), InputError, "H is complex"),
+    (np.eye(2), np.array([1.0, 1j]), InputError, "g is complex"),
+    (np.eye(2).astype(object) + 0.5j, np.ones(2), InputError, "H .*complex"),
 ])
 def test_bad_input_is_refused_and_session_stays_usable(h, g, error, message):
     with pytest.raises(error, match=message):
@@ -259,3 +262,33 @@ def test_ngspice_convergence_failure_carries_its_lines_and_session_recovers():
     ng.clean()
     hh = random_spd(3, seed=3)
     assert AnalogSolver("ideal").solve(hh, np.ones(3)).relative_residual < 1e-9
+
+
+def _spd_with_spectrum(n, low, high, seed):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    return (q * np.linspace(low, high, n)) @ q.T
+
+
+def test_spd_matrix_made_indefinite_by_quantisation_gets_the_right_cause_and_remedies():
+    from amc import UnstableCircuitError
+    with pytest.raises(UnstableCircuitError) as info:
+        AnalogSolver("rram").solve(_spd_with_spectrum(64, 1, 10, 0), np.ones(64))
+    message = str(info.value)
+    assert "although H is symmetric positive-definite" in message and "lost positive definiteness" in message
+    assert "8 conductance levels" in message
+    for remedy in ("device.levels", "io.equilibrate", "diagonal shift", "hp-inv", "blockamc"):
+        assert remedy in message
+    assert "solve a symmetric positive-definite system" not in message
+
+
+def test_a_large_error_that_passes_warns_with_its_cause():
+    from amc import AccuracyWarning
+    h = _spd_with_spectrum(16, 1, 10, 1)
+    g = np.random.default_rng(2).standard_normal(16)
+    with pytest.warns(AccuracyWarning, match="8 conductance levels") as caught:
+        solution = AnalogSolver("rram").solve(h, g)
+    assert solution.relative_error(np.linalg.solve(h, g)) > 0.1 and len(caught) == 1
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AccuracyWarning)  # an accurate solve stays quiet
+        AnalogSolver("ideal").solve(h, g)
