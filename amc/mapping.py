@@ -6,6 +6,7 @@ the largest entry uses the whole window (G_max / max|H| would ask for G_min + G_
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Optional
@@ -240,14 +241,31 @@ def mapping_error(mapped: MappedArray) -> float:
     return mapped.inverse_error
 
 
+# (n, device conditions) already warned about in this process: a training run re-programs its factor arrays at
+# every inverse update and would otherwise repeat the same warning hundreds of times.
+_ACCURACY_WARNED: set = set()
+
+
 def warn_if_inaccurate(mapped: MappedArray, threshold: float = ACCURACY_WARNING_THRESHOLD) -> float:
-    """Emit an AccuracyWarning when the programmed array alone makes x wrong by more than ``threshold``."""
+    """Emit an AccuracyWarning when the programmed array alone makes x wrong by more than ``threshold``.
+
+    Once per matrix size and device setting in a process. Silent when the solve is one step of an amc method
+    (HP-INV, BlockAMC): those refine or combine the inner arrays and answer for the final accuracy themselves.
+    """
     error = mapping_error(mapped)
-    if error > threshold and not mapped.warned:
-        mapped.warned = True
-        warnings.warn(AccuracyWarning(
-            f"the programmed array differs from H enough to change x by up to {error:.0%} "
-            f"({_mapping_conditions(mapped)}, condition number {mapped.condition:.3g}); "
-            "for a more accurate answer use more levels (device.levels), io.equilibrate: true, or --method hp-inv"),
-            stacklevel=3)
+    if error <= threshold or mapped.warned:
+        return error
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    if caller.startswith("amc.") and caller != "amc.cli":
+        return error
+    key = (mapped.n, _mapping_conditions(mapped))
+    if key in _ACCURACY_WARNED:
+        return error
+    _ACCURACY_WARNED.add(key)
+    mapped.warned = True
+    warnings.warn(AccuracyWarning(
+        f"the programmed array differs from H enough to change x by up to {error:.0%} "
+        f"({_mapping_conditions(mapped)}, condition number {mapped.condition:.3g}); "
+        "for a more accurate answer use more levels (device.levels), io.equilibrate: true, or --method hp-inv "
+        "(not repeated for this size and device setting)"), stacklevel=3)
     return error

@@ -67,6 +67,8 @@ def test_version_and_set(system, capsys):
 
 
 def test_accuracy_warning_is_one_line(system, capsys):
+    from amc import mapping
+    mapping._ACCURACY_WARNED.clear()
     assert main(["solve", *system, "--preset", "rram", "--set", "device.levels=3"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(warnings) == 1 and warnings[0].startswith("warning: the programmed array differs from H")
