@@ -294,3 +294,17 @@ def test_a_large_error_that_passes_warns_with_its_cause():
     with warnings.catch_warnings():
         warnings.simplefilter("error", AccuracyWarning)  # an accurate solve stays quiet
         AnalogSolver("ideal").solve(h, g)
+
+
+def test_a_deck_that_breaks_libngspice_for_good_gives_a_clear_error_not_a_crash():
+    """An undefined parameter leaves libngspice unable to parse again ("awaits to be detached"; the next parse
+    double-frees and aborts the process): the session refuses further decks with a clear message instead."""
+    code = ("import numpy as np\nfrom amc import AnalogSolver, SimulationError\nfrom amc.runner import session\n"
+            "try:\n    session().load('* broken\\nr1 a 0 {1/unknownparam}\\n.op\\n.end\\n')\n"
+            "except SimulationError as e:\n    print('first', str(e).splitlines()[0])\n"
+            "try:\n    AnalogSolver('ideal').solve(np.eye(2) * 2, np.ones(2))\n"
+            "except SimulationError as e:\n    print('then', e)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "first ngspice could not parse the deck" in run.stdout
+    assert "then the ngspice library cannot recover" in run.stdout and "start a new process" in run.stdout

@@ -116,3 +116,11 @@ def test_bench_runner_help():
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_runner.py"), "--help"],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and "usage" in run.stdout and "Traceback" not in run.stderr
+
+
+def test_train_with_an_unusable_amc_data_dir_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AMC_DATA_DIR", str(tmp_path / "nowhere"))
+    config = tmp_path / "t.yaml"
+    config.write_text("data: {source: emnist}\n")
+    err = _one_line_error(capsys, main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]))
+    assert "AMC_DATA_DIR" in err and "no such directory" in err
