@@ -64,6 +64,14 @@ def batch_analysis(k: int) -> str:
     return f"tran 1 {k - 1} 0 1"
 
 
+G_SCALE_NOT_RECORDED = "max|g| = not recorded (the solver scales each right-hand side by its own max|g|)"
+
+
+def with_g_scale(deck: str, g_scale: float) -> str:
+    """A solver-built deck (one right-hand side) with max|g| written into its header, to keep beside results."""
+    return deck.replace(G_SCALE_NOT_RECORDED, f"max|g| = {g_scale:.17g}", 1)
+
+
 def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
                transient: Optional[TransientSpec] = None, library: Optional[str] = None,
                title: str = "amc-cosim closed-loop inversion (INV) circuit", g_scale: Optional[float] = None,
@@ -91,8 +99,7 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
     lines = [
         f"* {title}",
         f"* n = {n}, G0 = {mapped.g0:.17g} S per unit of H, I0 = max|I| = {i0:.17g} A, "
-        + ("max|g| = not recorded (the solver scales each right-hand side by its own max|g|)" if g_scale is None
-           else f"max|g| = {g_scale:.17g}")
+        + (G_SCALE_NOT_RECORDED if g_scale is None else f"max|g| = {g_scale:.17g}")
         + (f", {currents.shape[1]} right-hand sides (RHS r at t = r s)" if batch else ""),
         f"* Solution: x_j = -V(out_j) * G0 / I0 * {scale}  (the steady state is V = -(G0 H)^-1 I, I = I0 g / max|g|)",
     ]

@@ -80,8 +80,10 @@ def circuit_stage(out: Path, settings: dict) -> dict:
     t0 = time.perf_counter()
     refined = solve_system(h, g, method="hp-inv", config=config, **{k: v for k, v in CIRCUIT_METHOD.items() if k != "name"})
     t_refined = time.perf_counter() - t0
-    (out / "inv_circuit_op.cir").write_text(op.netlist)
-    (out / "inv_circuit_tran.cir").write_text(tran.netlist)
+    from amc.netlist import with_g_scale
+    g_scale = float(np.max(np.abs(g)))  # the header then holds all it takes to turn V(out_j) back into x
+    (out / "inv_circuit_op.cir").write_text(with_g_scale(op.netlist, g_scale))
+    (out / "inv_circuit_tran.cir").write_text(with_g_scale(tran.netlist, g_scale))
     np.save(out / "H.npy", h)
     np.save(out / "g.npy", g)
     np.savetxt(out / "solution.csv", np.column_stack([exact, op.x, tran.x]), delimiter=",",
