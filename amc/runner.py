@@ -198,12 +198,13 @@ def _refuse_known_parse_failures(lines: list[str]) -> None:
     absolute .include file, unbalanced .subckt/.ends, a call of a subcircuit the deck does not define. Anything
     else is left to ngspice.
     """
-    low = [line.strip().lower() for line in lines]
+    # Only dot cards, subcircuit calls and continuations matter: skip the (many) element lines cheaply.
+    low = [line.strip().lower() for line in lines if line.lstrip()[:1] in (".", "x", "X", "+")]
     opened = sum(line.startswith(".subckt ") for line in low)
     closed = sum(line.startswith(".ends") for line in low)
     if opened != closed:
         raise SimulationError(f"ngspice could not parse the deck: {opened} .subckt but {closed} .ends lines")
-    includes = [line.split(None, 1) for line in lines if line.strip().lower().startswith((".include", ".inc "))]
+    includes = [line.split(None, 1) for line in lines if line.lstrip()[:4].lower() == ".inc"]
     for parts in includes:
         path = parts[1].strip().strip("'\"") if len(parts) > 1 else ""
         if os.path.isabs(path) and not os.path.isfile(path):
