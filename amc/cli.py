@@ -74,6 +74,9 @@ def netlist_main(argv: list[str]) -> int:
     if args.transient:
         from .netlist import TransientSpec
         import math
+        if config.opamp.gbw_hz is None:
+            raise ConfigError(f"--transient needs op-amps with a gain-bandwidth (opamp.gbw_hz); {config.opamp.name!r} "
+                              "has none (use e.g. --preset ideal-dynamic or --set opamp.gbw_hz=16e6)")
         tau = 1.0 / (2 * math.pi * config.opamp.gbw_hz * solver._lambda_min)
         stop = config.simulation.tran_time_constants * tau
         spec = TransientSpec(step_s=stop / config.simulation.tran_points, stop_s=stop)

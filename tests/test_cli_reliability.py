@@ -124,3 +124,9 @@ def test_train_with_an_unusable_amc_data_dir_is_one_line(tmp_path, capsys, monke
     config.write_text("data: {source: emnist}\n")
     err = _one_line_error(capsys, main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]))
     assert "AMC_DATA_DIR" in err and "no such directory" in err
+
+
+def test_transient_deck_without_a_bandwidth_is_one_line(system, capsys, tmp_path):
+    err = _one_line_error(capsys, main(["netlist", *system, "--preset", "ideal", "--transient",
+                                        "-o", str(tmp_path / "t.cir")]))
+    assert "gain-bandwidth" in err and not (tmp_path / "t.cir").exists()
