@@ -104,7 +104,9 @@ def test_ctrl_c_is_one_line_and_130(tmp_path, argv, after):
     np.save(tmp_path / "H.npy", a @ a.T / 128 + np.eye(128))
     np.save(tmp_path / "G.npy", rng.standard_normal((128, 16)))  # a few seconds of ngspice: the signal lands in it
     argv = [a.format(H=tmp_path / "H.npy", G=tmp_path / "G.npy", OUT=tmp_path / "run") for a in argv]
-    proc = subprocess.Popen(AMC + argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A test run started in the background (make test &) ignores SIGINT, and children inherit that: undo it.
+    proc = subprocess.Popen(AMC + argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
