@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 
 from .config import DEFAULT_PRESET, PRESETS, CircuitConfig
-from .errors import AmcError, ConfigError, InputError
+from .errors import AccuracyWarning, AmcError, ConfigError, InputError
 from .mapping import validate_matrix, validate_rhs, warn_if_inaccurate
 from .matrix_io import load_array
 from .netlist import build_deck
@@ -121,10 +121,16 @@ def solve_main(argv: list[str]) -> int:
     h = load_array(args.matrix, "matrix")
     g = load_array(args.rhs, "rhs")
     if args.method == "direct" and args.array_size is None:
-        solution = AnalogSolver(config, backend=args.backend).solve(h, g, transient=args.transient)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AccuracyWarning)
+            solution = AnalogSolver(config, backend=args.backend).solve(h, g, transient=args.transient)
+        for item in caught:  # on stderr as one line each, and in the JSON record
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
         exact = np.linalg.solve(h, g)
         if args.json:
             record = solution.to_dict()
+            if caught:
+                record["warnings"] = [str(item.message) for item in caught]
             record["relative_error_vs_numpy"] = solution.relative_error(exact)
             record["config"] = config.name
             record["method"] = "direct"

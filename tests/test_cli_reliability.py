@@ -72,6 +72,10 @@ def test_accuracy_warning_is_one_line(system, capsys):
     assert main(["solve", *system, "--preset", "rram", "--set", "device.levels=3"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(warnings) == 1 and warnings[0].startswith("warning: the programmed array differs from H")
+    mapping._ACCURACY_WARNED.clear()
+    assert main(["solve", *system, "--preset", "rram", "--set", "device.levels=3", "--json"]) == 0
+    import json
+    assert json.loads(capsys.readouterr().out)["warnings"][0].startswith("the programmed array differs")
 
 
 def test_plot_and_train_into_read_only_directories(tmp_path, capsys):

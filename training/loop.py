@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,8 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
                                 f"start over with --fresh (train.resume=false), or use another --out")
         step, train_time = int(meta["step"]), float(meta["train_time_s"])
         if log_path.exists():   # drop records written after the checkpoint (a crash between log and checkpoint)
+            if not log_path.read_bytes().endswith(b"\n") and log_path.stat().st_size:
+                print(f"note: {log_path}: removed a partial last line left by an interrupted run", file=sys.stderr)
             keep = [r for r in read_log(log_path, allow_partial_last=True)
                     if r.get("step", -1) <= step and r.get("event") != "error"]
             tmp = log_path.with_name(log_path.name + ".tmp")

@@ -37,6 +37,9 @@ def sweep_main(argv: list[str]) -> int:
     sweep = load_sweep(args.sweep)
     out_dir = Path(args.out) if args.out else default_out_dir(sweep)
     if args.dry_run:
+        from .engine import _refuse_another_sweep
+        from .store import RECORDS, read_records
+        _refuse_another_sweep(sweep, out_dir, read_records(out_dir / RECORDS)[0])
         todo, latest = pending_points(sweep, out_dir, args.retry_failed)
         todo_ids = {p.id for p in todo}
         print(f"sweep {sweep.name!r} ({sweep.kind}) from {args.sweep}: {len(sweep)} point(s), "
