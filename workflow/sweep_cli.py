@@ -86,7 +86,8 @@ def plot_main(argv: list[str]) -> int:
         raise ConfigError(f"no records in {directory} (records.jsonl missing or empty)")
     figures = plot_results(directory, sweep_plots=args.only, x=args.x, y=args.y, hue=args.hue)
     if not figures:
-        print(f"no figure applies to the records in {directory}")
+        print(f"no built-in figure applies to the records in {directory}; draw one with "
+              "--x KEY --y METRIC [--hue KEY]")
         return 0
     for path in figures:
         print(path)
