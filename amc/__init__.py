@@ -1,6 +1,6 @@
 """amc-cosim circuit core: ngspice co-simulation of closed-loop RRAM/op-amp matrix inversion (x = H^-1 g)."""
 from .config import CircuitConfig, DeviceConfig, IOConfig, InverterConfig, OpAmpConfig, SimulationConfig, WireConfig, PRESETS
-from .errors import (AmcError, ConfigError, InputError, MappingError, NgspiceUnavailableError, SimulationError,
+from .errors import (AccuracyWarning, AmcError, ConfigError, InputError, MappingError, NgspiceUnavailableError, SimulationError,
                      SingularMatrixError, UnstableCircuitError)
 from .solver import AnalogSolver
 from .solution import Solution
@@ -8,7 +8,7 @@ from .hw import InvArray, OperationCounts
 from .method_config import MethodConfig, MVMSection
 
 __all__ = ["AnalogSolver", "Solution", "InvArray", "OperationCounts", "MethodConfig", "MVMSection", "CircuitConfig", "DeviceConfig", "OpAmpConfig", "InverterConfig", "WireConfig",
-           "IOConfig", "SimulationConfig", "PRESETS", "AmcError", "ConfigError", "InputError", "MappingError",
+           "IOConfig", "SimulationConfig", "PRESETS", "AccuracyWarning", "AmcError", "ConfigError", "InputError", "MappingError",
            "NgspiceUnavailableError", "SimulationError", "SingularMatrixError", "UnstableCircuitError"]
 
 # Precision and scale (issue 4): sliced analog MVM, HP-INV refinement, BlockAMC partitioning.

@@ -4,13 +4,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from .config import DEFAULT_PRESET, PRESETS, CircuitConfig
-from .errors import AmcError, InputError
+from .errors import AccuracyWarning, AmcError, ConfigError, InputError
+from .mapping import validate_matrix, validate_rhs
 from .matrix_io import load_array
 from .hw.inv_array import InvArray
 from .method_config import METHOD_NAMES, PRESETS as METHOD_PRESETS, MethodConfig, MVMSection
@@ -20,8 +26,19 @@ from .solver import AnalogSolver
 
 def _config_from_args(args) -> CircuitConfig:
     if getattr(args, "config", None):
-        return CircuitConfig.from_yaml(args.config)
-    return CircuitConfig.preset(args.preset or DEFAULT_PRESET)
+        config = CircuitConfig.from_yaml(args.config)
+    else:
+        config = CircuitConfig.preset(args.preset or DEFAULT_PRESET)
+    overrides = {}
+    for item in getattr(args, "overrides", None) or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} must look like key=value (e.g. --set device.levels=16)")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+    return config.replace(**overrides) if overrides else config
 
 
 def add_circuit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +47,8 @@ def add_circuit_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", choices=sorted(PRESETS), help=f"circuit preset (default {DEFAULT_PRESET})")
     source.add_argument("--config", help="circuit YAML file (see configs/circuits/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one circuit setting with a dotted key, e.g. --set device.levels=16 (repeatable)")
 
 
 def netlist_main(argv: list[str]) -> int:
@@ -38,15 +57,31 @@ def netlist_main(argv: list[str]) -> int:
     parser.add_argument("--transient", action="store_true", help="emit a .tran analysis instead of .op")
     parser.add_argument("-o", "--output", required=True, help="deck file to write (.cir)")
     args = parser.parse_args(argv)
-    config = _config_from_args(args)
-    h = load_array(args.matrix, "matrix")
-    g = load_array(args.rhs, "rhs")
-    array = InvArray(config).program(h)
-    deck = array.deck(g, transient=args.transient)
     out = Path(args.output)
+    _check_writable_dir(out.parent, "-o")
+    config = _config_from_args(args)
+    h = validate_matrix(load_array(args.matrix, "matrix"))
+    g = validate_rhs(load_array(args.rhs, "rhs"), h.shape[0])
+    if g.ndim == 2 and g.shape[1] > 1:
+        print(f"note: g has {g.shape[1]} columns; the deck solves the first one", file=sys.stderr)
+    if args.transient and config.opamp.gbw_hz is None:
+        raise ConfigError(f"--transient needs op-amps with a gain-bandwidth (opamp.gbw_hz); {config.opamp.name!r} "
+                          "has none (use e.g. --preset ideal-dynamic or --set opamp.gbw_hz=16e6)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccuracyWarning)
+        array = InvArray(config).program(h)
+        from .mapping import warn_if_inaccurate
+        warn_if_inaccurate(array.mapped)
+    for item in caught:
+        warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    deck = array.deck(g, transient=args.transient)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(deck)
-    tmp.replace(out)  # never leave a half-written deck behind
+    try:
+        tmp.write_text(deck)
+        tmp.replace(out)  # never leave a half-written deck behind
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write the deck {out}: {exc.strerror}") from None
     print(f"wrote {out} (n = {array.n}, G0 = {array.mapped.g0:.4g} S); run it with: ngspice -b {out}")
     return 0
 
@@ -95,8 +130,13 @@ def solve_main(argv: list[str]) -> int:
     g = load_array(args.rhs, "rhs")
     if args.transient and method.name != "direct":
         raise InputError(f"--transient is only available with method direct, not {method.name!r}")
+    caught: list = []
     if method.name == "direct" and method.array_size is None and method.operators == "per-solve":
-        solution = AnalogSolver(config, backend=args.backend).solve(h, g, transient=args.transient)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AccuracyWarning)
+            solution = AnalogSolver(config, backend=args.backend).solve(h, g, transient=args.transient)
+        for item in caught:  # on stderr as one line each, and in the JSON record
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
         solution.relative_error = solution.error_against(np.linalg.solve(h, g))
         solution.analog_error = solution.relative_error if args.backend == "circuit" else None
     else:
@@ -105,6 +145,8 @@ def solve_main(argv: list[str]) -> int:
         record = solution.to_dict()
         record["config"] = config.name
         record["method_config"] = method.to_dict()
+        if caught:
+            record["warnings"] = [str(item.message) for item in caught]
         if args.backend == "circuit":
             record["cost"] = _direct_cost(h, g, config) if method.name == "direct" else \
                 _method_cost(h, solution, config, method)
@@ -147,10 +189,58 @@ def _method_cost(h, solution, config, method) -> dict:
         return {"error": str(exc)}
 
 
+def _check_writable_dir(directory: Path, option: str) -> None:
+    directory = directory if str(directory) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"{option}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(f"{option}: directory {directory} is not writable")
+
+
+def _interrupt(signum, frame) -> None:
+    # A KeyboardInterrupt raised inside one of PySpice's ngspice callbacks is swallowed by cffi (with a traceback)
+    # and the solve goes on; so inside a callback, ask again shortly, once ngspice has returned to Python.
+    while frame is not None:
+        if "PySpice" in frame.f_code.co_filename:
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
+def _install_interrupt_handler():
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None  # not ours to change (a test runner, a notebook, an ignored SIGINT)
+    return signal.signal(signal.SIGINT, _interrupt)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def run(main, argv: list[str]) -> int:
-    """Run a subcommand; known problems become one clear line on stderr and exit code 2, not a traceback."""
+    """Run a subcommand; known problems become one clear line on stderr and exit code 2, not a traceback.
+
+    Ctrl-C exits with 130 (the shell's code for SIGINT) after one line; warnings are one line each.
+    """
+    previous = warnings.showwarning
+    warnings.showwarning = _one_line_warning
+    previous_sigint = _install_interrupt_handler()
     try:
         return main(argv)
     except AmcError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # Files the user named or a directory it must write to: read-only, full disk, missing.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        warnings.showwarning = previous
+        if previous_sigint is not None:
+            signal.signal(signal.SIGINT, previous_sigint)

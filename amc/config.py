@@ -227,10 +227,19 @@ class CircuitConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **dotted: Any) -> "CircuitConfig":
-        """A copy with dotted keys overridden, e.g. ``replace(**{"opamp.gain": 1e4})``."""
+        """A copy with dotted keys overridden, e.g. ``replace(**{"opamp.gain": 1e4})``.
+
+        The copy keeps the preset's name and says what changed: ``rram (modified: device.levels)``.
+        """
         data = self.to_dict()
         for key, value in dotted.items():
             _set_dotted(data, key, value, source="override")
+        changed = [key for key in dotted if key != "name"]
+        if "name" not in dotted and changed:
+            base, _, before = self.name.partition(" (modified: ")
+            earlier = [k for k in before.rstrip(")").split(", ") if k] if before else []
+            keys = earlier + [k for k in changed if k not in earlier]
+            data["name"] = f"{base} (modified: {', '.join(keys)})"
         return from_dict(data, source="override")
 
     def describe(self) -> str:
@@ -305,9 +314,16 @@ def from_dict(data: Mapping[str, Any], source: str = "config") -> CircuitConfig:
     base: dict = {}
     if "preset" in data:
         preset = data.pop("preset")
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise ConfigError(f"{source}: unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
         base = copy.deepcopy(PRESETS[preset])
+    if "name" not in data and base.get("name"):
+        # The preset's name stays, with what was changed, so a record never claims an unmodified preset.
+        changed = [f"{key}.{sub}" if isinstance(value, Mapping) else key
+                   for key, value in data.items() if key in SECTIONS
+                   for sub in (value if isinstance(value, Mapping) else [None])]
+        if changed:
+            data["name"] = f"{base['name']} (modified: {', '.join(changed)})"
     if isinstance(data.get("opamp"), str):
         name = data["opamp"]
         if name not in OPAMP_PRESETS:

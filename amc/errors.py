@@ -37,3 +37,7 @@ class SimulationError(AmcError, RuntimeError):
         self.ngspice_output = list(ngspice_output or [])
         tail = "\n".join(self.ngspice_output[-25:])
         super().__init__(f"{message}\n--- ngspice output (last lines) ---\n{tail}" if tail else message)
+
+
+class AccuracyWarning(UserWarning):
+    """A solve succeeded but its answer is far from H^-1 g for a known cause (named in the message)."""

@@ -6,20 +6,36 @@ the largest entry uses the whole window (G_max / max|H| would ask for G_min + G_
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+import warnings
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from .config import DeviceConfig
-from .errors import InputError, MappingError, SingularMatrixError, UnstableCircuitError
+from .errors import AccuracyWarning, InputError, MappingError, SingularMatrixError, UnstableCircuitError
 
 # Condition numbers beyond this cannot be inverted meaningfully by any analog circuit (or by float64 math).
 MAX_CONDITION = 1e12
 
 
+def _refuse_complex(value, name: str) -> None:
+    # NumPy's float64 cast drops an imaginary part with only a ComplexWarning: the circuit would solve another system.
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):
+        return
+    if kind == "c":
+        raise InputError(f"{name} is complex ({np.asarray(value).dtype}); the circuit solves real systems only "
+                         "(split a complex system into its real 2n x 2n form)")
+    if kind == "O" and any(isinstance(v, complex) for v in np.asarray(value, dtype=object).ravel()):
+        raise InputError(f"{name} contains complex numbers; the circuit solves real systems only")
+
+
 def validate_matrix(h: np.ndarray) -> np.ndarray:
     """Return H as a float64 square matrix, or raise InputError naming what is wrong."""
+    _refuse_complex(h, "H")
     try:
         h = np.asarray(h, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -39,6 +55,7 @@ def validate_matrix(h: np.ndarray) -> np.ndarray:
 
 def validate_rhs(g: np.ndarray, n: int) -> np.ndarray:
     """Return g as float64 of shape (n,) or (n, k), or raise InputError."""
+    _refuse_complex(g, "g")
     try:
         g = np.asarray(g, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -69,6 +86,9 @@ class MappedArray:
     g_neg: np.ndarray      # conductances of the G- array (S)
     g0: float              # siemens per unit of H
     condition: float       # condition number of H
+    device: Optional[DeviceConfig] = None     # what it was programmed with (for messages)
+    inverse_error: Optional[float] = field(default=None, repr=False)
+    warned: bool = field(default=False, repr=False)
 
     @property
     def n(self) -> int:
@@ -108,7 +128,8 @@ class MappedArray:
         noisy_neg = self.g_neg * (1.0 + sigma * rng.standard_normal(self.g_neg.shape))
         # Read noise can push a reading slightly outside the window, but never to a non-positive conductance.
         floor = 1e-3 * device.g_min
-        return MappedArray(self.h, np.maximum(noisy_pos, floor), np.maximum(noisy_neg, floor), self.g0, self.condition)
+        return MappedArray(self.h, np.maximum(noisy_pos, floor), np.maximum(noisy_neg, floor), self.g0, self.condition,
+                           self.device)
 
 
 def quantise_conductance(g: np.ndarray, device: DeviceConfig) -> np.ndarray:
@@ -146,7 +167,7 @@ def map_matrix(h: np.ndarray, device: DeviceConfig, rng: Optional[np.random.Gene
     g_pos = quantise_conductance(device.g_min + np.maximum(target, 0.0), device)
     g_neg = quantise_conductance(device.g_min + np.maximum(-target, 0.0), device)
     g_pos, g_neg = apply_programming_variation(g_pos, g_neg, device, rng)
-    mapped = MappedArray(h, g_pos, g_neg, g0, condition)
+    mapped = MappedArray(h, g_pos, g_neg, g0, condition, device)
     diff = mapped.g_diff
     if not np.any(diff):
         raise MappingError("every entry of H rounds to zero on the device levels: H cannot be mapped")
@@ -168,9 +189,84 @@ def check_stability(mapped: MappedArray, gain: float) -> float:
     worst = eigenvalues[np.argmin(eigenvalues.real)]
     if worst.real <= 0:
         mapped_eigs = np.linalg.eigvals(mapped.h_mapped)
+        min_mapped = float(mapped_eigs.real.min())
+        h = mapped.h
+        h_spd = bool(np.allclose(h, h.T, rtol=0, atol=1e-12 * np.max(np.abs(h)))
+                     and np.linalg.eigvalsh((h + h.T) / 2).min() > 0)
+        if h_spd:
+            raise UnstableCircuitError(
+                f"the inversion loop is unstable although H is symmetric positive-definite (min eig(H) = "
+                f"{np.linalg.eigvalsh((h + h.T) / 2).min():.4g}): the mapped (quantised) matrix lost positive "
+                f"definiteness (min Re(eig(H_mapped)) = {min_mapped:.4g}, {_mapping_conditions(mapped)}). "
+                "Remedies: more conductance levels (device.levels), Jacobi equilibration (io.equilibrate: true), "
+                "a diagonal shift of H, or a method that refines a low-precision array (--method hp-inv, "
+                "or blockamc for smaller arrays)")
         raise UnstableCircuitError(
             "the inversion loop is unstable: the mapped matrix has an eigenvalue with non-positive real part "
-            f"(min Re(eig(H_mapped)) = {mapped_eigs.real.min():.4g}, loop eigenvalue {worst:.4g}); "
+            f"(min Re(eig(H_mapped)) = {min_mapped:.4g}, loop eigenvalue {worst:.4g}); "
             "the circuit would diverge or saturate instead of settling at H^-1 g. "
             "Damp H (add a multiple of the identity) or solve a symmetric positive-definite system")
     return float(np.min(eigenvalues.real))
+
+
+# Beyond this relative error of the programmed inverse a solve still "passes" but its answer is poor: say so,
+# naming the cause.
+ACCURACY_WARNING_THRESHOLD = 0.1
+
+
+def _mapping_conditions(mapped: MappedArray) -> str:
+    device = mapped.device
+    if device is None:
+        return f"n = {mapped.n}"
+    levels = "continuous conductances" if device.levels is None else f"{device.levels} conductance levels"
+    extra = []
+    if device.program_sigma:
+        extra.append(f"programming error {device.program_sigma:g}")
+    if device.stuck_rate:
+        extra.append(f"stuck rate {device.stuck_rate:g}")
+    return f"n = {mapped.n}, {levels}" + "".join(f", {e}" for e in extra)
+
+
+def mapping_error(mapped: MappedArray) -> float:
+    """Worst-case relative error of x that the programmed matrix alone causes: ||H_mapped^-1 H - I||_2.
+
+    Cached on the array (one programming, one value); quantisation, programming error and stuck cells all count.
+    """
+    if mapped.inverse_error is None:
+        try:
+            e = np.linalg.solve(mapped.h_mapped, mapped.h) - np.eye(mapped.n)
+            mapped.inverse_error = float(np.linalg.norm(e, 2))
+        except np.linalg.LinAlgError:
+            mapped.inverse_error = float("inf")
+    return mapped.inverse_error
+
+
+# (n, device conditions) already warned about in this process: a training run re-programs its factor arrays at
+# every inverse update and would otherwise repeat the same warning hundreds of times.
+_ACCURACY_WARNED: set = set()
+
+
+def warn_if_inaccurate(mapped: MappedArray, threshold: float = ACCURACY_WARNING_THRESHOLD) -> float:
+    """Emit an AccuracyWarning when the programmed array alone makes x wrong by more than ``threshold``; return
+    that worst-case error (NaN when not checked).
+
+    Once per matrix size and device setting in a process. Silent when the solve is one step of an amc method
+    (HP-INV, BlockAMC): those refine or combine the inner arrays and answer for the final accuracy themselves.
+    """
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    if caller.startswith("amc.") and caller != "amc.cli":
+        return float("nan")  # not computed: an O(n^3) check the composite method does not need
+    error = mapping_error(mapped)
+    if error <= threshold or mapped.warned:
+        return error
+    key = (mapped.n, _mapping_conditions(mapped))
+    if key in _ACCURACY_WARNED:
+        return error
+    _ACCURACY_WARNED.add(key)
+    mapped.warned = True
+    warnings.warn(AccuracyWarning(
+        f"the programmed array differs from H enough to change x by up to {error:.0%} "
+        f"({_mapping_conditions(mapped)}, condition number {mapped.condition:.3g}); "
+        "for a more accurate answer use more levels (device.levels), io.equilibrate: true, or --method hp-inv "
+        "(not repeated for this size and device setting)"), stacklevel=3)
+    return error

@@ -7,6 +7,7 @@ grid: ``r_i_k`` is row i at crosspoint k (k < n: G+ column k, k >= n: G- column 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,7 +17,8 @@ import numpy as np
 from .config import CircuitConfig
 from .mapping import MappedArray
 
-LIBRARY_PATH = Path(__file__).resolve().parent.parent / "netlists" / "amc_opamps.lib"
+# Shipped inside the package so a non-editable install has it; netlists/amc_opamps.lib is the same file for users.
+LIBRARY_PATH = Path(__file__).resolve().parent / "data" / "amc_opamps.lib"
 NO_SATURATION_V = 1e30
 
 
@@ -46,6 +48,12 @@ def opamp_params(config: CircuitConfig) -> str:
             f"VOS={_fmt(o.offset_v)} IQ={_fmt(o.quiescent_current_a)}")
 
 
+@functools.lru_cache(maxsize=1)
+def model_library() -> str:
+    """The op-amp and inverter subcircuits, as text to inline in a deck."""
+    return LIBRARY_PATH.read_text()
+
+
 def pwl_points(values: np.ndarray) -> str:
     """Input waveform of the quasi-static batch: right-hand side r is applied at t = r seconds (linear in between)."""
     return " ".join(f"{r} {_fmt(v)}" for r, v in enumerate(values))
@@ -56,11 +64,24 @@ def batch_analysis(k: int) -> str:
     return f"tran 1 {k - 1} 0 1"
 
 
+G_SCALE_NOT_RECORDED = "max|g| = not recorded (the solver scales each right-hand side by its own max|g|)"
+
+
+def with_g_scale(deck: str, g_scale: float) -> str:
+    """A solver-built deck (one right-hand side) with max|g| written into its header, to keep beside results."""
+    return deck.replace(G_SCALE_NOT_RECORDED, f"max|g| = {g_scale:.17g}", 1)
+
+
 def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
                transient: Optional[TransientSpec] = None, library: Optional[str] = None,
-               title: str = "amc-cosim closed-loop inversion (INV) circuit") -> str:
+               title: str = "amc-cosim closed-loop inversion (INV) circuit", g_scale: Optional[float] = None,
+               equilibration: Optional[np.ndarray] = None) -> str:
     """Return the deck for input currents in amperes: shape (n,) for one right-hand side (.op, or .tran with
     ``transient``), or (n, k) for a quasi-static batch.
+
+    The op-amp models are inlined so the deck runs with ``ngspice -b`` from any directory; ``library`` names a
+    file to ``.include`` instead. ``g_scale`` (max|g|) and ``equilibration`` (the diagonal d of a Jacobi-scaled
+    array) go into the header so a reader can turn the output voltages back into x.
 
     The batch deck uses the pole-free op-amp model and piecewise-linear inputs that visit right-hand side r at
     t = r: every time point is an operating point of one programmed array, and ngspice orders its sparse matrix
@@ -72,16 +93,30 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
     if batch and transient is not None:
         raise ValueError("a dynamic transient takes one right-hand side at a time")
     currents = currents.reshape(n, -1) if batch else currents.reshape(n)
-    library = library if library is not None else str(LIBRARY_PATH)
     o, w = config.opamp, config.wires
+    i0 = float(np.max(np.abs(currents)))
+    scale = "max|g|" if g_scale is None else f"{g_scale:.17g}"
     lines = [
         f"* {title}",
-        f"* n = {n}, G0 = {mapped.g0:.6g} S per unit of H, I0 = max|I| = {np.max(np.abs(currents)):.6g} A"
+        f"* n = {n}, G0 = {mapped.g0:.17g} S per unit of H, I0 = max|I| = {i0:.17g} A, "
+        + (G_SCALE_NOT_RECORDED if g_scale is None else f"max|g| = {g_scale:.17g}")
         + (f", {currents.shape[1]} right-hand sides (RHS r at t = r s)" if batch else ""),
-        "* Solution: x = -V(out_j) * G0 / I0 * max|g|  (the steady state is V = -(G0 H)^-1 I)",
+        f"* Solution: x_j = -V(out_j) * G0 / I0 * {scale}  (the steady state is V = -(G0 H)^-1 I, I = I0 g / max|g|)",
+    ]
+    if equilibration is not None:
+        d = " ".join(f"{v:.17g}" for v in equilibration)
+        lines += ["* Equilibrated: the array holds D H D and the inputs are D g; multiply x_j above by d_j:",
+                  f"* d = {d}"]
+    lines += [
         f"* {config.describe()}",
         f"* device window {config.device.g_min:g}..{config.device.g_max:g} S; mapping G+ - G- = G0*H",
-        f".include {library}",
+    ]
+    if library is not None:
+        lines.append(f'.include "{library}"')
+    else:
+        lines += ["* ---- op-amp models (amc/data/amc_opamps.lib, inlined so the deck runs anywhere) ----",
+                  *model_library().strip().splitlines(), "* ---- end of models ----"]
+    lines += [
         f"vcc vcc 0 DC {_fmt(o.supply_v)}",
         f"vee vee 0 DC {_fmt(-o.supply_v)}",
         "* input currents injected into the row lines",
@@ -104,10 +139,13 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
             lines += [f"rinvin_{j} {output_node(j)} inv_{j} {r}",
                       f"rinvfb_{j} inv_{j} nout_{j} {r}",
                       f"xinv_{j} 0 inv_{j} nout_{j} vcc vee {model} {params}"]
-    lines.append("* crosspoint array: rp_i_j = 1/G+_ij (row i to out_j), rn_i_j = 1/G-_ij (row i to nout_j)")
     if w.enabled:
+        lines.append(f"* crosspoint array on a wire grid ({w.row_ohm:g} ohm per row segment, {w.col_ohm:g} per column "
+                     "segment): rp_i_j = 1/G+_ij from r_i_j to cp_j_i, rn_i_j = 1/G-_ij from r_i_(n+j) to cn_j_i; "
+                     "row i runs row_i -> r_i_0 .. r_i_(2n-1), column j runs out_j (nout_j) -> cp_j_0 (cn_j_0) ..")
         lines += _array_with_wires(mapped, w.row_ohm, w.col_ohm)
     else:
+        lines.append("* crosspoint array: rp_i_j = 1/G+_ij (row i to out_j), rn_i_j = 1/G-_ij (row i to nout_j)")
         r_pos = 1.0 / mapped.g_pos
         r_neg = 1.0 / mapped.g_neg
         for i in range(n):
@@ -122,8 +160,10 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
     else:
         # uic: start from all-zero capacitor states with the inputs already applied (a step at t = 0).
         lines.append(f".tran {_fmt(transient.step_s)} {_fmt(transient.stop_s)} 0 {_fmt(transient.step_s)} uic")
-        # Batch-mode ngspice (`ngspice -b deck.cir`) wants an output request for a transient; the shared library ignores it.
-        lines.append(f".print tran {' '.join(f'v({output_node(j)})' for j in range(min(n, 8)))}")
+    # `ngspice -b deck.cir` prints only what is requested (.op prints the saved nodes by itself); the shared library
+    # ignores .print.
+    if batch or transient is not None:
+        lines.append(f".print tran {saves} i(vcc) i(vee)")
     lines.append(".end")
     return "\n".join(lines) + "\n"
 

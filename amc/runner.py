@@ -10,6 +10,7 @@ import ctypes.util
 import glob
 import logging
 import os
+import re
 import warnings
 from typing import Optional, Sequence
 
@@ -64,6 +65,10 @@ class NgspiceSession:
             self._ng = NgSpiceShared.new_instance()
         except OSError as exc:
             raise NgspiceUnavailableError(f"cannot load the ngspice library {library!r} ({exc}): {INSTALL_HINT}") from None
+        except AttributeError as exc:  # a loadable library that is not libngspice (missing ngSpice_* symbols)
+            NgSpiceShared._instances.pop(0, None)
+            raise NgspiceUnavailableError(f"{library!r} is not the ngspice shared library ({str(exc).split(':')[0]}): "
+                                          f"{INSTALL_HINT}") from None
         self._log: list[str] = []
         original = self._ng.send_char
 
@@ -74,6 +79,7 @@ class NgspiceSession:
         self._ng.send_char = capture  # instance attribute: PySpice's callback calls self.send_char(...)
         del original
         self.loaded = False
+        self.unrecoverable = ""
         self.tag: object = None
         self.runs = 0
         self._commands = 0
@@ -87,6 +93,7 @@ class NgspiceSession:
             self._ng._ngspice_shared.ngSpice_Command(FFI.NULL)
         rc = self._ng._ngspice_shared.ngSpice_Command(command.encode("ascii"))
         if rc:
+            self._reset_control()
             raise SimulationError(f"ngspice rejected the command {command!r} (return code {rc})", self._log)
 
     def _failure_lines(self, start: int) -> list[str]:
@@ -112,17 +119,25 @@ class NgspiceSession:
 
         ``tag`` names what is loaded (e.g. one programmed array) so a caller can reuse it on a later call.
         """
+        if self.unrecoverable:
+            raise SimulationError(self.unrecoverable)
         self.clean()
         self._log.clear()
         self._ng.clear_output()  # PySpice keeps its own copy of every line; drop it
         from PySpice.Spice.NgSpice.Shared import FFI, ffi
         lines = [line for line in deck.splitlines() if line.strip()] + [""]
+        _refuse_known_parse_failures(lines)
         keep = [ffi.new("char[]", line.encode("utf8")) for line in lines] + [FFI.NULL]
         rc = self._ng._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
         failures = self._failure_lines(0)
         if rc or failures:
             self.loaded = True  # whatever ngspice kept of the deck must go
             self.clean()
+            self._reset_control()
+            if any("cannot recover" in line for line in self._log):
+                # libngspice is now in a state where its next parse double-frees and aborts the process.
+                self.unrecoverable = ("the ngspice library cannot recover from an earlier failed parse in this "
+                                      "process; start a new process")
             raise SimulationError("ngspice could not parse the deck", self._log)
         self.loaded = True
         self.tag = tag
@@ -138,6 +153,7 @@ class NgspiceSession:
         failures = self._failure_lines(0)
         if failures:
             self._command("destroy all")
+            self._reset_control()
             raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
         self.runs += 1
         result = {name: self._vector(name) for name in vectors}
@@ -155,6 +171,12 @@ class NgspiceSession:
         for name, value in values.items():
             self._command(f"alter {name} = {value:.17g}")
 
+    def _reset_control(self) -> None:
+        # A failed parse or command leaves a frame on ngspice's control stack (256 deep): after 255 failures the next
+        # valid deck died with "stack overflow". The NULL command empties that stack and the command history.
+        from PySpice.Spice.NgSpice.Shared import FFI
+        self._ng._ngspice_shared.ngSpice_Command(FFI.NULL)
+
     def clean(self) -> None:
         """Remove all plots and the loaded circuit, leaving the session ready for the next deck."""
         if self.loaded:
@@ -166,6 +188,40 @@ class NgspiceSession:
     @property
     def output(self) -> list[str]:
         return list(self._log)
+
+
+def _refuse_known_parse_failures(lines: list[str]) -> None:
+    """Raise before ngspice sees a deck that is certain to fail to parse in one of the common ways.
+
+    libngspice reports these failures by a longjmp that leaks its copy of the deck and its parse state (2 to 30 KB
+    for a few lines, more for a large array), so catching them here keeps repeated failures flat: a missing
+    absolute .include file, unbalanced .subckt/.ends, a call of a subcircuit the deck does not define. Anything
+    else is left to ngspice.
+    """
+    # Only dot cards, subcircuit calls and continuations matter: skip the (many) element lines cheaply.
+    low = [line.strip().lower() for line in lines if line.lstrip()[:1] in (".", "x", "X", "+")]
+    opened = sum(line.startswith(".subckt ") for line in low)
+    closed = sum(line.startswith(".ends") for line in low)
+    if opened != closed:
+        raise SimulationError(f"ngspice could not parse the deck: {opened} .subckt but {closed} .ends lines")
+    includes = [line.split(None, 1) for line in lines if line.lstrip()[:4].lower() == ".inc"]
+    for parts in includes:
+        path = parts[1].strip().strip("'\"") if len(parts) > 1 else ""
+        if os.path.isabs(path) and not os.path.isfile(path):
+            raise SimulationError(f"ngspice could not parse the deck: include file not found: {path}")
+    if includes or any(line.startswith((".lib", "+", ".control")) for line in low):
+        return  # subcircuits may come from elsewhere, or a call may span lines
+    defined = {line.split()[1] for line in low if line.startswith(".subckt ") and len(line.split()) > 1}
+    for line in low:
+        if not line.startswith("x"):
+            continue
+        parts = re.split(r"(\s+params:|=)", line, maxsplit=1)
+        tokens = parts[0].split()
+        if len(parts) > 1 and parts[1] == "=":
+            tokens = tokens[:-1]  # the parameter's name
+        if len(tokens) >= 2 and tokens[-1] not in defined:
+            raise SimulationError(f"ngspice could not parse the deck: {tokens[0]} calls the subcircuit "
+                                  f"{tokens[-1]!r}, which the deck does not define")
 
 
 _SESSION: Optional[NgspiceSession] = None

@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .hw.counters import OperationCounts
 from .hw.inv_array import InvArray
 from .hw.keys import matrix_key
-from .mapping import MappedArray, check_invertible, validate_matrix, validate_rhs
+from .mapping import MappedArray, check_invertible, validate_matrix, validate_rhs, warn_if_inaccurate
 from .solution import Solution, residuals
 
 
@@ -76,6 +76,7 @@ class AnalogSolver:
             return numpy_solution(h, g, start)
         before = self.array.counts.copy()
         self.program(h)
+        warn_if_inaccurate(self.array.mapped)  # a solve that passes with a poor answer says why
         solution = self.array.solve(g, transient=transient)
         solution.operations = self.array.counts - before
         solution.wall_time_s = time.perf_counter() - start

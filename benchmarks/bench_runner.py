@@ -38,7 +38,11 @@ def best_of(fn, repeats: int) -> float:
 
 
 def main(sizes=(16, 32, 64, 128)) -> None:
-    sizes = tuple(int(a) for a in sys.argv[1:]) or sizes
+    import argparse
+    parser = argparse.ArgumentParser(description="Runner benchmark: AnalogSolver vs bare PySpice vs `ngspice -b`; "
+                                                 "prints one Markdown table.")
+    parser.add_argument("sizes", nargs="*", type=int, default=list(sizes), help="matrix sizes n (default 16 32 64 128)")
+    sizes = tuple(parser.parse_args().sizes)
     ng = session()._ng  # the same PySpice instance, used here without the amc layer
     rows = []
     for n in sizes:

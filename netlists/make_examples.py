@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 
 from amc import CircuitConfig, InvArray
-from amc.netlist import LIBRARY_PATH
 
 HERE = Path(__file__).resolve().parent
 H4 = np.array([[2.0, -0.5, 0.2, 0.0], [-0.5, 1.5, -0.3, 0.1], [0.2, -0.3, 1.2, -0.4], [0.0, 0.1, -0.4, 1.0]])
@@ -13,7 +12,7 @@ G4 = np.array([1.0, -0.5, 0.25, 0.8])
 
 def write(name: str, preset: str, h: np.ndarray, g: np.ndarray, transient: bool = False) -> None:
     array = InvArray(CircuitConfig.preset(preset)).program(h)
-    deck = array.deck(g, transient=transient).replace(f".include {LIBRARY_PATH}", ".include ../amc_opamps.lib")
+    deck = array.deck(g, transient=transient)
     deck = deck.replace("* amc-cosim closed-loop inversion (INV) circuit", f"* example: {name} (preset {preset})", 1)
     expected = " ".join(f"{v:.6g}" for v in np.linalg.solve(h, g))
     deck = deck.replace(".end\n", f"* expected x = H^-1 g = {expected}\n.end\n")

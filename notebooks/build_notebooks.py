@@ -1,9 +1,10 @@
-"""Write the two walkthrough notebooks from the cell sources below (outputs stripped).
+"""Write the two walkthrough notebooks from the cell sources below, executed, with their figures embedded.
 
-    python notebooks/build_notebooks.py
+    python notebooks/build_notebooks.py             # write and execute (about two minutes)
+    python notebooks/build_notebooks.py --no-execute  # write the cells only (outputs empty)
 
 Edit the cells here rather than in the .ipynb files, so the notebooks stay reviewable as plain text.
-tests/workflow/test_notebooks.py executes both, top to bottom, with nbclient.
+tests/workflow/test_notebooks.py executes both, top to bottom, with nbclient, and checks the figures are inline.
 """
 from __future__ import annotations
 
@@ -27,13 +28,13 @@ to the answer. Settings are small so it runs in under a minute."""),
 N = 8                 # matrix size
 CONDITION = 10.0      # condition number of the SPD test matrix
 PRESET = "rram"       # 0.5-35 uS TaOx cells, AD823-class op-amps (see amc.config.PRESETS)"""),
-    new_code_cell("""import tempfile
+    new_code_cell("""%matplotlib inline
+import tempfile
 from pathlib import Path
 
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Image, display
 
 from amc import AnalogSolver, CircuitConfig
 from workflow.matrices import make_problem, validate_matrix_spec
@@ -74,8 +75,9 @@ fig, ax = plt.subplots(figsize=(6.4, 4))
 for row in wave["outputs"]:
     ax.plot(np.asarray(wave["time"]) * 1e6, row, lw=0.8)
 ax.axvline(float(tran.settling_time_s) * 1e6, color="k", ls=":", label="settling time")
-ax.set_xlabel("time (us)"); ax.set_ylabel("op-amp output V(out_j) (V)"); ax.legend()
-ax.set_title(f"n = {N}: outputs settle in {float(tran.settling_time_s) * 1e6:.3g} us")
+ax.set_xlabel("time (µs)"); ax.set_ylabel("op-amp output V(out_j) (V)"); ax.legend()
+ax.set_title(f"n = {N}, preset {PRESET} (continuous cells): outputs settle in "
+             f"{float(tran.settling_time_s) * 1e6:.3g} µs", fontsize=10)
 plt.show()"""),
     new_markdown_cell("""## Non-idealities
 Each knob is a dotted key of the configuration. Quantised conductances (levels), finite op-amp gain, programming
@@ -111,7 +113,9 @@ out = Path(tempfile.mkdtemp()) / "sweep"
 report = run_sweep(sweep, out, executor="serial", progress=False)
 print(report.summary())
 print((out / "records.csv").read_text().splitlines()[0])
-print([p.name for p in report.figures])"""),
+for path in report.figures:
+    if path.suffix == ".png":
+        display(Image(filename=str(path)))"""),
 ]
 
 TRAINING = [
@@ -126,11 +130,11 @@ Settings are tiny so the notebook runs in about a minute; `make sim` runs a larg
 N_CLASSES, N_TRAIN, N_TEST = 6, 300, 120
 EPOCHS = 1.0
 CIRCUIT = {"preset": "rram", "device": {"levels": None}}   # continuous cells, AD823-class op-amps"""),
-    new_code_cell("""import tempfile
+    new_code_cell("""%matplotlib inline
+import tempfile
 
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from IPython.display import Image, display
 
 from training.config import config_from_dict
 from training.loop import train
@@ -156,7 +160,9 @@ for label, r in results.items():
     new_code_cell("""fig, ax = plt.subplots(figsize=(6.4, 4))
 for label, r in results.items():
     ax.plot([h["epoch"] for h in r.history], [100 * h["test_acc"] for h in r.history], marker="o", label=label)
-ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy (%)"); ax.legend(); ax.set_title("synthetic letters, tiny run")
+ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy (%)"); ax.legend()
+ax.set_title(f"synthetic letters ({N_CLASSES} classes, {N_TRAIN} training images), circuit preset rram, "
+             "continuous cells", fontsize=9)
 plt.show()"""),
     new_markdown_cell("""## What the circuit did
 The circuit solver counts its solves, compares each with an exact solve, and reports saturation and failures
@@ -184,19 +190,29 @@ sweep = build_sweep({
 out = Path(tempfile.mkdtemp()) / "sweep"
 report = run_sweep(sweep, out, executor="serial", progress=False)
 print(report.summary())
-print([p.name for p in report.figures])"""),
+for path in report.figures:
+    if path.suffix == ".png":
+        display(Image(filename=str(path)))"""),
 ]
 
 
-def write(cells, name: str) -> Path:
+def write(cells, name: str, execute: bool = True) -> Path:
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"}})
+    if execute:
+        import tempfile
+        import nbclient
+        with tempfile.TemporaryDirectory() as tmp:
+            nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                    resources={"metadata": {"path": tmp}}).execute()
     path = HERE / name
     nbformat.write(nb, path)
     return path
 
 
 if __name__ == "__main__":
-    print(write(CIRCUIT, "01_circuit_walkthrough.ipynb"))
-    print(write(TRAINING, "02_training_with_circuit.ipynb"))
+    import sys
+    execute = "--no-execute" not in sys.argv[1:]
+    print(write(CIRCUIT, "01_circuit_walkthrough.ipynb", execute))
+    print(write(TRAINING, "02_training_with_circuit.ipynb", execute))

@@ -1,7 +1,9 @@
 """Entry points: ``train_main(argv) -> int`` and ``compare_main(argv) -> int`` (dispatched by ``amc train`` /
 ``amc compare``), also ``python -m training.cli train CONFIG [--set k=v ...]`` and ``... compare CONFIG``.
 
-Exit codes: 0 success, 1 training/data/solver error, 2 bad configuration or arguments.
+Exit codes: 0 success, 1 training or solver failure (non-finite values, a solver stop), 2 bad configuration,
+arguments or data (missing/corrupt files, an unusable $AMC_DATA_DIR), or an output directory that cannot be
+written, 130 Ctrl-C.
 """
 from __future__ import annotations
 
@@ -46,9 +48,15 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         res = train(cfg, out_dir=args.out)
-    except (TrainingError, DataError) as exc:
+    except DataError as exc:
+        print(f"data error: {exc}", file=sys.stderr)
+        return 2
+    except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # read-only or full output directory
+        print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except ImportError as exc:
         print(f"error: {exc} (the circuit backend needs the amc package and ngspice)", file=sys.stderr)
         return 1
@@ -86,8 +94,11 @@ def compare_main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         run_compare(cfg, out_dir=args.out, jobs=args.jobs)
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"data error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

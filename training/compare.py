@@ -282,9 +282,7 @@ def markdown_table(summary: dict) -> str:
 
 
 def plot_compare(summary: dict, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend: inline in a notebook, Agg from the CLI
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     labels = list(summary["optimizers"])
@@ -303,8 +301,11 @@ def plot_compare(summary: dict, path) -> None:
             bx.bar(i, e["epochs_mean"], yerr=e["epochs_std"], color=line.get_color(), capsize=4)
             bx.text(i, e["epochs_mean"], f" {e['epochs_mean']:.2f}\n ({e['reached']}/{e['runs']})", ha="center",
                     va="bottom", fontsize=8)
-        else:
-            bx.text(i, 0.1, "not\nreached", ha="center", va="bottom", fontsize=8)
+        else:  # drawn as missing, never as a zero-height (best-looking) bar
+            height = max([o["epochs_mean"] + (o["epochs_std"] or 0) for o in summary["optimizers"].values()
+                          if o["epochs_mean"] is not None] or [1.0])
+            bx.bar(i, height, color="none", edgecolor="tab:gray", hatch="//")
+            bx.text(i, height / 2, f"n/r\n(0/{e['runs']})", ha="center", va="center", fontsize=8)
     tgt = 100 * summary["target_accuracy"]
     ax.axhline(tgt, ls="--", c="k", lw=0.8)
     ax.set_xlabel("epoch")

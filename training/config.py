@@ -16,6 +16,9 @@ from typing import Any, Optional, Union
 import yaml
 
 
+IMAGE_SIZE = 28
+
+
 class ConfigError(ValueError):
     """A configuration is invalid; the message names the key and the file."""
 
@@ -35,6 +38,16 @@ class DataConfig:
         _choice(self.format, ("auto", "idx", "csv"), f"{where}.format")
         _positive(self.n_train, f"{where}.n_train")
         _positive(self.n_test, f"{where}.n_test")
+        if self.n_classes is not None:
+            if self.n_classes < 2:
+                raise ConfigError(f"{where}.n_classes must be >= 2 (or null: from the data), got {self.n_classes}")
+            if self.source == "synthetic-letters" and self.n_classes > 26:
+                raise ConfigError(f"{where}.n_classes: the synthetic letters have at most 26 classes, got "
+                                  f"{self.n_classes}")
+        classes = self.n_classes or (26 if self.source == "synthetic-letters" else 2)
+        if self.n_train < classes:
+            raise ConfigError(f"{where}.n_train = {self.n_train} is smaller than the {classes} classes: every class "
+                              "needs at least one training image")
 
 
 @dataclass
@@ -48,6 +61,15 @@ class ModelConfig:
         for k in ("channels", "kernel", "pool"):
             _positive(getattr(self, k), f"{where}.{k}")
         _choice(self.init, ("torch", "he"), f"{where}.init")
+        # Both data sources are 28 x 28 images: the convolution output must split into whole pool windows.
+        conv_out = IMAGE_SIZE - self.kernel + 1
+        if conv_out <= 0:
+            raise ConfigError(f"{where}.kernel = {self.kernel} does not fit the {IMAGE_SIZE} x {IMAGE_SIZE} images "
+                              f"(at most {IMAGE_SIZE})")
+        if conv_out % self.pool:
+            fits = [p for p in range(1, conv_out + 1) if conv_out % p == 0]
+            raise ConfigError(f"{where}.pool = {self.pool} does not divide the {conv_out} x {conv_out} convolution "
+                              f"output (kernel {self.kernel}); pool sizes that fit: {', '.join(map(str, fits))}")
 
 
 @dataclass

@@ -30,6 +30,7 @@ LABEL_MAGIC = 2049
 SYNTHETIC_NAME = "synthetic-letters"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_VAR = "AMC_DATA_DIR"
+MAX_LETTER_CLASSES = 26
 
 PathLike = Union[str, os.PathLike]
 
@@ -180,6 +181,12 @@ def _finish(imgs: np.ndarray, labels: np.ndarray, label_offset: Optional[int], n
     k = int(y.max()) + 1 if n_classes is None else int(n_classes)
     if y.max() >= k:
         raise DataError(f"{where}: label {labels.max()} out of range for {k} classes")
+    if n_classes is None and k > MAX_LETTER_CLASSES:
+        # Inferred from the largest label: one corrupt byte would otherwise make a model with hundreds of classes.
+        count = int(np.sum(y == k - 1))
+        raise DataError(f"{where}: label {int(labels.max())} ({count} sample(s)) is outside the letters' "
+                        f"{label_offset}..{MAX_LETTER_CLASSES - 1 + label_offset}: a corrupt label file? "
+                        "Set data.n_classes to use it anyway")
     x = np.ascontiguousarray(imgs, dtype=np.float32) / np.float32(255.0)
     return Dataset(x, y.astype(np.int64), k, name, synthetic=False)
 
@@ -191,10 +198,17 @@ def find_emnist_dir(path: Optional[PathLike] = None) -> Optional[Path]:
         if not p.is_absolute():
             p = (REPO_ROOT / p) if not p.exists() else p
         return p
-    candidates = []
     if os.environ.get(ENV_VAR):
-        candidates.append(Path(os.environ[ENV_VAR]).expanduser())
-    candidates += [REPO_ROOT.parent / "shared" / "data" / "emnist-letters-am", REPO_ROOT / "data" / "emnist",
+        # A folder the user named is used or refused, never silently swapped for another data set.
+        named = Path(os.environ[ENV_VAR]).expanduser()
+        if not named.is_dir():
+            raise DataError(f"${ENV_VAR} = {named}: no such directory")
+        try:
+            _pick_files(named)
+        except DataError as exc:
+            raise DataError(f"${ENV_VAR} = {named}: {exc}") from None
+        return named
+    candidates = [REPO_ROOT.parent / "shared" / "data" / "emnist-letters-am", REPO_ROOT / "data" / "emnist",
                    REPO_ROOT / "data"]
     for c in candidates:
         if c.is_dir() and _pick_files(c, quiet=True) is not None:
@@ -432,6 +446,12 @@ def stratified_split(y: np.ndarray, n_train: int, n_test: int, seed: int = 0):
     used[te] = True
     pool = rng.permutation(np.flatnonzero(~used))
     tr = _resize(tr, n_train, pool, rng)
+    if len(tr) < n_train:
+        # Tiny splits: trimming the test set freed samples the pool above did not see (no rng use, so every split
+        # that was already full size stays as it was).
+        taken = np.zeros(n, dtype=bool)
+        taken[tr] = taken[te] = True
+        tr = np.concatenate([tr, np.flatnonzero(~taken)[: n_train - len(tr)]])
     return rng.permutation(tr), rng.permutation(te)
 
 
@@ -447,7 +467,8 @@ def load_data(cfg) -> tuple[Dataset, Dataset]:
     """(train, test) for a ``training.config.DataConfig``."""
     source = cfg.source
     if source == SYNTHETIC_NAME:
-        full = synthetic_letters(cfg.n_train + cfg.n_test, n_classes=cfg.n_classes or 26, seed=cfg.seed)
+        k = 26 if cfg.n_classes is None else cfg.n_classes
+        full = synthetic_letters(cfg.n_train + cfg.n_test, n_classes=k, seed=cfg.seed)
     elif source == "emnist":
         directory = find_emnist_dir(cfg.path)
         if directory is None:
@@ -456,5 +477,8 @@ def load_data(cfg) -> tuple[Dataset, Dataset]:
         full = load_emnist_dir(directory, fmt=cfg.format, n_classes=cfg.n_classes)
     else:
         raise DataError(f"unknown data source {source!r}; use '{SYNTHETIC_NAME}' or 'emnist'")
+    if cfg.n_train < full.n_classes:
+        raise DataError(f"data.n_train = {cfg.n_train} is smaller than the {full.n_classes} classes of {full.label}: "
+                        "every class needs at least one training image")
     tr, te = stratified_split(full.y, cfg.n_train, cfg.n_test, seed=cfg.seed)
     return full.subset(tr), full.subset(te)

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,10 +73,28 @@ class JsonlLog:
         self._f.close()
 
 
-def read_log(path) -> list[dict]:
-    """All records of a metrics log."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
+def read_log(path, allow_partial_last: bool = False) -> list[dict]:
+    """All records of a metrics log; a damaged line raises TrainingError naming it.
+
+    ``allow_partial_last``: a last line cut short (no newline: the process died mid-write) is dropped.
+    """
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.readlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            if allow_partial_last and number == len(lines) and not line.endswith("\n"):
+                break
+            raise TrainingError(f"{path}: line {number} is damaged ({exc}); repair or delete that line, or start "
+                                f"over with --fresh (train.resume=false)") from None
+        records.append(record)
+    return records
 
 
 def _plain(x):
@@ -125,11 +144,16 @@ def save_checkpoint(path: Path, params: dict, opt_state: dict, meta: dict) -> No
     _flatten(opt_state, "opt", arrays)
     arrays["meta"] = np.array(json.dumps(_plain(meta)))
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk or Ctrl-C mid-write: the last good checkpoint stays and no partial file is left behind.
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path) -> tuple[dict, dict, dict]:
@@ -171,8 +195,12 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
     ckpt_path, log_path = out / CHECKPOINT, out / log_name
     train_set, test_set = data if data is not None else load_data(cfg.data)
 
-    model = ConvNet(n_classes=max(train_set.n_classes, test_set.n_classes), image_size=train_set.x.shape[1],
-                    channels=cfg.model.channels, kernel=cfg.model.kernel, pool=cfg.model.pool, init=cfg.model.init)
+    try:
+        model = ConvNet(n_classes=max(train_set.n_classes, test_set.n_classes), image_size=train_set.x.shape[1],
+                        channels=cfg.model.channels, kernel=cfg.model.kernel, pool=cfg.model.pool,
+                        init=cfg.model.init)
+    except ValueError as exc:  # data of another image size than the 28 x 28 the config check assumes
+        raise TrainingError(f"model settings do not fit the data: {exc}") from None
     opt = make_optimizer(cfg.optimizer, layers=model.layers, solver=solver, seed=tc.seed)
     n = len(train_set)
     spe = math.ceil(n / tc.batch_size)
@@ -192,12 +220,15 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
         diff = sorted(k for k in set(old) | set(new) if k not in _RESUME_FREE and old.get(k) != new.get(k))
         if diff:
             raise TrainingError(f"{ckpt_path}: written by a different configuration (differs in {', '.join(diff)}); "
-                                f"delete it or set train.resume=false")
+                                f"start over with --fresh (train.resume=false), or use another --out")
         step, train_time = int(meta["step"]), float(meta["train_time_s"])
         if meta.get("hardware") and hasattr(opt.solver, "restore"):
             opt.solver.restore(meta["hardware"])
         if log_path.exists():   # drop records written after the checkpoint (a crash between log and checkpoint)
-            keep = [r for r in read_log(log_path) if r.get("step", -1) <= step and r.get("event") != "error"]
+            if not log_path.read_bytes().endswith(b"\n") and log_path.stat().st_size:
+                print(f"note: {log_path}: removed a partial last line left by an interrupted run", file=sys.stderr)
+            keep = [r for r in read_log(log_path, allow_partial_last=True)
+                    if r.get("step", -1) <= step and r.get("event") != "error"]
             tmp = log_path.with_name(log_path.name + ".tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
             os.replace(tmp, log_path)
@@ -311,7 +342,10 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
             end["hardware"] = hw
         log.write(end)
     except TrainingError as exc:
-        log.write({"event": "error", **base, "step": step, "epoch": step / spe, "message": str(exc)})
+        try:
+            log.write({"event": "error", **base, "step": step, "epoch": step / spe, "message": str(exc)})
+        except OSError:
+            pass  # the disk that cannot take this record is reported by the error itself
         raise
     finally:
         log.close()

@@ -1,6 +1,7 @@
 """The `amc` command: one entry point dispatching to the circuit core, training and sweep workflows."""
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: amc COMMAND [options]
@@ -14,13 +15,33 @@ commands:
   plot      draw the figures of a results directory
   cost      time and energy of a circuit, a K-FAC training config, a network or a study, against digital
 
-`amc COMMAND --help` shows the options of one command."""
+`amc COMMAND --help` shows the options of one command; `amc --version` the installed version."""
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as installed
+    try:
+        return installed("amc-cosim")
+    except PackageNotFoundError:
+        return "unknown (not installed; run `make install`)"
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:  # Ctrl-C while a command was still being imported
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # a command draws into files; never open a window
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"amc {version()}")
         return 0
     command, rest = argv[0], argv[1:]
     from amc.cli import netlist_main, run, solve_main

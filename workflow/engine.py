@@ -31,7 +31,7 @@ from amc.errors import ConfigError
 
 from .points import TIMEOUT_MARKERS, run_point
 from .spec import Point, Sweep
-from .store import ResultStore, latest_by_id
+from .store import ResultStore, StoreError, latest_by_id
 
 META = "sweep.json"
 MAX_CRASHES = 2
@@ -76,7 +76,8 @@ def pending_points(sweep: Sweep, out_dir: Path, retry_failed: bool = False) -> t
 
 def run_sweep(sweep: Sweep, out_dir: Optional[Path] = None, workers: int = 1, executor: str = "process",
               scheduler: Any = None, retry_failed: bool = False, progress: bool = True, plot: bool = True,
-              start_method: str = "spawn", on_record: Optional[Callable[[dict], None]] = None) -> SweepReport:
+              start_method: str = "spawn", on_record: Optional[Callable[[dict], None]] = None,
+              connect_timeout_s: float = 30.0) -> SweepReport:
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(sweep)
     if executor not in ("process", "dask", "serial"):
         raise ConfigError(f"executor must be process, dask or serial, got {executor!r}")
@@ -89,6 +90,7 @@ def run_sweep(sweep: Sweep, out_dir: Optional[Path] = None, workers: int = 1, ex
     records = store.open()
     report = SweepReport(out_dir=out_dir, total=len(sweep.points), repaired_bytes=store.repaired_bytes)
     try:
+        _refuse_another_sweep(sweep, out_dir, records)
         if store.repaired_bytes:
             print(f"note: removed a partial last record ({store.repaired_bytes} bytes) left by an interrupted run",
                   file=sys.stderr)
@@ -121,7 +123,7 @@ def run_sweep(sweep: Sweep, out_dir: Optional[Path] = None, workers: int = 1, ex
                 elif executor == "process":
                     _run_processes(todo, sweep, record, workers, out_dir, start_method)
                 else:
-                    _run_dask(todo, sweep, record, scheduler)
+                    _run_dask(todo, sweep, record, scheduler, connect_timeout_s)
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
@@ -146,9 +148,34 @@ def _run_serial(todo: list[Point], sweep: Sweep, record: Callable[[dict], None])
         record(run_point(point.payload(sweep.timeout_s)))
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     # The submitting process handles Ctrl-C and ends the workers; workers must not print tracebacks for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """End this worker when the sweep process dies (kill -9 included), instead of idling on its queue forever.
+
+    Linux: the kernel sends SIGKILL when the parent exits (prctl PR_SET_PDEATHSIG), even mid-ngspice. Elsewhere,
+    and for a parent that died before the prctl, a daemon thread polls the parent's pid.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    import threading
+    threading.Thread(target=watch, name="amc-parent-watchdog", daemon=True).start()
 
 
 def _run_processes(todo: list[Point], sweep: Sweep, record: Callable[[dict], None], workers: int,
@@ -161,7 +188,8 @@ def _run_processes(todo: list[Point], sweep: Sweep, record: Callable[[dict], Non
     queue = list(todo)
     crashes: Counter = Counter()
     while queue:
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                                     initargs=(os.getpid(),))
         inflight: dict[cf.Future, Point] = {}
         broken = False
         try:
@@ -226,13 +254,21 @@ def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
             pass
 
 
-def _run_dask(todo: list[Point], sweep: Sweep, record: Callable[[dict], None], scheduler: Any) -> None:
+def _run_dask(todo: list[Point], sweep: Sweep, record: Callable[[dict], None], scheduler: Any,
+              connect_timeout_s: float = 30.0) -> None:
     try:
         from distributed import Client
     except ImportError:
         raise ConfigError('--executor dask needs dask.distributed: pip install "dask[distributed]"') from None
     own_client = not isinstance(scheduler, Client)
-    client = Client(scheduler, set_as_default=False) if own_client else scheduler
+    if own_client:
+        try:
+            client = Client(scheduler, set_as_default=False, timeout=connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach the dask scheduler at {scheduler!r} within {connect_timeout_s:g} s "
+                              f"({exc}); check --scheduler and that the cluster is running") from None
+    else:
+        client = scheduler
     try:
         slots = max(1, sum(client.nthreads().values()))
         queue = list(todo)
@@ -288,11 +324,35 @@ def _progress(total: int, name: str, enabled: bool):
                 bar_format="{desc}: {n_fmt}/{total_fmt} {bar} [{elapsed}<{remaining}{postfix}]")
 
 
+def _refuse_another_sweep(sweep: Sweep, out_dir: Path, records: list[dict]) -> None:
+    """One results directory holds one sweep: records of another would be mixed into its tables and figures."""
+    others = set()
+    meta_path = out_dir / META
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("name") != sweep.name or meta.get("kind") != sweep.kind:
+                others.add(f"{meta.get('name')!r} ({meta.get('kind')}, from {meta.get('source')})")
+        except (ValueError, OSError, AttributeError):
+            pass  # a damaged sweep.json is rewritten below; the records still tell
+    others |= {repr(r["sweep"]) for r in records if r.get("sweep") not in (None, sweep.name)}
+    if others:
+        raise ConfigError(f"{out_dir} holds the results of another sweep, {', '.join(sorted(others))}; this sweep "
+                          f"is {sweep.name!r} ({sweep.kind}, from {sweep.path}): pick another --out")
+
+
 def _write_meta(sweep: Sweep, out_dir: Path) -> None:
     meta = {"name": sweep.name, "kind": sweep.kind, "description": sweep.description,
             "source": str(sweep.path) if sweep.path else None, "grid_keys": sweep.grid_keys,
             "plots": sweep.plots, "timeout_s": sweep.timeout_s, "points": len(sweep.points),
             "point_ids": [p.id for p in sweep.points], "spec": sweep.raw}
     tmp = out_dir / (META + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str))
-    os.replace(tmp, out_dir / META)
+    try:
+        tmp.write_text(json.dumps(meta, indent=2, default=str))
+        os.replace(tmp, out_dir / META)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise StoreError(f"cannot write {out_dir / META}: {exc.strerror or exc}") from None

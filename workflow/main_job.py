@@ -90,8 +90,10 @@ def circuit_stage(out: Path, settings: dict) -> dict:
     refined = solve_system(h, g, method=CIRCUIT_METHOD, config=config)
     t_refined = time.perf_counter() - t0
     control = solve_system(h, g, method={**CIRCUIT_METHOD, "preconditioner": "identity"}, config=config)
-    (out / "inv_circuit_op.cir").write_text(op.netlist)
-    (out / "inv_circuit_tran.cir").write_text(tran.netlist)
+    from amc.netlist import with_g_scale
+    g_scale = float(np.max(np.abs(g)))  # the header then holds all it takes to turn V(out_j) back into x
+    (out / "inv_circuit_op.cir").write_text(with_g_scale(op.netlist, g_scale))
+    (out / "inv_circuit_tran.cir").write_text(with_g_scale(tran.netlist, g_scale))
     np.save(out / "H.npy", h)
     np.save(out / "g.npy", g)
     np.savetxt(out / "solution.csv", np.column_stack([exact, op.x, tran.x]), delimiter=",",
@@ -123,12 +125,14 @@ def _waveform_figure(tran, out: Path, summary: dict) -> None:
     from .plots import _new_figure, _save
     wave = tran.waveforms[0]
     fig, ax = _new_figure(f"INV circuit transient: op-amp outputs (n = {summary['n']}), "
-                          f"settling {summary['settling_time_s'] * 1e6:.3g} us")
+                          f"settling {summary['settling_time_s'] * 1e6:.3g} µs",
+                          f"preset {summary['preset']}, cond(H) = {summary['condition_number']:.3g}, "
+                          "all inputs stepped at t = 0")
     t = np.asarray(wave["time"]) * 1e6
     for row in np.asarray(wave["outputs"]):
         ax.plot(t, row, lw=0.8)
     ax.axvline(summary["settling_time_s"] * 1e6, color="k", ls=":", lw=1, label="settling time")
-    ax.set_xlabel("time (us)")
+    ax.set_xlabel("time (µs)")
     ax.set_ylabel("op-amp output voltage V(out_j) (V)")
     ax.legend(fontsize=8)
     _save(fig, out, "transient_outputs")

@@ -1,9 +1,10 @@
-"""Figures of a results directory (PNG and SVG, matplotlib Agg), chosen from the swept keys and the metrics.
+"""Figures of a results directory (PNG and SVG), chosen from the swept keys and the metrics, or asked for by
+``amc plot DIR --x KEY --y METRIC [--hue KEY]``.
 
-Every figure aggregates the records that share its x value and curve: mean with a +-1 std error bar over the
-rest (Monte Carlo seeds, other swept keys). Failed points are left out and counted in the title. A sweep file
-may name its figures (``plots: [...]``); otherwise each figure whose keys were swept and whose metrics exist
-is drawn.
+Every figure draws one curve per combination of the swept keys it is not plotted against; only Monte Carlo
+seeds (``seed``, ``*.seed``) are averaged (mean with a ±1 std error bar). Failed points are left out and counted
+in the title. Each figure's subtitle states the sweep, its circuit preset and fixed conditions. A sweep file may
+name its figures (``plots: [...]``); otherwise each figure whose keys were swept and whose metrics exist is drawn.
 """
 from __future__ import annotations
 
@@ -21,20 +22,20 @@ KEY_LABELS = {
     "opamp.gbw_hz": "op-amp gain-bandwidth (Hz)",
     "matrix.n": "matrix size n",
     "matrix.condition": "condition number of H",
-    "matrix.lambda_min": "lambda_min of H (normalised)",
+    "matrix.lambda_min": "λ_min of H (normalised)",
     "wires.row_ohm": "wire resistance per segment (ohm)",
     "wires.col_ohm": "column wire resistance per segment (ohm)",
     "device.program_sigma": "programming error sigma (relative)",
     "device.read_noise_sigma": "read noise sigma (relative)",
     "device.stuck_rate": "stuck-device rate",
     "seed": "Monte Carlo seed",
-    "inverse_lambda_min": "1 / lambda_min of the mapped loop matrix",
+    "inverse_lambda_min": "1 / λ_min of the mapped loop matrix",
     "n": "matrix size n",
 }
 METRICS = {  # name: (label, scale factor, log axis)
     "relative_error": ("relative error |x - x*| / |x*|", 1.0, True),
     "relative_residual": ("relative residual |Hx - g| / |g|", 1.0, True),
-    "settling_time_s": ("settling time (us)", 1e6, True),
+    "settling_time_s": ("settling time (µs)", 1e6, True),
     "energy_j": ("energy per solve (nJ)", 1e9, True),
     "static_power_w": ("static power (mW)", 1e3, False),
     "final_test_accuracy": ("final test accuracy (%)", 100.0, False),
@@ -67,13 +68,58 @@ def _swept(records: list[dict], key: str) -> bool:
     return len(values) > 1
 
 
+def _is_seed(key: Optional[str]) -> bool:
+    return bool(key) and (key == "seed" or key.endswith(".seed"))
+
+
+def conditions(meta: dict, records: list[dict]) -> str:
+    """One or two lines: the sweep, its circuit preset and the conditions every point shares."""
+    spec = meta.get("spec") or {}
+    base = spec.get("base") or {}
+    swept = set(meta.get("grid_keys") or []) | {k for r in records for k in (r.get("params") or {})}
+    parts = []
+    if meta.get("name"):
+        parts.append(f"sweep {meta['name']}")
+    circuit = base.get("circuit")
+    if isinstance(circuit, dict):
+        circuit = circuit.get("preset") or circuit.get("name") or "custom circuit"
+    if circuit and not any(k.startswith(("circuit", "preset")) for k in swept):
+        parts.append(f"preset {circuit}")
+    fixed = []
+    for key, value in _flat(base).items():
+        if key.startswith("circuit") and not key.startswith("circuit."):
+            continue
+        if key not in swept and not isinstance(value, (dict, list)):
+            fixed.append(f"{key} = {_fmt(value)}")
+    seeds = sorted({k for k in swept if _is_seed(k)})
+    if seeds:
+        fixed.append("mean ± std over " + ", ".join(seeds))
+    if not parts and not fixed:
+        return ""
+    text = "; ".join(parts + fixed)
+    return _wrap(text, 105)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+    return "\n".join(textwrap.wrap(text, width)[:3])
+
+
 # ---- drawing -------------------------------------------------------------------------------------
-def _new_figure(title: str):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    ax.set_title(title, fontsize=10)
+def _new_figure(title: str, subtitle: str = ""):
+    import matplotlib.pyplot as plt  # the backend is the caller's: inline in Jupyter, a file writer elsewhere
+    fig, ax = plt.subplots(figsize=(6.4, 4.4 + 0.15 * subtitle.count("\n")), dpi=110)
+    ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9 if subtitle else 10)
     ax.grid(True, which="both", alpha=0.3)
     return fig, ax
 
@@ -94,35 +140,50 @@ def _save(fig, out: Path, name: str) -> list[Path]:
 
 
 def line_figure(records: list[dict], x_key: str, metric: str, group_key: Optional[str], out: Path, name: str,
-                title: Optional[str] = None) -> list[Path]:
-    """Metric vs a swept key, one curve per value of group_key; mean +- std over everything else."""
+                title: Optional[str] = None, subtitle: str = "") -> list[Path]:
+    """Metric vs a swept key, one curve per value of group_key and of every other swept key but seeds;
+    mean ± std over the seeds."""
     label, scale, logy = METRICS.get(metric, (metric, 1.0, False))
     ok = [r for r in records if r.get("status") == "ok" and _finite(_value(r, x_key)) and _finite(_value(r, metric))]
     failed = sum(1 for r in records if r.get("status") != "ok")
     if not ok:
         return []
-    groups: dict[Any, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    # Averaging over a swept setting would hide the very effect a reader looks for: split it into curves.
+    others = sorted(k for k in {k for r in ok for k in (r.get("params") or {})}
+                    if k not in (x_key, group_key) and not _is_seed(k) and _swept(ok, k))
+    curve_keys = ([group_key] if group_key else []) + others
+    groups: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in ok:
-        g = _value(r, group_key) if group_key else None
+        g = tuple(_value(r, k) for k in curve_keys)
         groups[g][float(_value(r, x_key))].append(float(_value(r, metric)) * scale)
-    extra = f"\n({failed} failed point(s) not shown)" if failed else ""
-    fig, ax = _new_figure((title or f"{label} vs {KEY_LABELS.get(x_key, x_key)}") + extra)
-    for g in sorted(groups, key=lambda v: (v is None, v if _finite(v) else str(v))):
+    averaged = any(len(v) > 1 for grp in groups.values() for v in grp.values())
+    extra = f" ({failed} failed point(s) not shown)" if failed else ""
+    main = (title or f"{label} vs {KEY_LABELS.get(x_key, x_key)}") + extra
+    fig, ax = _new_figure(main, subtitle)
+
+    def order(values: tuple):
+        return tuple((v is None, v if _finite(v) else str(v)) for v in values)
+
+    for g in sorted(groups, key=order):
         xs = sorted(groups[g])
         means = np.array([np.mean(groups[g][x]) for x in xs])
         stds = np.array([np.std(groups[g][x]) for x in xs])
-        curve = None if group_key is None else f"{KEY_LABELS.get(group_key, group_key)} = {_fmt(g)}"
+        curve = ", ".join(f"{_short(k)} = {_fmt(v)}" for k, v in zip(curve_keys, g)) or None
         ax.errorbar(xs, means, yerr=stds if np.any(stds > 0) else None, marker="o", ms=4, capsize=3, label=curve)
     ax.set_xlabel(KEY_LABELS.get(x_key, x_key))
-    ax.set_ylabel(label)
+    ax.set_ylabel(label + (" (mean ± std)" if averaged else ""))
     if x_key in LOG_KEYS and all(x > 0 for grp in groups.values() for x in grp):
         ax.set_xscale("log", base=2 if x_key == "device.levels" else 10)
     if logy and all(m > 0 for grp in groups.values() for vals in grp.values() for m in vals):
         ax.set_yscale("log")
-    if group_key is not None:
-        ax.legend(fontsize=8)
+    if curve_keys:
+        ax.legend(fontsize=7 if len(groups) > 6 else 8)
     _tidy_log_axes(ax)
     return _save(fig, out, name)
+
+
+def _short(key: str) -> str:
+    return KEY_LABELS.get(key, key) if len(KEY_LABELS.get(key, key)) <= 28 else key
 
 
 def _tidy_log_axes(ax) -> None:
@@ -139,15 +200,15 @@ def _fmt(v: Any) -> str:
     return "continuous" if v is None else str(v)
 
 
-def training_curves(records: list[dict], out: Path, name: str = "training_curves") -> list[Path]:
-    """Test accuracy vs epoch per optimiser: mean +- std over seeds."""
+def training_curves(records: list[dict], out: Path, name: str = "training_curves", subtitle: str = "") -> list[Path]:
+    """Test accuracy vs epoch per optimiser: mean ± std over seeds."""
     runs = [r for r in records if r.get("status") == "ok" and (r.get("curves") or {}).get("test_accuracy")]
     if not runs:
         return []
     by_opt: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
         by_opt[_run_label(r)].append(r["curves"])
-    fig, ax = _new_figure("test accuracy vs epoch (mean +- std over seeds)")
+    fig, ax = _new_figure("test accuracy vs epoch (mean ± std over seeds)", subtitle)
     for label in sorted(by_opt):
         curves = by_opt[label]
         length = min(len(c["test_accuracy"]) for c in curves)
@@ -166,7 +227,7 @@ def training_curves(records: list[dict], out: Path, name: str = "training_curves
     return _save(fig, out, name)
 
 
-def epochs_to_target(records: list[dict], out: Path, name: str = "epochs_to_target") -> list[Path]:
+def epochs_to_target(records: list[dict], out: Path, name: str = "epochs_to_target", subtitle: str = "") -> list[Path]:
     runs = [r for r in records if r.get("status") == "ok" and "epochs_to_target" in (r.get("metrics") or {})]
     if not runs:
         return []
@@ -182,18 +243,23 @@ def epochs_to_target(records: list[dict], out: Path, name: str = "epochs_to_targ
     labels = sorted(set(by_opt) | set(missed))
     target = next((r["metrics"].get("target_accuracy") for r in runs if r["metrics"].get("target_accuracy")), None)
     fig, ax = _new_figure("epochs to reach " + (f"{100 * target:g}% " if target else "the target ") +
-                          "test accuracy (mean +- std over seeds)")
-    means = [np.mean(by_opt[l]) if by_opt[l] else 0.0 for l in labels]
-    stds = [np.std(by_opt[l]) if by_opt[l] else 0.0 for l in labels]
-    bars = ax.bar(range(len(labels)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+                          "test accuracy (mean ± std over the seeds that reached it)", subtitle)
+    reached = [l for l in labels if by_opt[l]]
+    top = max([np.mean(by_opt[l]) + np.std(by_opt[l]) for l in reached] or [1.0]) * 1.1
     for i, l in enumerate(labels):
-        if missed[l]:
-            ax.annotate(f"{missed[l]} run(s) missed", (i, means[i]), ha="center", va="bottom", fontsize=8,
-                        xytext=(0, 4), textcoords="offset points")
+        n_runs = len(by_opt[l]) + missed[l]
+        if by_opt[l]:
+            ax.bar(i, np.mean(by_opt[l]), yerr=np.std(by_opt[l]), capsize=4, color="tab:blue", alpha=0.8)
+            if missed[l]:
+                ax.annotate(f"{missed[l]}/{n_runs} run(s) missed", (i, np.mean(by_opt[l])), ha="center",
+                            va="bottom", fontsize=8, xytext=(0, 4), textcoords="offset points")
+        else:
+            # Never a zero-height "best" bar: a target nobody reached is drawn as missing.
+            ax.bar(i, top, color="none", edgecolor="tab:gray", hatch="//", linewidth=1)
+            ax.text(i, top / 2, f"n/r\n(0/{n_runs} reached)", ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
     ax.set_xlabel("optimiser")
     ax.set_ylabel("epochs to target accuracy")
-    del bars
     return _save(fig, out, name)
 
 
@@ -208,11 +274,11 @@ def _run_label(record: dict) -> str:
 
 # ---- registry ------------------------------------------------------------------------------------
 def _line(x: str, metric: str, group: Optional[str] = None, also: Iterable[str] = ()) -> Callable:
-    def draw(records, out, name):
+    def draw(records, out, name, subtitle=""):
         g = group if group and _swept(records, group) else None
         if g is None:  # fall back on another swept key as the curve parameter
             g = next((k for k in also if _swept(records, k) and k != x), None)
-        return line_figure(records, x, metric, g, out, name)
+        return line_figure(records, x, metric, g, out, name, subtitle=subtitle)
 
     def applies(records, keys):
         return _swept(records, x) and any(_finite(_value(r, metric)) for r in records)
@@ -230,29 +296,49 @@ FIGURES: dict[str, tuple[Callable, Callable]] = {
     "error_vs_program_sigma": _line("device.program_sigma", "relative_error", "matrix.n", also=("device.levels",)),
     "error_vs_read_noise": _line("device.read_noise_sigma", "relative_error", "matrix.n"),
     "accuracy_vs_program_sigma": _line("device.program_sigma", "final_test_accuracy", "optimizer"),
-    "training_curves": (lambda records, out, name: training_curves(records, out, name),
+    "training_curves": (lambda records, out, name, subtitle="": training_curves(records, out, name, subtitle),
                         lambda records, keys: any((r.get("curves") or {}).get("test_accuracy") for r in records)),
-    "epochs_to_target": (lambda records, out, name: epochs_to_target(records, out, name),
+    "epochs_to_target": (lambda records, out, name, subtitle="": epochs_to_target(records, out, name, subtitle),
                          lambda records, keys: any("epochs_to_target" in (r.get("metrics") or {}) for r in records)),
 }
 
 
-def plot_results(directory: str | Path, sweep_plots: Optional[list[str]] = None) -> list[Path]:
-    """Draw the figures that apply (or the named ones) into DIRECTORY/figures; return the files written."""
+def plot_results(directory: str | Path, sweep_plots: Optional[list[str]] = None, x: Optional[str] = None,
+                 y: Optional[str] = None, hue: Optional[str] = None) -> list[Path]:
+    """Draw the figures that apply (or the named ones, or one ``y`` vs ``x`` figure) into DIRECTORY/figures;
+    return the files written."""
+    from amc.errors import ConfigError
     directory = Path(directory)
     records, meta = load(directory)
     if not records:
         return []
+    subtitle = conditions(meta, records)
+    out = directory / "figures"
+    if x or y:
+        if not (x and y):
+            raise ConfigError("--x and --y go together (and --hue is optional)")
+        known = sorted({k for r in records for k in (r.get("params") or {})} |
+                       {k for r in records for k, v in (r.get("metrics") or {}).items() if _finite(v)})
+        for option, key in (("--x", x), ("--y", y), ("--hue", hue)):
+            if key is not None and key not in known:
+                raise ConfigError(f"{option} {key!r} is in no record of {directory}; keys there: {', '.join(known)}")
+        name = f"{_slug(y)}_vs_{_slug(x)}" + (f"_by_{_slug(hue)}" if hue else "")
+        written = line_figure(records, x, y, hue, out, name, subtitle=subtitle)
+        if not written:
+            raise ConfigError(f"no successful record has numeric values of both {x!r} and {y!r}")
+        return written
     keys = set(meta.get("grid_keys") or [])
     for r in records:
         keys.update((r.get("params") or {}).keys())
     names = sweep_plots or meta.get("plots") or [n for n, (_, applies) in FIGURES.items() if applies(records, keys)]
-    out = directory / "figures"
     written: list[Path] = []
     for name in names:
         if name not in FIGURES:
-            from amc.errors import ConfigError
             raise ConfigError(f"unknown figure {name!r}; known: {', '.join(sorted(FIGURES))}")
         draw, _ = FIGURES[name]
-        written += draw(records, out, name)
+        written += draw(records, out, name, subtitle)
     return written
+
+
+def _slug(key: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in key).strip("_")

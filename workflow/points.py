@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,10 +46,17 @@ def run_point(payload: Mapping[str, Any]) -> dict:
                               "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start))}
     watchdog = _Watchdog(payload, timeout)
     try:
-        with _NGSPICE_LOCK, watchdog:
+        # A point's warnings (e.g. amc's AccuracyWarning) belong to its record, not to the sweep's terminal.
+        with _NGSPICE_LOCK, watchdog, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            from amc import mapping
+            mapping._ACCURACY_WARNED.clear()  # each point's record tells its own warnings
             _run_into(record, payload)
     except PointTimeout:  # delivered late, just as the point finished: the point did finish
         pass
+    messages = list(dict.fromkeys(str(w.message) for w in caught))
+    if messages:
+        record["warnings"] = messages
     if watchdog.fired and record["status"] == "ok":
         # One ngspice analysis cannot be interrupted from Python: it ended past the limit. Still a timeout.
         record["status"] = "error"

@@ -83,15 +83,23 @@ class ResultStore:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the results directory {self.dir}: {exc.strerror}") from None
-        self._lock_fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._lock_fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the results directory {self.dir}: {exc.strerror} "
+                             "(a sweep needs a writable --out, also to resume)") from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
             self._lock_fd = None
             raise StoreError(f"another sweep is writing to {self.dir} (lock {self.dir / LOCK} is held)") from None
-        self._repair()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._repair()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            self.close()
+            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
         records, _ = read_records(self.path)
         return records
 

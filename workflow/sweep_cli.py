@@ -22,6 +22,8 @@ def sweep_main(argv: list[str]) -> int:
     parser.add_argument("--executor", choices=["process", "dask", "serial"], default="process",
                         help="process pool (default), an existing dask.distributed cluster, or this process")
     parser.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to try to reach the dask scheduler (default 30)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed points again")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the figures at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -35,6 +37,9 @@ def sweep_main(argv: list[str]) -> int:
     sweep = load_sweep(args.sweep)
     out_dir = Path(args.out) if args.out else default_out_dir(sweep)
     if args.dry_run:
+        from .engine import _refuse_another_sweep
+        from .store import RECORDS, read_records
+        _refuse_another_sweep(sweep, out_dir, read_records(out_dir / RECORDS)[0])
         todo, latest = pending_points(sweep, out_dir, args.retry_failed)
         todo_ids = {p.id for p in todo}
         print(f"sweep {sweep.name!r} ({sweep.kind}) from {args.sweep}: {len(sweep)} point(s), "
@@ -51,7 +56,8 @@ def sweep_main(argv: list[str]) -> int:
         args.executor = "dask"
     workers = args.workers if args.workers is not None else max(1, min(os.cpu_count() or 1, len(sweep)))
     report = run_sweep(sweep, out_dir=out_dir, workers=workers, executor=args.executor, scheduler=args.scheduler,
-                       retry_failed=args.retry_failed, progress=not args.no_progress, plot=not args.no_plots)
+                       retry_failed=args.retry_failed, progress=not args.no_progress, plot=not args.no_plots,
+                       connect_timeout_s=args.connect_timeout)
     print(report.summary())
     if report.failed:
         print(f"{report.failed} point(s) failed: see the 'error' column of {out_dir / 'records.csv'}")
@@ -65,14 +71,23 @@ def plot_main(argv: list[str]) -> int:
                                                                   "directory of `amc sweep` or `make sim`.")
     parser.add_argument("results", help="results directory (holding records.jsonl)")
     parser.add_argument("--only", nargs="*", help="figure names to draw (default: chosen from the swept keys)")
+    parser.add_argument("--x", help="any swept key or metric for the x axis (with --y): one figure of any study")
+    parser.add_argument("--y", help="a metric (or key) for the y axis, e.g. relative_error")
+    parser.add_argument("--hue", help="a key whose values become separate curves (other swept keys but seeds "
+                                      "always do)")
     args = parser.parse_args(argv)
-    from .plots import plot_results
+    from .plots import load, plot_results
     directory = Path(args.results)
     if not directory.is_dir():
         raise ConfigError(f"results directory not found: {directory}")
-    figures = plot_results(directory, sweep_plots=args.only)
+    if (args.x or args.y or args.hue) and args.only:
+        raise ConfigError("--only names built-in figures; --x/--y/--hue draw one figure of your choice: use one")
+    if (args.x or args.y or args.hue) and not load(directory)[0]:
+        raise ConfigError(f"no records in {directory} (records.jsonl missing or empty)")
+    figures = plot_results(directory, sweep_plots=args.only, x=args.x, y=args.y, hue=args.hue)
     if not figures:
-        print(f"no figure applies to the records in {directory}")
+        print(f"no built-in figure applies to the records in {directory}; draw one with "
+              "--x KEY --y METRIC [--hue KEY]")
         return 0
     for path in figures:
         print(path)

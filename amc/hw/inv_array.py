@@ -170,7 +170,9 @@ class InvArray:
         g_array = g * self._d if self._d is not None else g
         i0 = self._initial_i0(self._mapped, g_array) if np.any(g_array) else 1e-9
         spec = self._transient_spec(self._mapped) if transient else None
-        return build_deck(self._mapped, self._currents(g_array, i0), self.config, transient=spec)
+        gmax = float(np.max(np.abs(g_array))) if np.any(g_array) else 1.0
+        return build_deck(self._mapped, self._currents(g_array, i0), self.config, transient=spec, g_scale=gmax,
+                          equilibration=self._d)
 
     # ---- settles from the measured response --------------------------------------------------------------------
     def read(self, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:

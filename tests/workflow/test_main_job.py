@@ -22,6 +22,7 @@ def test_main_job_quick(tmp_path):
     assert f"results in {out.resolve()}" in proc.stdout
     deck = (out / "circuit" / "inv_circuit_op.cir").read_text()
     assert ".op" in deck and ".end" in deck
+    assert ".include" not in deck and "max|g| = " in deck and "not recorded" not in deck  # kept decks travel
     summary = json.loads((out / "summary.json").read_text())
     # one 8-level INV gives a few bits; 3 PCG iterations with it as preconditioner beat the same 3 without it
     circuit = summary["circuit"]
