@@ -40,7 +40,7 @@ from .config import DEFAULT_PRESET, CircuitConfig, DeviceConfig
 from .errors import ConfigError, InputError, SimulationError
 from .converters import quantise_symmetric
 from .mapping import apply_programming_variation
-from .netlist import LIBRARY_PATH, _fmt, opamp_params, pwl_points
+from .netlist import _fmt, model_library, opamp_params, pwl_points
 from .runner import session
 from .hw.counters import OperationCounts
 from .hw.keys import matrix_key
@@ -419,14 +419,15 @@ def build_mvm_deck(g_pos: np.ndarray, g_neg: np.ndarray, volts: np.ndarray, rf: 
     m, n = g_pos.shape
     volts = np.asarray(volts, dtype=float)
     batch = volts.ndim == 2          # (n, k): a quasi-static batch, input vector r at t = r
-    library = library if library is not None else str(LIBRARY_PATH)
     o, w = config.opamp, config.wires
     lines = [
         f"* {title}",
         f"* {m} rows (TIAs) x {n} columns (DAC inputs); R_f = {rf:.6g} ohm; {header}",
         "* V(out_i) = -R_f * sum_j (G+_ij - G-_ij) V_j  (ideal TIA)",
         f"* {config.describe()}",
-        f".include {library}",
+        *([f'.include "{library}"'] if library is not None else
+          ["* ---- op-amp models (amc/data/amc_opamps.lib, inlined so the deck runs anywhere) ----",
+           *model_library().strip().splitlines(), "* ---- end of models ----"]),
         MVM_OPTIONS,
         f"vcc vcc 0 DC {_fmt(o.supply_v)}",
         f"vee vee 0 DC {_fmt(-o.supply_v)}",

@@ -56,8 +56,6 @@ def test_non_editable_install_in_a_path_with_a_space_solves_from_another_directo
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="amc/mvm.py still writes an unquoted `.include <package path>` (owned by the "
-                                       "lead): inline netlist.model_library() there, then drop this mark")
 def test_hpinv_solves_in_a_path_with_a_space(installed):
     run = _run(installed, "import numpy as np\nfrom amc import MethodSolver\n"
                           "h = np.array([[2.0, -0.5], [-0.5, 1.5]])\n"
