@@ -7,6 +7,7 @@ deck -> ngspice (.op, or .tran for settling time and energy) -> ADC -> x, diagno
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -18,10 +19,11 @@ from .converters import quantise_symmetric
 from .errors import ConfigError, InputError, SimulationError
 from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
 from .netlist import TransientSpec, batch_analysis, build_deck, input_source_name, output_node, pwl_points
-from .runner import session
+from .runner import EngineFallback, matrix_operating_points, session
 from . import transient as tran_analysis
 
 SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
+_log = logging.getLogger("amc.engine")
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Solution:
     energy_j: Optional[np.ndarray] = None
     settled: Optional[np.ndarray] = None
     rescales: int = 0
+    # Right-hand sides the matrix engine handed back to plain ngspice (non-linear region or a failed check).
+    engine_fallbacks: int = 0
     lambda_min: Optional[float] = None
     condition_number: Optional[float] = None
     g0_s: Optional[float] = None
@@ -76,6 +80,7 @@ class Solution:
             "energy_j": plain(self.energy_j),
             "settled": plain(self.settled),
             "rescales": self.rescales,
+            "engine_fallbacks": self.engine_fallbacks,
             "lambda_min": self.lambda_min,
             "condition_number": self.condition_number,
             "g0_s": self.g0_s,
@@ -92,6 +97,8 @@ class Solution:
             parts.append(f"energy={np.max(self.energy_j) * 1e9:.4g} nJ")
         if self.rescales:
             parts.append(f"re-ranged {self.rescales}x")
+        if self.engine_fallbacks:
+            parts.append(f"{self.engine_fallbacks} RHS solved by plain ngspice (matrix engine fell back)")
         return ", ".join(parts)
 
     def __str__(self) -> str:
@@ -122,6 +129,8 @@ class AnalogSolver:
         self._token = object()
         self._generation: object = None
         self.solves = 0
+        # Matrix engine (issue 9): right-hand sides it answered, those it handed to plain ngspice, and why.
+        self.engine_stats = {"calls": 0, "engine_rhs": 0, "fallback_rhs": 0, "last_fallback": None}
 
     # aihwkit-style: a solver reports whether repeated solves of one array are random.
     @property
@@ -165,11 +174,13 @@ class AnalogSolver:
         mapped = self.program(h_array)
         self.solves += columns.shape[1]
         columns_array = g_array.reshape(h.shape[0], -1)
+        fallbacks_before = self.engine_stats["fallback_rhs"]
         if transient:
             result = self._solve_transient(mapped, columns_array)
         else:
             result = self._solve_op(mapped, columns_array)
         solution = self._finish(h_array, g_array, result)
+        solution.engine_fallbacks = self.engine_stats["fallback_rhs"] - fallbacks_before
         if d is not None:
             solution.x = solution.x * (d if g.ndim == 1 else d[:, None])
             total, per_column = _residuals(h, solution.x.reshape(h.shape[0], -1), columns)
@@ -279,16 +290,21 @@ class AnalogSolver:
         return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=rescales,
                     deck=first_deck, mapped=mapped, columns=columns)
 
-    def _run_operating_points(self, mapped: MappedArray, currents: np.ndarray) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
+    def _run_operating_points(self, mapped: MappedArray, currents: np.ndarray,
+                              engine: bool = True) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
         """Output voltages (n, k) and supply power (k,) for input currents (n, k) on the programmed array.
 
+        Several columns, by default: ngspice's own matrix factored once (see _matrix_operating_points).
         One column: an .op (or, when this array is already loaded, only the input sources altered and .op re-run).
-        Several columns: a quasi-static batch (see netlist.build_deck); when the batch deck of this array is
-        loaded, only the sources' waveforms are altered. With read noise every read gets a fresh deck.
+        Several columns with engine "ngspice": a quasi-static batch (see netlist.build_deck); when the batch deck
+        of this array is loaded, only the sources' waveforms are altered. With read noise every read gets a fresh deck.
         """
         ng = session()
         n, k = currents.shape
         outputs = [output_node(j) for j in range(n)]
+        # ---- issue 9 call site: the matrix engine (one ngspice .op, then every right-hand side) ----
+        if engine and k > 1 and self.config.simulation.engine == "ngspice-matrix" and not self.per_solve_noise:
+            return self._matrix_operating_points(mapped, currents)
         if self.per_solve_noise:
             v, p, decks = np.zeros((n, k)), np.zeros(k), []
             for c in range(k):
@@ -336,6 +352,41 @@ class AnalogSolver:
         samples = np.arange(k, dtype=float)
         v = np.stack([np.interp(samples, time, raw[name]) for name in outputs])
         return v, np.interp(samples, time, power), deck
+
+    def _matrix_operating_points(self, mapped: MappedArray, currents: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        """Issue 9: ngspice solves column 0 and exports its matrix; the factored matrix answers every column.
+
+        Column 0 is held to ngspice's own .op; a column where the output limiter is not linear to
+        simulation.engine_rtol, or the whole call when a check fails, goes to plain ngspice (logged, counted
+        in engine_stats and in Solution.engine_fallbacks).
+        """
+        n, k = currents.shape
+        o, sim = self.config.opamp, self.config.simulation
+        deck = build_deck(mapped, currents[:, 0], self.config)
+        stats = self.engine_stats
+        stats["calls"] += 1
+        try:
+            result = matrix_operating_points(
+                "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n",
+                [f"row_{i}" for i in range(n)], currents, [output_node(j) for j in range(n)], SUPPLY_VECTORS,
+                quiescent_a=o.quiescent_current_a, v_sat=o.v_sat, sharpness=o.saturation_sharpness,
+                rtol=sim.engine_rtol)
+        except (EngineFallback, SimulationError) as exc:
+            stats["fallback_rhs"] += k
+            stats["last_fallback"] = str(exc).splitlines()[0]
+            _log.warning("matrix engine fell back to ngspice for %d right-hand sides: %s", k, stats["last_fallback"])
+            return self._run_operating_points(mapped, currents, engine=False)
+        v, p = result.outputs, _supply_power(result.supply, o.supply_v)
+        if result.rejected:
+            bad = ~result.accepted
+            stats["fallback_rhs"] += int(bad.sum())
+            stats["last_fallback"] = (f"{int(bad.sum())} of {k} right-hand sides outside the linear region "
+                                      f"(limiter error up to {result.limiter_error.max():.3g} > {sim.engine_rtol:g})")
+            _log.info("matrix engine: %s; solving those with ngspice", stats["last_fallback"])
+            v_bad, p_bad, _ = self._run_operating_points(mapped, currents[:, bad], engine=False)
+            v[:, bad], p[bad] = v_bad, p_bad
+        stats["engine_rhs"] += int(result.accepted.sum())
+        return v, p, deck
 
     def _solve_transient(self, mapped: MappedArray, columns: np.ndarray) -> dict:
         n, k = columns.shape
