@@ -158,12 +158,14 @@ class CircuitMatrix:
         (a resistor adds no source term), so only the matrix is re-factored.
         """
         delta_s = np.asarray(delta_s, dtype=float).reshape(-1)
-        rows, cols, vals = [], [], []
-        for a, b, g in zip(node_a, node_b, delta_s):
-            ia = None if a == "0" else self.equation(a)
-            ib = None if b == "0" else self.equation(b)
-            for i, j, v in ((ia, ia, g), (ib, ib, g), (ia, ib, -g), (ib, ia, -g)):
-                if i is not None and j is not None:
-                    rows.append(i), cols.append(j), vals.append(v)
+        ia = np.array([-1 if a == "0" else self.equation(a) for a in np.ravel(node_a)], dtype=np.int64)
+        ib = np.array([-1 if b == "0" else self.equation(b) for b in np.ravel(node_b)], dtype=np.int64)
+        if not (ia.size == ib.size == delta_s.size):
+            raise ValueError("node_a, node_b and delta_s must have the same number of entries")
+        rows = np.concatenate([ia, ib, ia, ib])
+        cols = np.concatenate([ia, ib, ib, ia])
+        vals = np.concatenate([delta_s, delta_s, -delta_s, -delta_s])
+        keep = (rows >= 0) & (cols >= 0)  # ground has no equation
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
         delta = scipy.sparse.csc_matrix((vals, (rows, cols)), shape=self.matrix.shape)
         return CircuitMatrix(self.matrix + delta, self.rhs, self.unknowns, None)

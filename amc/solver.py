@@ -18,7 +18,7 @@ from .config import DEFAULT_PRESET, CircuitConfig
 from .converters import quantise_symmetric
 from .errors import ConfigError, InputError, SimulationError
 from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
-from .netlist import TransientSpec, batch_analysis, build_deck, input_source_name, output_node, pwl_points
+from .netlist import TransientSpec, batch_analysis, build_deck, input_node, input_source_name, output_node, pwl_points
 from .runner import EngineFallback, matrix_operating_points, session
 from . import transient as tran_analysis
 
@@ -368,7 +368,7 @@ class AnalogSolver:
         try:
             result = matrix_operating_points(
                 "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n",
-                [f"row_{i}" for i in range(n)], currents, [output_node(j) for j in range(n)], SUPPLY_VECTORS,
+                [input_node(i) for i in range(n)], currents, [output_node(j) for j in range(n)], SUPPLY_VECTORS,
                 quiescent_a=o.quiescent_current_a, v_sat=o.v_sat, sharpness=o.saturation_sharpness,
                 rtol=sim.engine_rtol)
         except (EngineFallback, SimulationError) as exc:
