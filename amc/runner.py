@@ -267,7 +267,7 @@ def limiter(v: np.ndarray, v_sat: float, sharpness: float) -> np.ndarray:
 def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np.ndarray, outputs: Sequence[str],
                             supplies: Sequence[str] = ("vcc#branch", "vee#branch"), quiescent_a: float = 0.0,
                             v_sat: Optional[float] = None, sharpness: float = 8.0, rtol: float = 1e-9,
-                            ng: Optional[NgspiceSession] = None) -> MatrixSolve:
+                            linear_rtol: Optional[float] = None, ng: Optional[NgspiceSession] = None) -> MatrixSolve:
     """Operating points of an INV deck for every column of ``currents`` (A, shape (n, k)).
 
     ``deck`` is the .op deck of column 0 saving every vector. ngspice solves it, its matrix is factored once,
@@ -276,8 +276,9 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
     ``source_nodes``). Supply currents follow the library's supply bookkeeping (rail current = quiescent
     current + the sourced or sunk output current of every amplifier), anchored to ngspice's own rail currents
     and checked against them. A column whose outputs sit where the output limiter bends (estimated error above
-    ``rtol``) is marked not accepted.
+    ``linear_rtol``, default ``rtol``) is marked not accepted.
     """
+    linear_rtol = rtol if linear_rtol is None else linear_rtol
     currents = np.asarray(currents, dtype=float)
     ng = ng if ng is not None else session()
     try:
@@ -344,5 +345,5 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
         if residual.any():
             correction = system.solve(residual)[out_rows, :]
             error = np.max(np.abs(correction), axis=0) / scale
-    return MatrixSolve(outputs=out, supply=supply, accepted=error <= rtol, limiter_error=error,
+    return MatrixSolve(outputs=out, supply=supply, accepted=error <= linear_rtol, limiter_error=error,
                        verification=verification, unknowns=system.size)

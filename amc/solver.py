@@ -24,6 +24,8 @@ from . import transient as tran_analysis
 
 SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
 _log = logging.getLogger("amc.engine")
+# The engine's answer for the right-hand side ngspice also solved must match ngspice's own .op to this.
+ENGINE_VERIFY_RTOL = 1e-9
 
 
 @dataclass
@@ -370,7 +372,7 @@ class AnalogSolver:
                 "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n",
                 [input_node(i) for i in range(n)], currents, [output_node(j) for j in range(n)], SUPPLY_VECTORS,
                 quiescent_a=o.quiescent_current_a, v_sat=o.v_sat, sharpness=o.saturation_sharpness,
-                rtol=sim.engine_rtol)
+                rtol=ENGINE_VERIFY_RTOL, linear_rtol=sim.engine_rtol)
         except (EngineFallback, SimulationError) as exc:
             stats["fallback_rhs"] += k
             stats["last_fallback"] = str(exc).splitlines()[0]
