@@ -267,7 +267,8 @@ def limiter(v: np.ndarray, v_sat: float, sharpness: float) -> np.ndarray:
 def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np.ndarray, outputs: Sequence[str],
                             supplies: Sequence[str] = ("vcc#branch", "vee#branch"), quiescent_a: float = 0.0,
                             v_sat: Optional[float] = None, sharpness: float = 8.0, rtol: float = 1e-9,
-                            linear_rtol: Optional[float] = None, ng: Optional[NgspiceSession] = None) -> MatrixSolve:
+                            linear_rtol: Optional[float] = None, stamps: Optional[tuple] = None,
+                            ng: Optional[NgspiceSession] = None) -> MatrixSolve:
     """Operating points of an INV deck for every column of ``currents`` (A, shape (n, k)).
 
     ``deck`` is the .op deck of column 0 saving every vector. ngspice solves it, its matrix is factored once,
@@ -277,6 +278,10 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
     current + the sourced or sunk output current of every amplifier), anchored to ngspice's own rail currents
     and checked against them. A column whose outputs sit where the output limiter bends (estimated error above
     ``linear_rtol``, default ``rtol``) is marked not accepted.
+
+    ``stamps = (node_a, node_b, delta_s)``: column c is a read of a different array, whose resistors between
+    node_a[m] and node_b[m] conduct delta_s[m, c] siemens more than in the deck (delta_s[:, 0] must be 0): that
+    column's matrix gets those stamps and is re-factored, without re-parsing any deck.
     """
     linear_rtol = rtol if linear_rtol is None else linear_rtol
     currents = np.asarray(currents, dtype=float)
@@ -303,7 +308,25 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
     sign = float(np.sign(signs[0]))
     if np.max(np.abs(signs - sign)) > 1e-12:
         raise EngineFallback("the input nodes' right-hand-side entries are not the input currents alone")
-    x = system.solve(system.rhs_with(list(source_nodes), currents, np.full(len(source_nodes), sign)))
+    k = currents.shape[1]
+    per_column = None
+    if stamps is not None:
+        node_a, node_b, delta_s = stamps
+        delta_s = np.asarray(delta_s, dtype=float).reshape(len(node_a), k)
+        if np.any(delta_s[:, 0]):
+            raise ValueError("stamps: column 0 is the deck itself, its conductance change must be 0")
+        try:
+            per_column = [system] + [system.with_conductances(node_a, node_b, delta_s[:, c]).factor()
+                                     for c in range(1, k)]
+        except MatrixExportError as exc:
+            raise EngineFallback(f"a perturbed read cannot be factored: {exc}") from None
+
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        if per_column is None:
+            return system.solve(rhs)
+        return np.stack([per_column[c].solve(rhs[:, c]) for c in range(k)], axis=1)
+
+    x = solve(system.rhs_with(list(source_nodes), currents, np.full(len(source_nodes), sign)))
     x[:, 0] = system.reference  # column 0 is ngspice's own answer
 
     # Rail currents: the output-current halves max(+-i, 0) are piecewise linear, so J (taken at column 0's
@@ -343,7 +366,7 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
             stamp = system.matrix[i, outi]
             residual[i, :] = stamp * (x[outi, :] - limiter(x[ctrl, :], v_sat, sharpness))
         if residual.any():
-            correction = system.solve(residual)[out_rows, :]
+            correction = solve(residual)[out_rows, :]
             error = np.max(np.abs(correction), axis=0) / scale
     return MatrixSolve(outputs=out, supply=supply, accepted=error <= linear_rtol, limiter_error=error,
                        verification=verification, unknowns=system.size)

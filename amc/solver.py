@@ -18,7 +18,8 @@ from .config import DEFAULT_PRESET, CircuitConfig
 from .converters import quantise_symmetric
 from .errors import ConfigError, InputError, SimulationError
 from .mapping import MappedArray, check_invertible, check_stability, map_matrix, validate_matrix, validate_rhs
-from .netlist import TransientSpec, batch_analysis, build_deck, input_node, input_source_name, output_node, pwl_points
+from .netlist import (TransientSpec, batch_analysis, build_deck, crosspoint_nodes, input_node, input_source_name,
+                      output_node, pwl_points)
 from .runner import EngineFallback, matrix_operating_points, session
 from . import transient as tran_analysis
 
@@ -305,7 +306,7 @@ class AnalogSolver:
         n, k = currents.shape
         outputs = [output_node(j) for j in range(n)]
         # ---- issue 9 call site: the matrix engine (one ngspice .op, then every right-hand side) ----
-        if engine and k > 1 and self.config.simulation.engine == "ngspice-matrix" and not self.per_solve_noise:
+        if engine and k > 1 and self.config.simulation.engine == "ngspice-matrix":
             return self._matrix_operating_points(mapped, currents)
         if self.per_solve_noise:
             v, p, decks = np.zeros((n, k)), np.zeros(k), []
@@ -360,11 +361,21 @@ class AnalogSolver:
 
         Column 0 is held to ngspice's own .op; a column where the output limiter is not linear to
         simulation.engine_rtol, or the whole call when a check fails, goes to plain ngspice (logged, counted
-        in engine_stats and in Solution.engine_fallbacks).
+        in engine_stats and in Solution.engine_fallbacks). With read noise every column is its own read: the
+        deck holds read 0, and the other reads are conductance stamps on ngspice's matrix.
         """
         n, k = currents.shape
         o, sim = self.config.opamp, self.config.simulation
-        deck = build_deck(mapped, currents[:, 0], self.config)
+        stamps, array = None, mapped
+        if self.per_solve_noise:
+            reads = [mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
+                     for _ in range(k)]
+            a_pos, b_pos, a_neg, b_neg = crosspoint_nodes(n, self.config.wires.enabled)
+            stamps = (np.concatenate([a_pos.ravel(), a_neg.ravel()]), np.concatenate([b_pos.ravel(), b_neg.ravel()]),
+                      np.stack([np.concatenate([(r.g_pos - reads[0].g_pos).ravel(), (r.g_neg - reads[0].g_neg).ravel()])
+                                for r in reads], axis=1))
+            array = reads[0]
+        deck = build_deck(array, currents[:, 0], self.config)
         stats = self.engine_stats
         stats["calls"] += 1
         try:
@@ -372,7 +383,7 @@ class AnalogSolver:
                 "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n",
                 [input_node(i) for i in range(n)], currents, [output_node(j) for j in range(n)], SUPPLY_VECTORS,
                 quiescent_a=o.quiescent_current_a, v_sat=o.v_sat, sharpness=o.saturation_sharpness,
-                rtol=ENGINE_VERIFY_RTOL, linear_rtol=sim.engine_rtol)
+                rtol=ENGINE_VERIFY_RTOL, linear_rtol=sim.engine_rtol, stamps=stamps)
         except (EngineFallback, SimulationError) as exc:
             stats["fallback_rhs"] += k
             stats["last_fallback"] = str(exc).splitlines()[0]
