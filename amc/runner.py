@@ -3,6 +3,9 @@
 PySpice's ``NgSpiceShared`` loads libngspice in process. The library keeps global state, so this module owns a
 single instance; every analysis ends with ``destroy all`` and ``remcirc`` (otherwise memory grows by about
 1 MB a solve), and every failure carries the lines ngspice printed while it happened.
+
+The matrix engine (:func:`matrix_operating_points`) also lives here: ngspice solves one right-hand side and
+exports its own circuit matrix, which :mod:`amc.mna` factors and solves for all the others.
 """
 from __future__ import annotations
 
