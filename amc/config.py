@@ -169,6 +169,9 @@ class IOConfig:
         _positive(self.adc_full_scale_fraction, f"{where}.adc_full_scale_fraction")
 
 
+ENGINES = ("ngspice-matrix", "ngspice")
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """Analysis settings shared by the operating-point and transient paths."""
@@ -180,6 +183,14 @@ class SimulationConfig:
     tran_points: int = 4000
     # Refuse circuits whose loop is unstable (mapped eigenvalues with non-positive real part).
     check_stability: bool = True
+    # Operating points of several right-hand sides: "ngspice-matrix" factors ngspice's own circuit matrix once
+    # per call and solves them all (one of them checked against ngspice's .op; plain ngspice where a check
+    # fails); "ngspice" runs ngspice for every one. Transients always run in ngspice.
+    engine: str = "ngspice-matrix"
+    # The engine answers a right-hand side only where the op-amp output limiter is linear to this relative
+    # accuracy (its first-order deviation from ngspice's non-linear operating point, measured per column).
+    # Tighter than 1e-9 so that it is never less exact than the quasi-static batch it replaces.
+    engine_rtol: float = 1e-10
 
     def validate(self, where: str) -> None:
         if not 0 < self.settle_tol < 1:
@@ -187,6 +198,12 @@ class SimulationConfig:
         _positive(self.tran_time_constants, f"{where}.tran_time_constants")
         if not isinstance(self.tran_points, int) or self.tran_points < 50:
             raise ConfigError(f"{where}.tran_points must be an integer >= 50")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"{where}.engine must be one of {', '.join(repr(e) for e in ENGINES)}, got {self.engine!r}")
+        _positive(self.engine_rtol, f"{where}.engine_rtol")
+        if self.engine_rtol > 1e-2:
+            raise ConfigError(f"{where}.engine_rtol must be at most 1e-2 (a linearised answer, not a guess), "
+                              f"got {self.engine_rtol!r}")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,22 @@ def output_node(j: int) -> str:
     return f"out_{j}"
 
 
+def input_node(i: int) -> str:
+    """The node input source i injects into (row line i at its op-amp)."""
+    return f"row_{i}"
+
+
+def crosspoint_nodes(n: int, wires: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Node names (n, n) at both ends of every crosspoint resistor, as build_deck writes them:
+    (row end of rp_i_j, column end of rp_i_j, row end of rn_i_j, column end of rn_i_j)."""
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    if wires:
+        return (np.vectorize(lambda a, b: f"r_{a}_{b}")(i, j), np.vectorize(lambda a, b: f"cp_{b}_{a}")(i, j),
+                np.vectorize(lambda a, b: f"r_{a}_{n + b}")(i, j), np.vectorize(lambda a, b: f"cn_{b}_{a}")(i, j))
+    row = np.vectorize(lambda a: f"row_{a}")(i)
+    return row, np.vectorize(output_node)(j), row.copy(), np.vectorize(lambda b: f"nout_{b}")(j)
+
+
 @dataclass(frozen=True)
 class TransientSpec:
     step_s: float

@@ -3,6 +3,9 @@
 PySpice's ``NgSpiceShared`` loads libngspice in process. The library keeps global state, so this module owns a
 single instance; every analysis ends with ``destroy all`` and ``remcirc`` (otherwise memory grows by about
 1 MB a solve), and every failure carries the lines ngspice printed while it happened.
+
+The matrix engine (:func:`matrix_operating_points`) also lives here: ngspice solves one right-hand side and
+exports its own circuit matrix, which :mod:`amc.mna` factors and solves for all the others.
 """
 from __future__ import annotations
 
@@ -11,12 +14,16 @@ import glob
 import logging
 import os
 import re
+import shutil
+import tempfile
 import warnings
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import NgspiceUnavailableError, SimulationError
+from .errors import AmcError, NgspiceUnavailableError, SimulationError
+from .mna import CircuitMatrix, MatrixExportError, Verification, parse_matrix, parse_rhs
 
 INSTALL_HINT = ("install it with `make install` (or `sudo apt-get install libngspice0 ngspice` on Debian/Ubuntu), "
                 "or point NGSPICE_LIBRARY_PATH at libngspice.so")
@@ -78,6 +85,15 @@ class NgspiceSession:
 
         self._ng.send_char = capture  # instance attribute: PySpice's callback calls self.send_char(...)
         del original
+        self._vector_names: list[str] = []
+
+        def capture_names(data, ngspice_id: int) -> int:
+            from PySpice.Spice.NgSpice.Shared import ffi
+            self._vector_names = [ffi.string(data.vecs[i].vecname).decode("utf8", "replace")
+                                  for i in range(data.veccount)]
+            return 0
+
+        self._ng.send_init_data = capture_names
         self.loaded = False
         self.unrecoverable = ""
         self.tag: object = None
@@ -177,6 +193,45 @@ class NgspiceSession:
         from PySpice.Spice.NgSpice.Shared import FFI
         self._ng._ngspice_shared.ngSpice_Command(FFI.NULL)
 
+    def circuit_matrix(self, deck: str) -> CircuitMatrix:
+        """Load a deck that saves every vector, run ``op`` and read back ngspice's own J, b, names and solution.
+
+        The equation order is ngspice's: at the start of the analysis it announces the plot's vectors, which
+        (with everything saved) are the circuit's unknowns in reverse equation order -- the plot list is built
+        by prepending. :meth:`CircuitMatrix.verify` checks that order against ngspice's solution on every use.
+        """
+        self.load(deck)
+        workdir = tempfile.mkdtemp(prefix="amc-mdump-")
+        try:
+            self._log.clear()
+            self._ng.clear_output()
+            self._vector_names = []
+            self._command("op")
+            failures = self._failure_lines(0)
+            if failures:
+                raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
+            self.runs += 1
+            matrix_file, rhs_file = os.path.join(workdir, "matrix.txt"), os.path.join(workdir, "rhs.txt")
+            for command, path in (("mdump", matrix_file), ("mrdump", rhs_file)):
+                if '"' in path:
+                    raise SimulationError(f"cannot pass the temporary path {path!r} to ngspice")
+                self._command(f'{command} "{path}"')
+                if not os.path.exists(path):
+                    raise SimulationError(f"ngspice wrote no {command} file", self._log)
+            with open(matrix_file) as f:
+                matrix = parse_matrix(f.read())
+            with open(rhs_file) as f:
+                rhs = parse_rhs(f.read(), matrix.shape[0])
+            names = self._vector_names[::-1]
+            if len(names) != matrix.shape[0]:
+                raise MatrixExportError(f"ngspice announced {len(names)} vectors for {matrix.shape[0]} equations "
+                                        "(does the deck restrict them with .save?)")
+            reference = np.array([self._vector(name)[-1] for name in names])
+            return CircuitMatrix(matrix, rhs, [_unknown_name(name) for name in names], reference)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            self.clean()
+
     def clean(self) -> None:
         """Remove all plots and the loaded circuit, leaving the session ready for the next deck."""
         if self.loaded:
@@ -233,3 +288,143 @@ def session() -> NgspiceSession:
     if _SESSION is None:
         _SESSION = NgspiceSession()
     return _SESSION
+
+
+def _unknown_name(vector: str) -> str:
+    # Branch currents of subcircuit devices come as "v.xamp_0.vsense#branch"; nodes as "xamp_0.n1".
+    return vector.lower()
+
+
+# ---- the matrix engine (issue 9) -------------------------------------------------------------------------
+class EngineFallback(AmcError):
+    """The matrix engine cannot answer this call; the message says why, the caller runs plain ngspice."""
+
+
+@dataclass
+class MatrixSolve:
+    """Operating points of one loaded circuit for k right-hand sides, from ngspice's factored matrix."""
+
+    outputs: np.ndarray            # (len(outputs), k) node voltages
+    supply: dict                   # supply branch name -> (k,) currents
+    accepted: np.ndarray           # (k,) bool: columns inside the linear region (the others need ngspice)
+    limiter_error: np.ndarray      # (k,) first-order estimate of |x_engine - x_ngspice| / max|output|
+    verification: Verification
+    unknowns: int
+
+    @property
+    def rejected(self) -> int:
+        return int(np.sum(~self.accepted))
+
+
+def limiter(v: np.ndarray, v_sat: float, sharpness: float) -> np.ndarray:
+    """The op-amp output stage of netlists/amc_opamps.lib, v/(1+|v/VSAT|^P)^(1/P), used only to *measure*
+    how far an engine answer is from the limiter's curve (a first-order estimate of the error), never to solve."""
+    return v / (1.0 + np.abs(v / v_sat) ** sharpness) ** (1.0 / sharpness)
+
+
+def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np.ndarray, outputs: Sequence[str],
+                            supplies: Sequence[str] = ("vcc#branch", "vee#branch"), quiescent_a: float = 0.0,
+                            v_sat: Optional[float] = None, sharpness: float = 8.0, rtol: float = 1e-9,
+                            linear_rtol: Optional[float] = None, stamps: Optional[tuple] = None,
+                            ng: Optional[NgspiceSession] = None) -> MatrixSolve:
+    """Operating points of an INV deck for every column of ``currents`` (A, shape (n, k)).
+
+    ``deck`` is the .op deck of column 0 saving every vector. ngspice solves it, its matrix is factored once,
+    and the result for column 0 is held to ngspice's own solution (``rtol``): a mismatch raises EngineFallback.
+    The other columns change only the input sources' entries of the right-hand side (current sources into
+    ``source_nodes``). Supply currents follow the library's supply bookkeeping (rail current = quiescent
+    current + the sourced or sunk output current of every amplifier), anchored to ngspice's own rail currents
+    and checked against them. A column whose outputs sit where the output limiter bends (estimated error above
+    ``linear_rtol``, default ``rtol``) is marked not accepted.
+
+    ``stamps = (node_a, node_b, delta_s)``: column c is a read of a different array, whose resistors between
+    node_a[m] and node_b[m] conduct delta_s[m, c] siemens more than in the deck (delta_s[:, 0] must be 0): that
+    column's matrix gets those stamps and is re-factored, without re-parsing any deck.
+    """
+    linear_rtol = rtol if linear_rtol is None else linear_rtol
+    currents = np.asarray(currents, dtype=float)
+    ng = ng if ng is not None else session()
+    try:
+        system = ng.circuit_matrix(deck)
+        verification = system.verify(rtol)
+    except MatrixExportError as exc:
+        raise EngineFallback(f"ngspice's matrix export is unusable: {exc}") from None
+    if not verification.passed:
+        raise EngineFallback(f"ngspice's factored matrix disagrees with its own .op: {verification}")
+    try:
+        rows = np.array([system.equation(node) for node in source_nodes])
+        out_rows = np.array([system.equation(name) for name in outputs])
+        supply_rows = {name: system.equation(name) for name in supplies}
+    except MatrixExportError as exc:
+        raise EngineFallback(str(exc)) from None
+    # The sign with which an input source enters its node's equation, read off ngspice's right-hand side.
+    first = currents[:, 0]
+    nonzero = np.abs(first) > 0
+    if not nonzero.any():
+        raise EngineFallback("the verified right-hand side has no input current to read the source stamps from")
+    signs = system.rhs[rows[nonzero]] / first[nonzero]
+    sign = float(np.sign(signs[0]))
+    if np.max(np.abs(signs - sign)) > 1e-12:
+        raise EngineFallback("the input nodes' right-hand-side entries are not the input currents alone")
+    k = currents.shape[1]
+    per_column = None
+    if stamps is not None:
+        node_a, node_b, delta_s = stamps
+        delta_s = np.asarray(delta_s, dtype=float).reshape(len(node_a), k)
+        if np.any(delta_s[:, 0]):
+            raise ValueError("stamps: column 0 is the deck itself, its conductance change must be 0")
+        try:
+            per_column = [system] + [system.with_conductances(node_a, node_b, delta_s[:, c]).factor()
+                                     for c in range(1, k)]
+        except MatrixExportError as exc:
+            raise EngineFallback(f"a perturbed read cannot be factored: {exc}") from None
+
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        if per_column is None:
+            return system.solve(rhs)
+        return np.stack([per_column[c].solve(rhs[:, c]) for c in range(k)], axis=1)
+
+    x = solve(system.rhs_with(list(source_nodes), currents, np.full(len(source_nodes), sign)))
+    x[:, 0] = system.reference  # column 0 is ngspice's own answer
+
+    # Rail currents: the output-current halves max(+-i, 0) are piecewise linear, so J (taken at column 0's
+    # signs) cannot carry them to other columns; re-add them from the solved output currents instead.
+    sense = np.array([i for i, name in enumerate(system.unknowns) if name.endswith(".vsense#branch")], dtype=int)
+    i_sense, i_sense0 = x[sense, :], system.reference[sense][:, None]
+    supply = {}
+    for name, row in supply_rows.items():
+        sourcing = name.startswith("vcc")
+        part = np.maximum(i_sense if sourcing else -i_sense, 0.0).sum(axis=0)
+        part0 = np.maximum(i_sense0 if sourcing else -i_sense0, 0.0).sum(axis=0)
+        sign_rail = -1.0 if sourcing else 1.0
+        reference = system.reference[row]
+        # ngspice's own rail current must be this bookkeeping at column 0, else the model is not the one assumed.
+        expected = sign_rail * (part0[0] + len(sense) * quiescent_a)
+        if abs(reference - expected) > rtol * max(abs(reference), 1e-30) + 1e-18:
+            raise EngineFallback(f"ngspice's {name} ({reference:.6g} A) is not the supply bookkeeping the engine "
+                                 f"assumes ({expected:.6g} A)")
+        supply[name] = reference + sign_rail * (part - part0)
+
+    out = x[out_rows, :]
+    scale = np.maximum(np.max(np.abs(out), axis=0), 1e-300)
+    error = np.zeros(currents.shape[1])
+    if v_sat is not None:
+        # One Newton correction through the same factor: the residual of every limiter's equation at the
+        # engine's answer, mapped to the outputs. It measures the non-linearity; the answer is not corrected.
+        residual = np.zeros_like(x)
+        for i, name in enumerate(system.unknowns):
+            match = re.fullmatch(r"b\.(.+)\.bout#branch", name)
+            if not match:
+                continue
+            inst = match.group(1)
+            ctrl = system.index.get(f"{inst}.n1", system.index.get(f"{inst}.n1a"))
+            outi = system.index.get(f"{inst}.outi")
+            if ctrl is None or outi is None:
+                raise EngineFallback(f"the output stage of {inst} is not the library's (no n1/outi nodes)")
+            stamp = system.matrix[i, outi]
+            residual[i, :] = stamp * (x[outi, :] - limiter(x[ctrl, :], v_sat, sharpness))
+        if residual.any():
+            correction = solve(residual)[out_rows, :]
+            error = np.max(np.abs(correction), axis=0) / scale
+    return MatrixSolve(outputs=out, supply=supply, accepted=error <= linear_rtol, limiter_error=error,
+                       verification=verification, unknowns=system.size)

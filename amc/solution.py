@@ -36,6 +36,7 @@ class Solution:
     energy_j: Optional[np.ndarray] = None
     settled: Optional[np.ndarray] = None
     rescales: int = 0
+    engine_fallbacks: int = 0                     # right-hand sides the matrix engine handed to plain ngspice
     lambda_min: Optional[float] = None
     condition_number: Optional[float] = None
     g0_s: Optional[float] = None
@@ -68,7 +69,7 @@ class Solution:
             "equivalent_bits": self.equivalent_bits, "history": _plain(self.history),
             "i0_a": _plain(self.i0_a), "static_power_w": _plain(self.static_power_w),
             "settling_time_s": _plain(self.settling_time_s), "energy_j": _plain(self.energy_j),
-            "settled": _plain(self.settled), "rescales": self.rescales, "lambda_min": _plain(self.lambda_min),
+            "settled": _plain(self.settled), "rescales": self.rescales, "engine_fallbacks": self.engine_fallbacks, "lambda_min": _plain(self.lambda_min),
             "condition_number": _plain(self.condition_number), "g0_s": _plain(self.g0_s),
             "wall_time_s": self.wall_time_s, "details": _plain(self.details),
         }
@@ -94,6 +95,8 @@ class Solution:
             parts.append(f"energy {np.nanmax(self.energy_j) * 1e9:.4g} nJ")
         if self.rescales:
             parts.append(f"re-ranged {self.rescales}x")
+        if self.engine_fallbacks:
+            parts.append(f"{self.engine_fallbacks} rhs by plain ngspice (matrix engine fell back)")
         if self.saturated_any:
             parts.append(f"SATURATED ({int(np.sum(self.saturated))} outputs)")
         return ", ".join(parts)

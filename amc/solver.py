@@ -55,6 +55,10 @@ class AnalogSolver:
     def counts(self) -> OperationCounts:
         return self.array.counts
 
+    @property
+    def engine_stats(self) -> dict:
+        return self.array.engine_stats
+
     def __repr__(self) -> str:
         return f"AnalogSolver(backend={self.backend!r}, {self.config.describe()})"
 

@@ -14,6 +14,7 @@ inputs and outputs (a digital gain per DAC and ADC channel).
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from typing import Optional
 
@@ -23,14 +24,18 @@ from ..config import CircuitConfig
 from ..converters import quantise_symmetric
 from ..errors import ConfigError, InputError, SimulationError
 from ..mapping import MappedArray, check_stability, map_matrix, validate_matrix, validate_rhs
-from ..netlist import TransientSpec, batch_analysis, build_deck, input_source_name, output_node, pwl_points
-from ..runner import session
+from ..netlist import (TransientSpec, batch_analysis, build_deck, crosspoint_nodes, input_node, input_source_name,
+                       output_node, pwl_points)
+from ..runner import EngineFallback, matrix_operating_points, session
 from ..solution import Solution, residuals
 from .. import transient as tran_analysis
 from .counters import OperationCounts
 
 SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
 _SERIAL = itertools.count()
+_log = logging.getLogger("amc.engine")
+# The engine's answer for the right-hand side ngspice also solved must match ngspice's own .op to this.
+ENGINE_VERIFY_RTOL = 1e-9
 
 
 def jacobi_scaling(h: np.ndarray) -> np.ndarray:
@@ -58,6 +63,8 @@ class InvArray:
         self._token = object()
         self._generation: object = None
         self.serial = next(_SERIAL)
+        # Matrix engine: right-hand sides it answered, those it handed to plain ngspice, and why.
+        self.engine_stats = {"calls": 0, "engine_rhs": 0, "fallback_rhs": 0, "last_fallback": None}
 
     # ---- what the array is -----------------------------------------------------------------------------------
     @property
@@ -149,6 +156,7 @@ class InvArray:
         d = self._d
         columns_array = columns * d[:, None] if d is not None else columns
         runs0 = session().runs
+        fallbacks0 = self.engine_stats["fallback_rhs"]
         result = self._solve_transient(self._mapped, columns_array) if transient else \
             self._solve_op(self._mapped, columns_array)
         k_settled = int(np.count_nonzero(np.any(columns_array != 0, axis=0))) + result["rescales"]
@@ -156,6 +164,7 @@ class InvArray:
                         ngspice_runs=session().runs - runs0,
                         digital_flops=(2 * n * columns.shape[1] if d is not None else 0))
         solution = self._finish(g, result)
+        solution.engine_fallbacks = self.engine_stats["fallback_rhs"] - fallbacks0
         if d is not None:
             solution.x = solution.x * (d if g.ndim == 1 else d[:, None])
             total, per_column = residuals(h, solution.x.reshape(n, -1), columns)
@@ -274,7 +283,8 @@ class InvArray:
         return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=rescales,
                     deck=first_deck, mapped=mapped, columns=columns)
 
-    def _run_operating_points(self, mapped: MappedArray, currents: np.ndarray) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
+    def _run_operating_points(self, mapped: MappedArray, currents: np.ndarray,
+                              engine: bool = True) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
         """Output voltages (n, k) and supply power (k,) for input currents (n, k) on the programmed array.
 
         One column: an .op (or, when this array is already loaded, only the input sources altered and .op re-run).
@@ -284,6 +294,8 @@ class InvArray:
         ng = session()
         n, k = currents.shape
         outputs = [output_node(j) for j in range(n)]
+        if engine and k > 1 and self.config.simulation.engine == "ngspice-matrix":
+            return self._matrix_operating_points(mapped, currents)
         if self.per_solve_noise:
             v, p, decks = np.zeros((n, k)), np.zeros(k), []
             for c in range(k):
@@ -321,7 +333,7 @@ class InvArray:
             # The pole-free batch cannot follow an output into saturation (ngspice: "timestep too small");
             # the operating points of those columns still exist, so take them one .op at a time.
             ng.clean()
-            columns = [self._run_operating_points(mapped, currents[:, [c]]) for c in range(k)]
+            columns = [self._run_operating_points(mapped, currents[:, [c]], engine=False) for c in range(k)]
             return (np.concatenate([c[0] for c in columns], axis=1), np.concatenate([c[1] for c in columns]),
                     columns[0][2])
         power = _supply_power(raw, self.config.opamp.supply_v)
@@ -331,6 +343,51 @@ class InvArray:
         samples = np.arange(k, dtype=float)
         v = np.stack([np.interp(samples, time, raw[name]) for name in outputs])
         return v, np.interp(samples, time, power), deck
+
+    def _matrix_operating_points(self, mapped: MappedArray, currents: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        """ngspice solves column 0 and exports its own matrix; the factored matrix answers every column.
+
+        Column 0 is held to ngspice's own .op; a column where the output limiter is not linear to
+        simulation.engine_rtol, or the whole call when a check fails, goes to plain ngspice (logged, counted in
+        engine_stats and in Solution.engine_fallbacks). With read noise every column is its own read: the deck
+        holds read 0, and the other reads are conductance stamps on ngspice's matrix.
+        """
+        n, k = currents.shape
+        o, sim = self.config.opamp, self.config.simulation
+        stamps, array = None, mapped
+        if self.per_solve_noise:
+            reads = [mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
+                     for _ in range(k)]
+            a_pos, b_pos, a_neg, b_neg = crosspoint_nodes(n, self.config.wires.enabled)
+            stamps = (np.concatenate([a_pos.ravel(), a_neg.ravel()]), np.concatenate([b_pos.ravel(), b_neg.ravel()]),
+                      np.stack([np.concatenate([(r.g_pos - reads[0].g_pos).ravel(), (r.g_neg - reads[0].g_neg).ravel()])
+                                for r in reads], axis=1))
+            array = reads[0]
+        deck = build_deck(array, currents[:, 0], self.config)
+        stats = self.engine_stats
+        stats["calls"] += 1
+        try:
+            result = matrix_operating_points(
+                "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n",
+                [input_node(i) for i in range(n)], currents, [output_node(j) for j in range(n)], SUPPLY_VECTORS,
+                quiescent_a=o.quiescent_current_a, v_sat=o.v_sat, sharpness=o.saturation_sharpness,
+                rtol=ENGINE_VERIFY_RTOL, linear_rtol=sim.engine_rtol, stamps=stamps)
+        except (EngineFallback, SimulationError) as exc:
+            stats["fallback_rhs"] += k
+            stats["last_fallback"] = str(exc).splitlines()[0]
+            _log.warning("matrix engine fell back to ngspice for %d right-hand sides: %s", k, stats["last_fallback"])
+            return self._run_operating_points(mapped, currents, engine=False)
+        v, p = result.outputs, _supply_power(result.supply, o.supply_v)
+        if result.rejected:
+            bad = ~result.accepted
+            stats["fallback_rhs"] += int(bad.sum())
+            stats["last_fallback"] = (f"{int(bad.sum())} of {k} right-hand sides outside the linear region "
+                                      f"(limiter error up to {result.limiter_error.max():.3g} > {sim.engine_rtol:g})")
+            _log.info("matrix engine: %s; solving those with ngspice", stats["last_fallback"])
+            v_bad, p_bad, _ = self._run_operating_points(mapped, currents[:, bad], engine=False)
+            v[:, bad], p[bad] = v_bad, p_bad
+        stats["engine_rhs"] += int(result.accepted.sum())
+        return v, p, deck
 
     def _transient_spec(self, mapped: MappedArray) -> TransientSpec:
         sim, o = self.config.simulation, self.config.opamp

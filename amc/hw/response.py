@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import SimulationError
 from ..mapping import MappedArray, validate_rhs
-from ..netlist import batch_analysis, build_deck, output_node
+from ..netlist import batch_analysis, build_deck, input_node, output_node
 from ..runner import session
 from ..solution import Solution, residuals
 
@@ -57,26 +57,54 @@ def measure_response(array: "InvArray") -> Response:
     nodes = ([output_node(j) for j in range(n)] + [f"nout_{j}" for j in range(n)] + [f"row_{i}" for i in range(n)])
     k = n + 1   # the last point: zero input (the operating point the offsets and quiescent currents set)
     columns = np.concatenate([currents, np.zeros((n, 1))], axis=1)
-    deck = build_deck(mapped, columns, cfg)
-    extra = " ".join(f"v({name})" for name in nodes[n:])
-    deck = "\n".join(line + " " + extra if line.startswith(".save ") else line for line in deck.splitlines()) + "\n"
-    ng = session()
-    try:
-        ng.load(deck)
-        raw = ng.run(["time"] + nodes + ["vcc#branch", "vee#branch"], command=batch_analysis(k))
-    finally:
-        ng.clean()
-    samples = np.arange(k, dtype=float)
-    v = np.stack([np.interp(samples, raw["time"], raw[name]) for name in nodes])     # (3n, k)
+    v, power = _engine_response(array, columns, nodes) if cfg.simulation.engine == "ngspice-matrix" else (None, None)
+    if v is None:                # plain ngspice: one quasi-static batch over the unit inputs
+        deck = build_deck(mapped, columns, cfg)
+        extra = " ".join(f"v({name})" for name in nodes[n:])
+        deck = "\n".join(line + " " + extra if line.startswith(".save ") else line
+                         for line in deck.splitlines()) + "\n"
+        ng = session()
+        try:
+            ng.load(deck)
+            raw = ng.run(["time"] + nodes + ["vcc#branch", "vee#branch"], command=batch_analysis(k))
+        finally:
+            ng.clean()
+        samples = np.arange(k, dtype=float)
+        v = np.stack([np.interp(samples, raw["time"], raw[name]) for name in nodes])     # (3n, k)
+        rails = -(cfg.opamp.supply_v * raw["vcc#branch"] - cfg.opamp.supply_v * raw["vee#branch"])
+        power = float(np.interp(k - 1, raw["time"], rails))
     zero = v[:, -1:]
     per_amp = (v[:, :n] - zero) / scales[None, :]
-    power = -(cfg.opamp.supply_v * raw["vcc#branch"] - cfg.opamp.supply_v * raw["vee#branch"])
     nu = None
     d = cfg.device
     if d.drift_nu > 0:
         rng = np.random.default_rng([d.seed, array.serial, array.counts.programmings, 7])
         nu = np.maximum(d.drift_nu + d.drift_nu_sigma * rng.standard_normal((2, n, n)), 0.0)
-    return Response(per_amp[:n], per_amp[n:2 * n], per_amp[2 * n:], float(np.interp(k - 1, raw["time"], power)), nu)
+    return Response(per_amp[:n], per_amp[n:2 * n], per_amp[2 * n:], power, nu)
+
+
+def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tuple:
+    """(node voltages (3n, k), static power at zero input) from ngspice's own factored matrix, or (None, None)
+    when the engine's checks send the measurement back to plain ngspice."""
+    from ..runner import EngineFallback, matrix_operating_points
+    from .inv_array import ENGINE_VERIFY_RTOL, SUPPLY_VECTORS, _supply_power
+    cfg, n = array.config, array.mapped.n
+    o = cfg.opamp
+    deck = build_deck(array.mapped, columns[:, 0], cfg)
+    deck = "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n"
+    try:
+        result = matrix_operating_points(deck, [input_node(i) for i in range(n)], columns, nodes, SUPPLY_VECTORS,
+                                         quiescent_a=o.quiescent_current_a, v_sat=o.v_sat,
+                                         sharpness=o.saturation_sharpness, rtol=ENGINE_VERIFY_RTOL,
+                                         linear_rtol=cfg.simulation.engine_rtol)
+    except (EngineFallback, SimulationError):
+        array.engine_stats["fallback_rhs"] += columns.shape[1]
+        return None, None
+    if result.rejected:
+        array.engine_stats["fallback_rhs"] += columns.shape[1]
+        return None, None
+    array.engine_stats["engine_rhs"] += columns.shape[1]
+    return result.outputs, float(_supply_power(result.supply, o.supply_v)[-1])
 
 
 def conductances_at(array: "InvArray", seconds: float, rng: Optional[np.random.Generator]) -> MappedArray:

@@ -1,0 +1,169 @@
+"""ngspice's own MNA system at an operating point, factored once and solved for many right-hand sides.
+
+Pure numerics: nothing here talks to ngspice. The runner reads the matrix (``mdump``), the right-hand side
+(``mrdump``), the unknowns' names and ngspice's own solution, and hands them to :class:`CircuitMatrix`; every
+use starts with :meth:`CircuitMatrix.verify` against that solution, so a wrong export or mapping is caught
+instead of answered.
+
+Export format (ngspice 39, ``SMPprint`` / ``spFileMatrix`` without reordering), as found by running it:
+``Circuit Matrix`` / ``<size> real`` / one ``row col value`` line per stored element (1-based equation numbers,
+structural zeros included, values with 15 significant digits) / ``0 0 0.0``. ``mrdump`` writes one value per
+line, equations 1..size. After ``op`` both hold the final load of the converged point (ngspice reloads for
+the small-signal models), i.e. the Jacobian J and the right-hand side b with J x_op = b.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+
+from .errors import AmcError
+
+# SuperLU with a column ordering: the crossbar's MNA matrix is mostly op-amp/branch structure around two dense
+# n x n blocks, and LAPACK's dense LU (tried from 450 to 1,800 unknowns) was slower at every size here.
+PERMC_SPEC = "COLAMD"
+
+
+class MatrixExportError(AmcError, ValueError):
+    """ngspice's matrix export is unreadable or inconsistent with its own solution."""
+
+
+def parse_matrix(text: str) -> scipy.sparse.csc_matrix:
+    """The circuit matrix of an ``mdump`` file (duplicates summed, though ngspice writes none)."""
+    lines = text.splitlines()
+    if len(lines) < 2 or not lines[0].startswith("Circuit Matrix"):
+        raise MatrixExportError("the matrix dump does not start with 'Circuit Matrix'")
+    head = lines[1].split()
+    if len(head) < 2 or head[1] != "real":
+        raise MatrixExportError(f"the matrix dump is not a real matrix (header {lines[1]!r})")
+    size = int(head[0])
+    try:
+        values = np.array(" ".join(lines[2:]).split(), dtype=float).reshape(-1, 3)
+    except ValueError:
+        raise MatrixExportError("the matrix dump has a malformed element line") from None
+    if len(values) == 0 or values[-1, 0] != 0:
+        raise MatrixExportError("the matrix dump is truncated (no '0 0 0.0' terminator)")
+    values = values[:-1]
+    rows, cols = values[:, 0].astype(np.int64) - 1, values[:, 1].astype(np.int64) - 1
+    if len(values) and (rows.min() < 0 or cols.min() < 0 or rows.max() >= size or cols.max() >= size):
+        raise MatrixExportError("the matrix dump has an element outside the matrix")
+    return scipy.sparse.csc_matrix((values[:, 2], (rows, cols)), shape=(size, size))
+
+
+def parse_rhs(text: str, size: int) -> np.ndarray:
+    try:
+        rhs = np.array(text.split(), dtype=float)
+    except ValueError:
+        raise MatrixExportError("the right-hand-side dump is not a list of numbers") from None
+    if rhs.shape != (size,):
+        raise MatrixExportError(f"the right-hand-side dump has {rhs.size} values for {size} equations")
+    return rhs
+
+
+@dataclass
+class Verification:
+    voltage_error: float    # max |x - x_ngspice| over node voltages / max |node voltage|
+    current_error: float    # same over branch currents
+    rtol: float
+
+    @property
+    def passed(self) -> bool:
+        return self.voltage_error <= self.rtol and self.current_error <= self.rtol
+
+    def __str__(self) -> str:
+        return (f"node voltages differ by {self.voltage_error:.3g}, branch currents by {self.current_error:.3g} "
+                f"(relative, tolerance {self.rtol:g})")
+
+
+class CircuitMatrix:
+    """J x = b of one loaded circuit: ngspice's matrix, right-hand side, unknown names and reference solution."""
+
+    def __init__(self, matrix: scipy.sparse.spmatrix, rhs: np.ndarray, unknowns: Sequence[str],
+                 reference: Optional[np.ndarray] = None):
+        self.matrix = scipy.sparse.csc_matrix(matrix)
+        self.rhs = np.asarray(rhs, dtype=float)
+        self.unknowns = [name.lower() for name in unknowns]
+        size = self.matrix.shape[0]
+        if self.matrix.shape != (size, size) or self.rhs.shape != (size,) or len(self.unknowns) != size:
+            raise MatrixExportError(f"matrix {self.matrix.shape}, right-hand side {self.rhs.shape} and "
+                                    f"{len(self.unknowns)} unknown names do not agree")
+        self.index = {name: i for i, name in enumerate(self.unknowns)}
+        self.reference = None if reference is None else np.asarray(reference, dtype=float)
+        self._is_current = np.array(["#branch" in name for name in self.unknowns])
+        self._lu = None
+
+    @property
+    def size(self) -> int:
+        return self.matrix.shape[0]
+
+    def __repr__(self) -> str:
+        return f"CircuitMatrix({self.size} unknowns, {self.matrix.nnz} stored elements)"
+
+    def equation(self, name: str) -> int:
+        try:
+            return self.index[name.lower()]
+        except KeyError:
+            raise MatrixExportError(f"ngspice reports no unknown named {name!r}") from None
+
+    # ---- factor and solve -----------------------------------------------------------------------
+    def factor(self) -> "CircuitMatrix":
+        if not np.all(np.isfinite(self.matrix.data)):
+            raise MatrixExportError("ngspice's matrix has non-finite entries")
+        try:
+            self._lu = scipy.sparse.linalg.splu(self.matrix, permc_spec=PERMC_SPEC)
+        except (RuntimeError, ValueError) as exc:
+            raise MatrixExportError(f"ngspice's matrix cannot be factored ({exc})") from None
+        return self
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """Unknowns for right-hand sides of shape (size,) or (size, k)."""
+        if self._lu is None:
+            self.factor()
+        x = self._lu.solve(np.asarray(rhs, dtype=float))
+        if not np.all(np.isfinite(x)):
+            raise MatrixExportError("ngspice's matrix is singular at this operating point")
+        return x
+
+    def verify(self, rtol: float) -> Verification:
+        """Solve J x = b and hold x to ngspice's own solution (which also checks the name <-> equation map)."""
+        if self.reference is None:
+            raise MatrixExportError("no ngspice solution to verify against")
+        x = self.solve(self.rhs)
+        errors = []
+        for mask in (~self._is_current, self._is_current):
+            ref = self.reference[mask]
+            scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+            diff = float(np.max(np.abs(x[mask] - ref))) if ref.size else 0.0
+            errors.append(diff / scale if scale > 0 else diff)
+        return Verification(errors[0], errors[1], rtol)
+
+    # ---- right-hand sides and conductance changes -------------------------------------------------
+    def rhs_with(self, nodes: Sequence[str], values: np.ndarray, signs: np.ndarray) -> np.ndarray:
+        """Right-hand sides (size, k): this one with the entries of ``nodes`` set to ``signs * values[:, c]``."""
+        values = np.asarray(values, dtype=float).reshape(len(nodes), -1)
+        rows = np.array([self.equation(node) for node in nodes])
+        out = np.repeat(self.rhs[:, None], values.shape[1], axis=1)
+        out[rows, :] = signs[:, None] * values
+        return out
+
+    def with_conductances(self, node_a: Sequence[str], node_b: Sequence[str], delta_s: np.ndarray) -> "CircuitMatrix":
+        """A copy whose matrix carries extra conductances delta_s between node pairs (node "0" is ground).
+
+        A resistor's stamp is +G on both diagonals and -G between its nodes; the right-hand side is unchanged
+        (a resistor adds no source term), so only the matrix is re-factored.
+        """
+        delta_s = np.asarray(delta_s, dtype=float).reshape(-1)
+        ia = np.array([-1 if a == "0" else self.equation(a) for a in np.ravel(node_a)], dtype=np.int64)
+        ib = np.array([-1 if b == "0" else self.equation(b) for b in np.ravel(node_b)], dtype=np.int64)
+        if not (ia.size == ib.size == delta_s.size):
+            raise ValueError("node_a, node_b and delta_s must have the same number of entries")
+        rows = np.concatenate([ia, ib, ia, ib])
+        cols = np.concatenate([ia, ib, ib, ia])
+        vals = np.concatenate([delta_s, delta_s, -delta_s, -delta_s])
+        keep = (rows >= 0) & (cols >= 0)  # ground has no equation
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+        delta = scipy.sparse.csc_matrix((vals, (rows, cols)), shape=self.matrix.shape)
+        return CircuitMatrix(self.matrix + delta, self.rhs, self.unknowns, None)
