@@ -69,7 +69,8 @@ class MethodConfig:
 
     # keys (besides name) each method uses; anything else set by the user is an error
     USES = {
-        "direct": {"equilibrate", "shift", "array_size", "operators", "check_convergence", "cache_size"},
+        "direct": {"equilibrate", "shift", "shift_margin", "array_size", "operators", "check_convergence",
+                   "cache_size"},
         "hp-inv": {"refinement", "iterations", "tol", "preconditioner", "shift", "shift_margin", "equilibrate",
                    "array_size", "operators", "check_convergence", "divergence_factor", "scale_residual",
                    "cache_size", "mvm"},

@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .config import CircuitConfig
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, MappingError, UnstableCircuitError
 from .hw.counters import OperationCounts
 from .hw.inv_array import InvArray
 from .hw.keys import matrix_key
@@ -86,29 +86,50 @@ class _DirectSolver:
         self._serial += 1
         array = InvArray(self.circuit, rng=np.random.default_rng([self.circuit.device.seed + 1, self._serial]))
         try:
-            array.program(self._shifted(h))
+            self._program(array, h)
         except Exception as exc:
             self._refused[key] = exc
             while len(self._refused) > self.method.cache_size:
                 self._refused.popitem(last=False)
-            exc.operations = array.counts.copy()      # the write happened: its cost travels with the refusal
+            exc.operations = array.counts.copy()      # the writes happened: their cost travels with the refusal
             raise
         self._arrays[key] = array
         while len(self._arrays) > self.method.cache_size:
             self._arrays.popitem(last=False)
         return array, True
 
-    def _shifted(self, h: np.ndarray) -> np.ndarray:
-        """H + mu * scale * I: the diagonal shift lands on the top conductance level after equilibration, so it
-        survives quantisation; for K-FAC it acts as extra damping (the array inverts the shifted matrix)."""
-        mu = self.method.shift
-        if not mu:
-            return h
-        if mu == "auto":
-            raise ConfigError("method 'direct' takes a numeric shift (units of the largest entry of the equilibrated "
-                              "matrix); 'auto' needs a refinement (hpinv-pcg)")
-        d = np.sqrt(np.abs(np.diag(h)))
-        return h + float(mu) * np.diag(d * d)
+    def _program(self, array: InvArray, h: np.ndarray) -> None:
+        """Program H + mu diag(H) (mu = method.shift). After equilibration the shift is mu I on the unit diagonal,
+        which sits on the top conductance level and so survives quantisation; for K-FAC it acts as extra damping
+        (the array inverts the shifted matrix). ``shift: auto`` is program-and-verify: the controller knows the
+        levels it wrote, and re-programs with mu grown (0.05, then x1.5, at most 12 writes, every one counted) until
+        the loop settles and the symmetric part of what the array inverts has lambda_min >= shift_margin (1 + mu);
+        it starts from the quantisation error's norm, which the controller computes from the levels it writes."""
+        shift, margin = self.method.shift, self.method.shift_margin
+        diag = np.diag(np.abs(np.diag(h)))
+        if shift == "auto":     # start at ||Q(D H D) - D H D||_2: the controller knows the levels it writes
+            from .hpinv import quantisation_shift
+            d = 1.0 / np.sqrt(np.abs(np.diag(h)))
+            mu = quantisation_shift(h * d[:, None] * d[None, :], self.circuit.device.levels)
+        else:
+            mu = float(shift or 0.0)
+        for attempt in range(1, 13):
+            try:
+                array.program(h + mu * diag if mu else h)
+                if shift != "auto":
+                    return
+                n = h.shape[0]
+                m = array.mapped.effective_conductance(self.circuit.opamp.gain) / array.mapped.g0
+                lam = float(np.linalg.eigvalsh((m + m.T) / 2).min())
+                array.counts.add(digital_flops=4 * n ** 3)      # the controller's check of what it wrote
+                if lam >= margin * (1.0 + mu):
+                    return
+            except (UnstableCircuitError, MappingError):
+                if shift != "auto" or attempt == 12:
+                    raise
+            mu = max(1.5 * mu, 0.05)
+        raise UnstableCircuitError(f"no diagonal shift up to {mu:.3g} made the programmed array settle stably "
+                                   f"(12 programmings)")
 
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
         start = time.perf_counter()

@@ -120,3 +120,25 @@ def test_solution_repr_is_one_line_and_counts_add_up():
     assert sol.analog_error is not None and sol.analog_error < 1e-8
     total = sol.operations + sol.operations
     assert total.inv_settles == 4 and OperationCounts.from_dict(total.to_dict()) == total
+
+
+def test_direct_with_auto_shift_programs_until_the_array_settles():
+    """8 levels leave some K-FAC-like factors indefinite; shift: auto re-programs (each write counted) until stable."""
+    h = kfac_like_factor(36, 2)
+    g = np.random.default_rng(0).standard_normal(36)
+    plain = MethodSolver(RRAM, method={"name": "direct", "equilibrate": True, "operators": "extracted"})
+    shifted = MethodSolver(RRAM, method={"name": "direct", "equilibrate": True, "operators": "extracted",
+                                         "shift": "auto"})
+    unstable = 0
+    for seed in range(6):
+        h = kfac_like_factor(36, seed)
+        try:
+            plain.solve(h, g)
+        except Exception:
+            unstable += 1
+        sol = shifted.solve(h, g)
+        assert np.all(np.isfinite(sol.x)) and sol.operations.programmings >= 1
+        assert sol.analog_error < 1.0          # a damped inverse: off, but the right direction
+    assert unstable >= 1, "the factors must include one that 8 levels make unstable without the shift"
+    with pytest.raises(ConfigError, match="no effect"):
+        MethodConfig.from_spec({"name": "direct", "iterations": 2})
