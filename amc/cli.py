@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .config import DEFAULT_PRESET, PRESETS, CircuitConfig
-from .errors import AccuracyWarning, AmcError, ConfigError, InputError
-from .mapping import validate_matrix, validate_rhs
-from .matrix_io import load_array
-from .hw.inv_array import InvArray
-from .method_config import METHOD_NAMES, PRESETS as METHOD_PRESETS, MethodConfig, MVMSection
-from .methods import MethodSolver, method_config
-from .solver import AnalogSolver
+from amc.config import DEFAULT_PRESET, PRESETS, CircuitConfig
+from amc.errors import AccuracyWarning, AmcError, ConfigError, InputError
+from amc.hw.mapping import validate_matrix, validate_rhs
+from amc.matrix_io import load_array
+from amc.hw.inv_array import InvArray
+from amc.methods.config import METHOD_NAMES, PRESETS as METHOD_PRESETS, MethodConfig, MVMSection
+from amc.methods import MethodSolver, method_config
+from amc.solver import AnalogSolver
 
 
 def _config_from_args(args) -> CircuitConfig:
@@ -70,7 +70,7 @@ def netlist_main(argv: list[str]) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AccuracyWarning)
         array = InvArray(config).program(h)
-        from .mapping import warn_if_inaccurate
+        from amc.hw.mapping import warn_if_inaccurate
         warn_if_inaccurate(array.mapped)
     for item in caught:
         warnings.showwarning(item.message, item.category, item.filename, item.lineno)
@@ -167,7 +167,7 @@ def solve_main(argv: list[str]) -> int:
 def _direct_cost(h, g, config) -> dict:
     """Ledger cost of this solve on the integrated periphery (amc.cost): one programming of the 2n^2 cells, one settle,
     n DAC and n ADC conversions per column; {"error": ...} when the circuit has no dynamics to price."""
-    from .cost import HardwareCostModel, direct_solve_cost
+    from amc.cost import HardwareCostModel, direct_solve_cost
     try:
         return direct_solve_cost(h, g, HardwareCostModel.for_circuit(config)).to_dict()
     except AmcError as exc:
@@ -177,7 +177,7 @@ def _direct_cost(h, g, config) -> dict:
 def _method_cost(h, solution, config, method) -> dict:
     """Ledger cost of a multi-array solve from its operation counts; one INV settle is priced on the loop of H
     itself (the arrays hold its equilibrated, shifted blocks: an approximation, stated in the record)."""
-    from .cost import HardwareCostModel, cost_of, settle_of_matrix
+    from amc.cost import HardwareCostModel, cost_of, settle_of_matrix
     try:
         hw = HardwareCostModel.for_circuit(config)
         n = min(h.shape[0], method.array_size or h.shape[0])

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 
-from .errors import ConfigError
-from .yamlio import read_yaml_mapping
+from amc.errors import ConfigError
+from amc.yamlio import read_yaml_mapping
 
 
 @dataclass(frozen=True)

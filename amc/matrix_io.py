@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from amc.errors import InputError
 
 
 def load_array(path: str | Path, what: str = "array") -> np.ndarray:

@@ -11,8 +11,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from .config import CircuitConfig
-from .errors import ConfigError
+from amc.config import CircuitConfig
+from amc.errors import ConfigError
 
 
 @runtime_checkable
@@ -46,6 +46,6 @@ def circuit_from_spec(spec: Any, source: str = "circuit") -> CircuitConfig:
 
 def build_solver(circuit: Any = None, method: Any = None, source: str = "solver"):
     """The circuit solver a spec names: ``amc.MethodSolver`` over the circuit, for the method (default direct)."""
-    from .methods import MethodSolver, method_config
+    from amc.methods import MethodSolver, method_config
     config = circuit_from_spec(circuit, source)
     return MethodSolver(config, method=method_config(method, {}, source=f"{source}.method"))

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .hw.counters import OperationCounts
+from amc.hw.counters import OperationCounts
 
 
 @dataclass(repr=False)

@@ -11,13 +11,13 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .config import DEFAULT_PRESET, CircuitConfig
-from .errors import ConfigError
-from .hw.counters import OperationCounts
-from .hw.inv_array import InvArray
-from .hw.keys import matrix_key
-from .mapping import MappedArray, check_invertible, validate_matrix, validate_rhs, warn_if_inaccurate
-from .solution import Solution, residuals
+from amc.config import DEFAULT_PRESET, CircuitConfig
+from amc.errors import ConfigError
+from amc.hw.counters import OperationCounts
+from amc.hw.inv_array import InvArray
+from amc.hw.keys import matrix_key
+from amc.hw.mapping import MappedArray, check_invertible, validate_matrix, validate_rhs, warn_if_inaccurate
+from amc.solution import Solution, residuals
 
 
 def circuit_config(config: Union[CircuitConfig, str, None]) -> CircuitConfig:

@@ -6,7 +6,7 @@ from typing import Union
 
 import yaml
 
-from .errors import ConfigError
+from amc.errors import ConfigError
 
 
 def read_yaml_mapping(path: Union[str, Path], error: type[Exception] = ConfigError, what: str = "config file") -> dict:

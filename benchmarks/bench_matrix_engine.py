@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from amc import AnalogSolver, CircuitConfig
-from amc.runner import NgspiceSession
+from amc.hw.runner import NgspiceSession
 
 
 def spd(n: int, seed: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from amc import AnalogSolver
-from amc.runner import session
+from amc.hw.runner import session
 
 
 def spd(n: int, seed: int) -> np.ndarray:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from amc import AnalogSolver, CircuitConfig
-from amc.mapping import map_matrix
+from amc.hw.mapping import map_matrix
 from workflow.matrices import random_spd
 
 
@@ -122,7 +122,7 @@ def test_equilibration_keeps_wide_dynamic_range_matrices_mappable():
 
 def test_batches_of_rhs_reuse_the_programmed_array_and_stay_exact():
     """Several RHS run as one quasi-static batch; the next batch on the same array only alters the sources."""
-    from amc.runner import session
+    from amc.hw.runner import session
     n = 20
     h = random_spd(n, seed=31)
     solver = AnalogSolver("ideal")

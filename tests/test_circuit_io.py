@@ -12,7 +12,7 @@ import scipy.io
 
 from amc import (AnalogSolver, CircuitConfig, ConfigError, InputError, MappingError, SimulationError,
                  SingularMatrixError)
-from amc.runner import session
+from amc.hw.runner import session
 from workflow.matrices import random_spd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def test_transient_deck_prints_every_output(tmp_path):
 
 
 def test_package_model_library_matches_the_users_copy():
-    from amc.netlist import LIBRARY_PATH
+    from amc.hw.netlist import LIBRARY_PATH
     assert LIBRARY_PATH.read_text() == (ROOT / "netlists" / "amc_opamps.lib").read_text()
 
 
@@ -126,7 +126,7 @@ def test_bad_input_is_refused_and_session_stays_usable(h, g, error, message):
 
 def _ngspice_parse_failure_deck():
     # With an .include, the undefined subcircuit reaches ngspice's own parser (no pre-check can rule it out).
-    from amc.netlist import LIBRARY_PATH
+    from amc.hw.netlist import LIBRARY_PATH
     return f"* broken\n.include {LIBRARY_PATH}\nr1 a 0 1k\nxq a b undefined_subckt\n.op\n.end\n"
 
 
@@ -142,7 +142,7 @@ FAILURES_SCRIPT = r"""
 import sys, numpy as np
 sys.path.insert(0, sys.argv[1])
 from amc import AnalogSolver, SimulationError
-from amc.runner import session
+from amc.hw.runner import session
 from test_circuit_io import _ngspice_parse_failure_deck
 def rss_kb():
     return int(open('/proc/self/statm').read().split()[1]) * 4
@@ -299,7 +299,7 @@ def test_a_large_error_that_passes_warns_with_its_cause():
 def test_a_deck_that_breaks_libngspice_for_good_gives_a_clear_error_not_a_crash():
     """An undefined parameter leaves libngspice unable to parse again ("awaits to be detached"; the next parse
     double-frees and aborts the process): the session refuses further decks with a clear message instead."""
-    code = ("import numpy as np\nfrom amc import AnalogSolver, SimulationError\nfrom amc.runner import session\n"
+    code = ("import numpy as np\nfrom amc import AnalogSolver, SimulationError\nfrom amc.hw.runner import session\n"
             "try:\n    session().load('* broken\\nr1 a 0 {1/unknownparam}\\n.op\\n.end\\n')\n"
             "except SimulationError as e:\n    print('first', str(e).splitlines()[0])\n"
             "try:\n    AnalogSolver('ideal').solve(np.eye(2) * 2, np.ones(2))\n"

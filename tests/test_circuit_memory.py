@@ -6,7 +6,7 @@ from pathlib import Path
 SCRIPT = r"""
 import resource, numpy as np
 from amc import AnalogSolver
-from amc.runner import session
+from amc.hw.runner import session
 def rss_mb():
     with open('/proc/self/status') as f:
         for line in f:

@@ -5,7 +5,7 @@ import pytest
 from amc import CircuitConfig, InvArray, MethodConfig, MethodSolver, OperationCounts
 from amc.errors import ConfigError
 from amc.hw.response import conductances_at
-from amc.runner import session
+from amc.hw.runner import session
 from test_hpinv import kfac_like_factor  # noqa
 
 from workflow.matrices import random_spd
@@ -15,7 +15,7 @@ RRAM = CircuitConfig.preset("rram")
 
 def _ngspice_x(array: InvArray, read, g: np.ndarray) -> np.ndarray:
     """x from an ngspice .op of a deck that carries the conductances of one read (drift, noise) of ``array``."""
-    from amc.netlist import build_deck, output_node
+    from amc.hw.netlist import build_deck, output_node
     mapped = array.mapped
     i0 = array._initial_i0(mapped, g)
     deck = build_deck(read, array._currents(g, i0), array.config)

@@ -4,7 +4,7 @@ import pytest
 
 from amc import AnalogMVM, CircuitConfig, bit_slice
 from amc.errors import ConfigError, InputError
-from amc.mvm import build_mvm_deck
+from amc.hw.mvm import build_mvm_deck
 
 
 def _rel(a, b):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,8 +30,8 @@ from typing import Optional
 import numpy as np
 
 from .report import fallback_mark, hardware_line
-from .config import CompareConfig, Config, TrainConfig
-from .data import Dataset, load_data, stratified_split
+from .config import CompareConfig, Config
+from .data import load_data, stratified_split
 
 
 def epochs_to_target(history, target: float) -> Optional[float]:

@@ -92,7 +92,7 @@ def exact_solve_flops(n: int, k: int) -> float:
 def failure_reason(exc: BaseException) -> str:
     """A short, stable name for why a circuit solve failed (the key of ``fallback_reasons``)."""
     from amc.errors import MappingError, SimulationError, UnstableCircuitError
-    from amc.method_errors import BlockError, ConvergenceError
+    from amc.methods.errors import BlockError, ConvergenceError
     if isinstance(exc, UnstableCircuitError):
         return "unstable array (mapped factor not positive definite)"
     if isinstance(exc, ConvergenceError):

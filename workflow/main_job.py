@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def circuit_stage(out: Path, settings: dict) -> dict:
     refined = solve_system(h, g, method=CIRCUIT_METHOD, config=config)
     t_refined = time.perf_counter() - t0
     control = solve_system(h, g, method={**CIRCUIT_METHOD, "preconditioner": "identity"}, config=config)
-    from amc.netlist import with_g_scale
+    from amc.hw.netlist import with_g_scale
     g_scale = float(np.max(np.abs(g)))  # the header then holds all it takes to turn V(out_j) back into x
     (out / "inv_circuit_op.cir").write_text(with_g_scale(op.netlist, g_scale))
     (out / "inv_circuit_tran.cir").write_text(with_g_scale(tran.netlist, g_scale))

@@ -3,7 +3,7 @@
 ``run_point(payload)`` is the function the engine submits (to a ``ProcessPoolExecutor`` or to dask). It builds
 the circuit configuration, runs the point, and returns a plain record with its metrics, or with the error if
 the point failed (ngspice error, unstable circuit, timeout...). ngspice is loaded lazily by
-``amc.runner.session()`` the first time a point in this process needs it: one ngspice per process.
+``amc.hw.runner.session()`` the first time a point in this process needs it: one ngspice per process.
 
 Timeouts: in a worker's main thread a POSIX interval timer raises :class:`PointTimeout` at ``timeout_s``
 (checked whenever control returns to Python: between ngspice analyses, between training steps). As a last

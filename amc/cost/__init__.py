@@ -11,10 +11,10 @@ Public surface (see amc/cost/*.py for the physics and the sources of every const
     direct_solve_cost(H, g, hw) -> Cost                  programming + one settle per column (amc solve --json)
     Cost: time_s, energy_j, breakdown (component -> J, sums to energy_j), +, *, to_dict()
 """
-from .ledger import (COMPONENTS, Cost, cost_of, direct_solve_cost, mvm_read, price_arrays, programming,
+from amc.cost.ledger import (COMPONENTS, Cost, cost_of, direct_solve_cost, mvm_read, price_arrays, programming,
                      settle_of_matrix, settle_of_size, solve_counts)
-from .presets import HardwareCostModel
-from .settle import SettleCost, settle_cost, settle_law
+from amc.cost.presets import HardwareCostModel
+from amc.cost.settle import SettleCost, settle_cost, settle_law
 
 __all__ = ["COMPONENTS", "Cost", "HardwareCostModel", "SettleCost", "cost_of", "direct_solve_cost", "mvm_read",
            "price_arrays", "programming", "settle_cost", "settle_law", "settle_of_matrix", "settle_of_size", "solve_counts"]

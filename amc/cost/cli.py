@@ -19,15 +19,15 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import PRESETS, CircuitConfig
-from ..errors import ConfigError, InputError
-from ..hw.counters import OperationCounts
-from .digital import GpuModel, gpu_kfac, gpu_solve, measure_cpu_kfac
-from .figure import plot_costs
-from .kfac import DEFAULT_LOOP_LAMBDA, REFERENCE_LOOP_LAMBDA, kfac_step_cost
-from .ledger import COMPONENTS, Cost, cost_of, direct_solve_cost, settle_of_size, solve_counts
-from .presets import HardwareCostModel
-from .workloads import ARCHITECTURES, DATAFLOWS, Dataflow, LayerFactors, factor_counts, reference_cnn
+from amc.config import PRESETS, CircuitConfig
+from amc.errors import InputError
+from amc.hw.counters import OperationCounts
+from amc.cost.digital import GpuModel, gpu_kfac, gpu_solve, measure_cpu_kfac
+from amc.cost.figure import plot_costs
+from amc.cost.kfac import DEFAULT_LOOP_LAMBDA, REFERENCE_LOOP_LAMBDA, kfac_step_cost
+from amc.cost.ledger import COMPONENTS, Cost, cost_of, direct_solve_cost, settle_of_size, solve_counts
+from amc.cost.presets import HardwareCostModel
+from amc.cost.workloads import ARCHITECTURES, DATAFLOWS, Dataflow, LayerFactors, factor_counts, reference_cnn
 
 USAGE = __doc__
 
@@ -121,7 +121,7 @@ def circuit_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     hw = _hw(args)
     if args.matrix:
-        from ..matrix_io import load_array
+        from amc.matrix_io import load_array
         h = load_array(args.matrix, "matrix")
         g = load_array(args.rhs, "rhs") if args.rhs else np.ones((h.shape[0], args.k))
         cost = direct_solve_cost(h, g, hw)
@@ -179,7 +179,7 @@ def training_main(argv: list[str]) -> int:
     p.add_argument("--classes", type=int, help="override the number of classes")
     p.add_argument("--repeats", type=int, default=5, help="CPU timing repeats (best of)")
     args = p.parse_args(argv)
-    from ..yamlio import read_yaml_mapping
+    from amc.yamlio import read_yaml_mapping
     cfg = read_yaml_mapping(args.config, what="training config")
     layers, inverse_every, batch, n_train = _training_layers(cfg, args)
     hw, flow = _hw(args), _dataflow(args)

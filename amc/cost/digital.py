@@ -17,8 +17,8 @@ from typing import Optional
 import numpy as np
 from scipy.linalg import lapack
 
-from ..errors import ConfigError, InputError
-from .workloads import LayerFactors, kfac_flops
+from amc.errors import ConfigError, InputError
+from amc.cost.workloads import LayerFactors, kfac_flops
 
 # AMD EPYC 7763 (Zen 3 "Milan"): 280 W default TDP for 64 cores (AMD product page): 4.4 W per core.
 # ASSUMPTION: lscpu on this VM says only "AMD EPYC", 2 cores; we take the per-core share of a current EPYC part and

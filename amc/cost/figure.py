@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional
 
-from ..errors import InputError
-from .ledger import COMPONENTS, Cost
+from amc.errors import InputError
+from amc.cost.ledger import COMPONENTS, Cost
 
 COLOURS = {"opamps": "#1f77b4", "crosspoint array": "#aec7e8", "DAC": "#ff7f0e", "ADC": "#ffbb78",
            "programming": "#d62728", "digital control": "#9467bd", "digital remainder": "#c5b0d5"}

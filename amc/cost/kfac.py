@@ -7,15 +7,14 @@ amortised over ``inverse_every`` steps in the per-step figures (the per-update c
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from ..errors import InputError
-from ..hw.counters import OperationCounts
-from .ledger import Cost, cost_of, settle_of_size
-from .presets import HardwareCostModel
-from .workloads import Dataflow, LayerFactors, factor_counts
+from amc.errors import InputError
+from amc.hw.counters import OperationCounts
+from amc.cost.ledger import Cost, cost_of, settle_of_size
+from amc.cost.presets import HardwareCostModel
+from amc.cost.workloads import Dataflow, LayerFactors, factor_counts
 
 # Loop lambda_min of the damped, Jacobi-equilibrated factors of the 64x64 reference variant on rram-ic, geometric
 # mean over 3 inverse updates of a 30-step K-FAC run on EMNIST a-m: benchmarks/cost_kfac_factors.py (README "## Cost").

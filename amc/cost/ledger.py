@@ -26,10 +26,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError
-from ..hw.counters import OperationCounts
-from .presets import HardwareCostModel
-from .settle import SettleCost, loop_lambda_min, settle_cost, settle_law
+from amc.errors import InputError
+from amc.hw.counters import OperationCounts
+from amc.cost.presets import HardwareCostModel
+from amc.cost.settle import SettleCost, settle_cost, settle_law
 
 COMPONENTS = ("opamps", "crosspoint array", "DAC", "ADC", "programming", "digital control", "digital remainder")
 TIME_PARTS = ("INV settles", "MVM reads", "conversions", "programming", "digital remainder")
@@ -112,7 +112,7 @@ def _fmt_energy(e: float) -> str:
 def settle_of_matrix(h: np.ndarray, hw: HardwareCostModel, g: Optional[np.ndarray] = None) -> SettleCost:
     """Exact settle of H programmed on hw.circuit (one InvArray), inputs auto-ranged as its periphery does
     (g default: ones)."""
-    from ..hw.inv_array import InvArray
+    from amc.hw.inv_array import InvArray
     array = InvArray(hw.circuit).program(np.asarray(h, dtype=float))
     mapped = array.mapped
     g = np.ones(mapped.n) if g is None else np.asarray(g, dtype=float).reshape(mapped.n, -1)[:, 0]

@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-from ..config import CircuitConfig
-from ..errors import ConfigError
+from amc.config import CircuitConfig
+from amc.errors import ConfigError
 
 
 def _positive(value, where: str) -> None:

@@ -1,11 +1,11 @@
 """INV settle time and energy from the circuit's own linear dynamics, without ngspice.
 
-The deck (amc/netlist.py, netlists/amc_opamps.lib) is linear while no output saturates: every op-amp is one pole,
+The deck (amc/hw/netlist.py, amc/data/amc_opamps.lib) is linear while no output saturates: every op-amp is one pole,
 tau dy/dt = A0 (v+ - v-) - y with tau = A0 / (2 pi GBW), the row lines and the inverters' summing nodes are
 algebraic. Stacking the n main outputs y and the n inverter outputs z gives dx/dt = F x + b, which we integrate
 exactly (x(t+dt) - x* = expm(F dt) (x(t) - x*), from x = 0 as the deck's `uic`). Supply power is the deck's own
 bookkeeping: each amplifier draws 2 V_s I_q between the rails plus V_s |I_out| for its output current. The
-settling criterion is amc.transient.settling, the one the ngspice path uses, so the two can be compared point for
+settling criterion is amc.hw.transient.settling, the one the ngspice path uses, so the two can be compared point for
 point (tests/cost/test_settle.py holds them within 10 %).
 
 Where only the size and lambda_min of the mapped loop are known (training ledgers, larger networks) ``settle_law``
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import expm
 
-from ..config import CircuitConfig
-from ..errors import ConfigError, InputError
-from ..mapping import MappedArray
-from .. import transient as tran_analysis
+from amc.config import CircuitConfig
+from amc.errors import ConfigError, InputError
+from amc.hw.mapping import MappedArray
+from amc.hw import transient as tran_analysis
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def settle_cost(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig
 
 
 def loop_lambda_min(mapped: MappedArray, config: CircuitConfig) -> float:
-    """Smallest real part of the eigenvalues of the loop matrix diag(S)^-1 (G + diag(S)/A0) (amc.mapping)."""
+    """Smallest real part of the eigenvalues of the loop matrix diag(S)^-1 (G + diag(S)/A0) (amc.hw.mapping)."""
     return float(np.min(np.linalg.eigvals(mapped.loop_matrix(config.opamp.gain)).real))
 
 

@@ -12,19 +12,17 @@ Dataflows on arrays of at most ``array_size`` rows (counts per programming and p
   reads of the whole factor for the residual) per right-hand side; digital shift-and-add and vector updates.
 - ``repast``: RePAST-style (Zhao et al. 2022): once per inverse update the inverse is computed column by column
   with HP-INV and written into ``inverse_slices`` bit-sliced MVM arrays; every step applies it by MVM reads.
-- ``blockamc`` (Pan et al., DATE 2024, as amc/blockamc.py): H = [A B; C D] with the split a multiple of
+- ``blockamc`` (Pan et al., DATE 2024, as amc/methods/blockamc.py): H = [A B; C D] with the split a multiple of
   array_size near d/2; setup Y = A^-1 B (INV), S = D - C Y (MVM + digital); solve y1 = A^-1 g1, x2 = S^-1 (g2 - C y1),
   x1 = A^-1 (g1 - B x2); recursively. ``direct`` and ``hpinv`` use it for any factor above the array size.
 Couplings and MVM slices bigger than an array are tiled: one read per tile, partial sums added digitally.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Optional
 
-from ..errors import InputError
-from ..hw.counters import OperationCounts
+from amc.errors import InputError
+from amc.hw.counters import OperationCounts
 
 DATAFLOWS = ("direct", "hpinv", "repast", "blockamc")
 
@@ -120,7 +118,7 @@ class Dataflow:
 
 
 def split_point(n: int, array_size: int) -> int:
-    """First-block size of BlockAMC: a multiple of array_size close to n/2 (as amc.blockamc.split_point)."""
+    """First-block size of BlockAMC: a multiple of array_size close to n/2 (as amc.methods.blockamc.split_point)."""
     arrays = -(-n // array_size)
     return min(array_size * (-(-arrays // 2)), n - 1)
 

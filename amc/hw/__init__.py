@@ -1,7 +1,7 @@
 """Hardware layer: programmed arrays and their operation counters (the netlist writer and the ngspice runner
-are ``amc.netlist`` and ``amc.runner``)."""
-from .counters import OperationCounts
-from .inv_array import InvArray
-from .keys import matrix_key
+are ``amc.hw.netlist`` and ``amc.hw.runner``)."""
+from amc.hw.counters import OperationCounts
+from amc.hw.inv_array import InvArray
+from amc.hw.keys import matrix_key
 
 __all__ = ["OperationCounts", "InvArray", "matrix_key"]

@@ -20,16 +20,16 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import CircuitConfig
-from ..converters import quantise_symmetric
-from ..errors import ConfigError, InputError, SimulationError
-from ..mapping import MappedArray, check_stability, map_matrix, validate_matrix, validate_rhs
-from ..netlist import (TransientSpec, batch_analysis, build_deck, crosspoint_nodes, input_node, input_source_name,
+from amc.config import CircuitConfig
+from amc.hw.converters import quantise_symmetric
+from amc.errors import ConfigError, InputError, SimulationError
+from amc.hw.mapping import MappedArray, check_stability, map_matrix, validate_matrix, validate_rhs
+from amc.hw.netlist import (TransientSpec, batch_analysis, build_deck, crosspoint_nodes, input_node, input_source_name,
                        output_node, pwl_points)
-from ..runner import EngineFallback, matrix_operating_points, session
-from ..solution import Solution, residuals
-from .. import transient as tran_analysis
-from .counters import OperationCounts
+from amc.hw.runner import EngineFallback, matrix_operating_points, session
+from amc.solution import Solution, residuals
+from amc.hw import transient as tran_analysis
+from amc.hw.counters import OperationCounts
 
 SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
 _SERIAL = itertools.count()
@@ -186,13 +186,13 @@ class InvArray:
     # ---- settles from the measured response --------------------------------------------------------------------
     def read(self, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
         """One settle per column computed from the measured linear response (see ``amc.hw.response``)."""
-        from .response import read_settles
+        from amc.hw.response import read_settles
         self._require()
         return read_settles(self, g, seconds_since_programming)
 
     def response(self):
         """The array's measured linear response (ngspice, once per programming)."""
-        from .response import measure_response
+        from amc.hw.response import measure_response
         self._require()
         if self._response is None:
             runs0 = session().runs

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from ..errors import SimulationError
-from ..mapping import MappedArray, validate_rhs
-from ..netlist import batch_analysis, build_deck, input_node, output_node
-from ..runner import session
-from ..solution import Solution, residuals
+from amc.errors import SimulationError
+from amc.hw.mapping import MappedArray, validate_rhs
+from amc.hw.netlist import batch_analysis, build_deck, input_node, output_node
+from amc.hw.runner import session
+from amc.solution import Solution, residuals
 
 if TYPE_CHECKING:
-    from .inv_array import InvArray
+    from amc.hw.inv_array import InvArray
 
 
 @dataclass
@@ -86,8 +86,8 @@ def measure_response(array: "InvArray") -> Response:
 def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tuple:
     """(node voltages (3n, k), static power at zero input) from ngspice's own factored matrix, or (None, None)
     when the engine's checks send the measurement back to plain ngspice."""
-    from ..runner import EngineFallback, matrix_operating_points
-    from .inv_array import ENGINE_VERIFY_RTOL, SUPPLY_VECTORS, _supply_power
+    from amc.hw.runner import EngineFallback, matrix_operating_points
+    from amc.hw.inv_array import ENGINE_VERIFY_RTOL, SUPPLY_VECTORS, _supply_power
     cfg, n = array.config, array.mapped.n
     o = cfg.opamp
     deck = build_deck(array.mapped, columns[:, 0], cfg)

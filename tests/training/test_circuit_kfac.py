@@ -1,4 +1,4 @@
-"""K-FAC with the 8-level rram circuit through HP-INV + PCG (amc/hpinv.py), wired by training.solvers.make_solver."""
+"""K-FAC with the 8-level rram circuit through HP-INV + PCG (amc/methods/hpinv.py), wired by training.solvers.make_solver."""
 from pathlib import Path
 
 import numpy as np

@@ -13,8 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from .config import DeviceConfig
-from .errors import AccuracyWarning, InputError, MappingError, SingularMatrixError, UnstableCircuitError
+from amc.config import DeviceConfig
+from amc.errors import AccuracyWarning, InputError, MappingError, SingularMatrixError, UnstableCircuitError
 
 # Condition numbers beyond this cannot be inverted meaningfully by any analog circuit (or by float64 math).
 MAX_CONDITION = 1e12

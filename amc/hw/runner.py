@@ -5,7 +5,7 @@ single instance; every analysis ends with ``destroy all`` and ``remcirc`` (other
 1 MB a solve), and every failure carries the lines ngspice printed while it happened.
 
 The matrix engine (:func:`matrix_operating_points`) also lives here: ngspice solves one right-hand side and
-exports its own circuit matrix, which :mod:`amc.mna` factors and solves for all the others.
+exports its own circuit matrix, which :mod:`amc.hw.mna` factors and solves for all the others.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import AmcError, NgspiceUnavailableError, SimulationError
-from .mna import CircuitMatrix, MatrixExportError, Verification, parse_matrix, parse_rhs
+from amc.errors import AmcError, NgspiceUnavailableError, SimulationError
+from amc.hw.mna import CircuitMatrix, MatrixExportError, Verification, parse_matrix, parse_rhs
 
 INSTALL_HINT = ("install it with `make install` (or `sudo apt-get install libngspice0 ngspice` on Debian/Ubuntu), "
                 "or point NGSPICE_LIBRARY_PATH at libngspice.so")

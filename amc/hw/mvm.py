@@ -36,14 +36,14 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .config import DEFAULT_PRESET, CircuitConfig, DeviceConfig
-from .errors import ConfigError, InputError, SimulationError
-from .converters import quantise_symmetric
-from .mapping import apply_programming_variation
-from .netlist import _fmt, model_library, opamp_params, pwl_points
-from .runner import session
-from .hw.counters import OperationCounts
-from .hw.keys import matrix_key
+from amc.config import DEFAULT_PRESET, CircuitConfig, DeviceConfig
+from amc.errors import ConfigError, InputError
+from amc.hw.converters import quantise_symmetric
+from amc.hw.mapping import apply_programming_variation
+from amc.hw.netlist import _fmt, model_library, opamp_params, pwl_points
+from amc.hw.runner import session
+from amc.hw.counters import OperationCounts
+from amc.hw.keys import matrix_key
 
 SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
 

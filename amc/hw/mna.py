@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .errors import AmcError
+from amc.errors import AmcError
 
 # SuperLU with a column ordering: the crossbar's MNA matrix is mostly op-amp/branch structure around two dense
 # n x n blocks, and LAPACK's dense LU (tried from 450 to 1,800 unknowns) was slower at every size here.

@@ -84,15 +84,15 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .config import DEFAULT_PRESET, CircuitConfig
-from .errors import ConfigError, InputError, MappingError, UnstableCircuitError
-from .mapping import check_invertible, validate_matrix, validate_rhs
-from .method_errors import ConvergenceError
-from .hw.counters import OperationCounts
-from .hw.inv_array import InvArray, jacobi_scaling
-from .hw.keys import matrix_key
-from .mvm import AnalogMVM
-from .solution import Solution, column_flags, equivalent_bits, residuals
+from amc.config import DEFAULT_PRESET, CircuitConfig
+from amc.errors import ConfigError, InputError, MappingError, UnstableCircuitError
+from amc.hw.mapping import check_invertible, validate_matrix, validate_rhs
+from amc.methods.errors import ConvergenceError
+from amc.hw.counters import OperationCounts
+from amc.hw.inv_array import InvArray, jacobi_scaling
+from amc.hw.keys import matrix_key
+from amc.hw.mvm import AnalogMVM
+from amc.solution import Solution, column_flags, equivalent_bits, residuals
 
 REFINEMENTS = ("richardson", "pcg")
 OPERATORS = ("per-solve", "extracted")
@@ -362,7 +362,6 @@ class HPInvSolver:
         """Measure this system's MVM response (n reads per array in ngspice, or the closed form) once.
 
         Measuring is simulation bookkeeping, not hardware work: only its ngspice runs are counted."""
-        n = system.h_mvm.shape[0]
         before = system.mvm.counts.copy()
         if self.mvm_response == "circuit":
             system.mvm_matrix = system.mvm.response(system.h_mvm)

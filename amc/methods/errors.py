@@ -1,7 +1,7 @@
 """Errors of the multi-array methods (HP-INV refinement, BlockAMC partitioning)."""
 from __future__ import annotations
 
-from .errors import AmcError, InputError
+from amc.errors import AmcError, InputError
 
 
 class ConvergenceError(AmcError, RuntimeError):

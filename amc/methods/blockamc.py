@@ -24,15 +24,15 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .config import DEFAULT_PRESET, CircuitConfig
-from .errors import AmcError, ConfigError
-from .mapping import MAX_CONDITION, validate_matrix, validate_rhs
-from .method_errors import BlockError
-from .hw.counters import OperationCounts
-from .hw.inv_array import InvArray
-from .hw.keys import matrix_key
-from .mvm import AnalogMVM
-from .solution import Solution, equivalent_bits, residuals
+from amc.config import DEFAULT_PRESET, CircuitConfig
+from amc.errors import AmcError, ConfigError
+from amc.hw.mapping import MAX_CONDITION, validate_matrix, validate_rhs
+from amc.methods.errors import BlockError
+from amc.hw.counters import OperationCounts
+from amc.hw.inv_array import InvArray
+from amc.hw.keys import matrix_key
+from amc.hw.mvm import AnalogMVM
+from amc.solution import Solution, equivalent_bits, residuals
 
 
 def block_name(lo: int, hi: int, depth: int) -> str:

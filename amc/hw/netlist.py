@@ -14,11 +14,11 @@ from typing import Optional
 
 import numpy as np
 
-from .config import CircuitConfig
-from .mapping import MappedArray
+from amc.config import CircuitConfig
+from amc.hw.mapping import MappedArray
 
 # Shipped inside the package so a non-editable install has it; netlists/amc_opamps.lib is the same file for users.
-LIBRARY_PATH = Path(__file__).resolve().parent / "data" / "amc_opamps.lib"
+LIBRARY_PATH = Path(__file__).resolve().parent.parent / "data" / "amc_opamps.lib"
 NO_SATURATION_V = 1e30
 
 

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Optional, Union
 
-from .errors import ConfigError
+from amc.errors import ConfigError
 
 METHOD_NAMES = ("direct", "hp-inv", "blockamc", "repast")
 REFINEMENTS = ("richardson", "pcg")

@@ -1,0 +1,114 @@
+"""``direct``: one INV settle per right-hand side on the programmed factor array (the published one-step method).
+
+Each distinct H gets its own InvArray (least recently used dropped beyond ``cache_size``); an array the controller
+finds unusable after programming is remembered, so the same H is not written again until it changes.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from amc.config import CircuitConfig
+from amc.errors import InputError, MappingError, UnstableCircuitError
+from amc.hw.counters import OperationCounts
+from amc.hw.inv_array import InvArray
+from amc.hw.keys import matrix_key
+from amc.methods.config import MethodConfig
+from amc.solution import Solution, equivalent_bits
+
+
+class DirectSolver:
+    """One INV array per distinct H (one settle per right-hand side)."""
+
+    def __init__(self, circuit: CircuitConfig, method: MethodConfig):
+        if method.equilibrate is not None:
+            circuit = circuit.replace(**{"io.equilibrate": method.equilibrate})
+        self.circuit = circuit
+        self.method = method
+        self._arrays: "OrderedDict[bytes, InvArray]" = OrderedDict()
+        self._refused: "OrderedDict[bytes, Exception]" = OrderedDict()   # programmed, found unusable, kept so
+        self._serial = 0
+
+    @property
+    def deterministic(self) -> bool:
+        d = self.circuit.device
+        return not d.is_stochastic_per_read and d.drift_nu == 0
+
+    def array_for(self, h: np.ndarray) -> tuple[InvArray, bool]:
+        key = matrix_key(h)
+        if key in self._arrays:
+            self._arrays.move_to_end(key)
+            return self._arrays[key], False
+        if key in self._refused:       # the controller already found this programming unusable: no new write
+            refused = self._refused[key]
+            refused.operations = OperationCounts()
+            raise refused
+        self._serial += 1
+        array = InvArray(self.circuit, rng=np.random.default_rng([self.circuit.device.seed + 1, self._serial]))
+        try:
+            self._program(array, h)
+        except Exception as exc:
+            self._refused[key] = exc
+            while len(self._refused) > self.method.cache_size:
+                self._refused.popitem(last=False)
+            exc.operations = array.counts.copy()      # the writes happened: their cost travels with the refusal
+            raise
+        self._arrays[key] = array
+        while len(self._arrays) > self.method.cache_size:
+            self._arrays.popitem(last=False)
+        return array, True
+
+    def _program(self, array: InvArray, h: np.ndarray) -> None:
+        """Program H + mu diag(H) (mu = method.shift). After equilibration the shift is mu I on the unit diagonal,
+        which sits on the top conductance level and so survives quantisation; for K-FAC it acts as extra damping
+        (the array inverts the shifted matrix). ``shift: auto`` is program-and-verify: the controller knows the
+        levels it wrote, and re-programs with mu grown (0.05, then x1.5, at most 12 writes, every one counted) until
+        the loop settles and the symmetric part of what the array inverts has lambda_min >= shift_margin (1 + mu);
+        it starts from the quantisation error's norm, which the controller computes from the levels it writes."""
+        shift, margin = self.method.shift, self.method.shift_margin
+        diag = np.diag(np.abs(np.diag(h)))
+        if shift == "auto":     # start at ||Q(D H D) - D H D||_2: the controller knows the levels it writes
+            from amc.methods.hpinv import quantisation_shift
+            d = 1.0 / np.sqrt(np.abs(np.diag(h)))
+            mu = quantisation_shift(h * d[:, None] * d[None, :], self.circuit.device.levels)
+        else:
+            mu = float(shift or 0.0)
+        for attempt in range(1, 13):
+            try:
+                array.program(h + mu * diag if mu else h)
+                if shift != "auto":
+                    return
+                n = h.shape[0]
+                m = array.mapped.effective_conductance(self.circuit.opamp.gain) / array.mapped.g0
+                lam = float(np.linalg.eigvalsh((m + m.T) / 2).min())
+                array.counts.add(digital_flops=4 * n ** 3)      # the controller's check of what it wrote
+                if lam >= margin * (1.0 + mu):
+                    return
+            except (UnstableCircuitError, MappingError):
+                if shift != "auto" or attempt == 12:
+                    raise
+            mu = max(1.5 * mu, 0.05)
+        raise UnstableCircuitError(f"no diagonal shift up to {mu:.3g} made the programmed array settle stably "
+                                   f"(12 programmings)")
+
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+        start = time.perf_counter()
+        n = h.shape[0]
+        if self.method.array_size is not None and n > self.method.array_size:
+            raise InputError(f"method 'direct' needs one {n}x{n} array but array_size is {self.method.array_size}; "
+                             "use method 'blockamc' or 'hpinv-pcg'")
+        fresh = matrix_key(h) not in self._arrays
+        array, _ = self.array_for(h)
+        before = OperationCounts() if fresh else array.counts.copy()
+        if self.method.operators == "extracted":
+            sol = array.read(g, seconds_since_programming)
+        else:
+            sol = array.solve(g)
+        sol.operations = array.counts - before
+        x_star = np.linalg.solve(h, g)
+        sol.relative_error, sol.equivalent_bits = equivalent_bits(sol.x, x_star)
+        sol.analog_error = sol.relative_error       # one settle: nothing digital refines it
+        sol.wall_time_s = time.perf_counter() - start
+        return sol

@@ -1,0 +1,116 @@
+"""``repast`` (RePAST-style, seed paper): once per programming the INV (plus ``iterations`` refinement passes)
+computes H^-1 column by column; the inverse is programmed into bit-sliced MVM arrays and every solve is one analog
+MVM read per array and column. Measuring the MVM's response is simulation bookkeeping (ngspice runs only).
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Optional
+
+import numpy as np
+
+from amc.config import CircuitConfig
+from amc.hw.counters import OperationCounts
+from amc.hw.keys import matrix_key
+from amc.methods.config import MethodConfig
+from amc.methods.direct import DirectSolver
+from amc.solution import Solution, column_flags, equivalent_bits, residuals
+
+
+class RepastSolver:
+    """RePAST-style: once per programming, the INV (with ``iterations`` refinement passes; 0 = one settle per
+    column) computes H^-1 column by column; the inverse is programmed into bit-sliced MVM arrays, and every solve
+    is one analog MVM read per array and column."""
+
+    def __init__(self, circuit: CircuitConfig, method: MethodConfig, mvm_config: Optional[CircuitConfig]):
+        from amc.hw.mvm import AnalogMVM
+        self.circuit, self.method = circuit, method
+        self.mvm_config = (mvm_config or circuit).replace(**{"io.adc_bits": method.mvm.adc_bits,
+                                                              "io.dac_bits": method.mvm.dac_bits})
+        if method.iterations == 0:     # one settle per column of the identity
+            self._inverter = DirectSolver(circuit, MethodConfig(name="direct", equilibrate=method.equilibrate,
+                                                                 operators=method.operators))
+        else:
+            from amc.methods import build_hpinv
+            self._inverter = build_hpinv(circuit, _as_hpinv(method), mvm_config)
+        self._mvm_cls = AnalogMVM
+        self._systems: "OrderedDict[bytes, dict]" = OrderedDict()
+
+    @property
+    def deterministic(self) -> bool:
+        return all(not c.device.is_stochastic_per_read and c.device.drift_nu == 0
+                   for c in (self.circuit, self.mvm_config))
+
+    def _prepare(self, h: np.ndarray) -> tuple[dict, OperationCounts, float]:
+        key = matrix_key(h)
+        if key in self._systems:
+            self._systems.move_to_end(key)
+            return self._systems[key], OperationCounts(), 0.0
+        n = h.shape[0]
+        inverse = self._inverter.solve(h, np.eye(n))       # n settles (+ refinement) on the INV array
+        x_inv = np.asarray(inverse.x).reshape(n, n)
+        m = self.method.mvm
+        mvm = self._mvm_cls(self.mvm_config, slices=m.slices, bits_per_slice=m.bits_per_slice,
+                            input_slices=m.input_slices, target_swing=m.target_swing,
+                            gain_calibration=m.gain_calibration, array_size=m.array_size)
+        runs0 = mvm.counts.ngspice_runs
+        if self.method.operators == "extracted":
+            if m.response == "circuit":
+                matrix = mvm.response(x_inv)
+            else:
+                from amc.methods.hpinv import HPInvSolver
+                matrix = HPInvSolver(self.circuit, mvm_config=self.mvm_config, slices=m.slices,
+                                     gain_calibration=m.gain_calibration).closed_form_mvm(x_inv, mvm)
+            programmed = mvm.counts
+            mvm.counts = OperationCounts(programmings=programmed.programmings,
+                                         cells_programmed=programmed.cells_programmed,
+                                         ngspice_runs=programmed.ngspice_runs - runs0)
+        else:
+            mvm.program(x_inv)
+            matrix = None
+        system = dict(x_inv=x_inv, mvm=mvm, matrix=matrix, inverse_error=inverse.relative_error)
+        self._systems[key] = system
+        while len(self._systems) > self.method.cache_size:
+            self._systems.popitem(last=False)
+        ops = inverse.operations + mvm.counts
+        return system, ops, float(inverse.relative_error or 0.0)
+
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+        start = time.perf_counter()
+        n = h.shape[0]
+        system, ops, _ = self._prepare(h)
+        mvm = system["mvm"]
+        cols = g.reshape(n, -1)
+        before = mvm.counts.copy()
+        if system["matrix"] is not None:
+            arrays = mvm.programmed_arrays
+            k = cols.shape[1]
+            mvm.counts.add(mvm_reads=len(arrays) * k, dac_conversions=sum(a.g_pos.shape[1] for a in arrays) * k,
+                           adc_conversions=sum(a.g_pos.shape[0] for a in arrays) * k,
+                           digital_flops=len(arrays) * n * k)
+            x = system["matrix"] @ cols
+            saturated = np.zeros(k, dtype=bool)
+        else:
+            res = mvm.multiply(system["x_inv"], cols)
+            x = np.asarray(res.y).reshape(n, -1)
+            saturated = np.full(cols.shape[1], bool(res.saturated))
+        ops = ops + (mvm.counts - before)
+        x_star = np.linalg.solve(h, cols)
+        err, bits = equivalent_bits(x, x_star)
+        total, per_column = residuals(h, x, cols)
+        x_out = x[:, 0] if g.ndim == 1 else x
+        return Solution(x=x_out, method="repast", backend="circuit", relative_residual=total,
+                        relative_residuals=per_column[0] if g.ndim == 1 else per_column,
+                        saturated=column_flags(saturated, x_out.shape), operations=ops, analog_error=err,
+                        relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
+                        details=dict(inverse_error=system["inverse_error"], mvm_arrays=len(mvm.programmed_arrays)))
+
+
+
+def _as_hpinv(method: MethodConfig) -> MethodConfig:
+    return MethodConfig.from_spec({"name": "hp-inv", "refinement": method.refinement, "iterations": method.iterations,
+                                   "shift": method.shift, "shift_margin": method.shift_margin,
+                                   "equilibrate": method.equilibrate, "operators": method.operators,
+                                   "check_convergence": method.check_convergence, "cache_size": method.cache_size,
+                                   "mvm": method.to_dict()["mvm"]}, "repast inverse")
