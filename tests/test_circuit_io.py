@@ -283,7 +283,7 @@ def test_spd_matrix_made_indefinite_by_quantisation_gets_the_right_cause_and_rem
 
 def test_a_large_error_that_passes_warns_with_its_cause():
     from amc import AccuracyWarning
-    from amc import mapping
+    from amc.hw import mapping
     mapping._ACCURACY_WARNED.clear()  # once per size and device setting in a process
     h = _spd_with_spectrum(16, 1, 10, 1)
     g = np.random.default_rng(2).standard_normal(16)

@@ -163,7 +163,7 @@ def test_saturating_input_falls_back_to_ngspice_and_says_so(caplog):
 
 
 def test_failed_verification_falls_back_loudly(monkeypatch, caplog):
-    from amc import mna
+    from amc.hw import mna
     monkeypatch.setattr(mna.CircuitMatrix, "verify",
                         lambda self, rtol: mna.Verification(1.0, 0.0, rtol))
     h = random_spd(5, seed=9)

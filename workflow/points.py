@@ -49,7 +49,7 @@ def run_point(payload: Mapping[str, Any]) -> dict:
         # A point's warnings (e.g. amc's AccuracyWarning) belong to its record, not to the sweep's terminal.
         with _NGSPICE_LOCK, watchdog, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            from amc import mapping
+            from amc.hw import mapping
             mapping._ACCURACY_WARNED.clear()  # each point's record tells its own warnings
             _run_into(record, payload)
     except PointTimeout:  # delivered late, just as the point finished: the point did finish
