@@ -1,0 +1,170 @@
+"""Report of a circuit-in-the-loop training study: one row per dataflow and circuit setting, mean over seeds.
+
+    python -m workflow.dataflow_report results/sweeps/kfac64_dataflows [--out DIR]
+
+Writes ``report.md`` (the table: epochs to target, what the arrays did per step, the analog error before any
+refinement, fallbacks, the ledger's cost per step) and two figures into DIR/figures: epochs to target against
+conductance levels, one line per dataflow (a missed target drawn as an open marker at the epoch budget, never
+as a value), and the mean test-accuracy curves. Rows with more than 1 % fallbacks are marked wherever shown.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+NOISE_KEYS = ("device.read_noise_sigma", "device.drift_nu", "device.program_sigma")
+
+
+def _row_key(record: dict) -> tuple:
+    m, p = record["metrics"], record["params"]
+    label = m.get("optimizer", "?")
+    method = p.get("training.optimizer.solver.method")
+    if isinstance(method, dict) and method.get("shift") not in (None, 0) and "direct" in label:
+        label += f", shift {method['shift']}"
+    noise = ", ".join(f"{k.split('.')[-1]} {p[k]:g}" for k in NOISE_KEYS if p.get(k))
+    if noise:
+        label += f" [{noise}]"
+    levels = p.get("device.levels") if label.startswith("kfac-circuit") else None
+    return label, levels
+
+
+def rows(records: list[dict]) -> list[dict]:
+    from training.report import fallback_mark
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        if r.get("status") == "ok" and r.get("metrics"):
+            groups[_row_key(r)].append(r)
+    out = []
+    for (label, levels), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        ms = [r["metrics"] for r in rs]
+        ett = [m.get("epochs_to_target") for m in ms]
+        reached = [e for e in ett if e is not None and math.isfinite(e)]
+
+        def mean(key: str) -> Optional[float]:
+            vals = [m[key] for m in ms if m.get(key) is not None and math.isfinite(m[key])]
+            return float(np.mean(vals)) if vals else None
+
+        solves = sum(m.get("solver_solves") or 0 for m in ms)
+        fallbacks = sum(m.get("hw_fallbacks") or 0 for m in ms)
+        hw = {"solves": solves, "fallback_fraction": fallbacks / solves if solves else 0.0}
+        out.append({
+            "label": label, "levels": levels, "runs": len(rs), "reached": len(reached),
+            "epochs_mean": float(np.mean(reached)) if reached else None,
+            "epochs_std": float(np.std(reached)) if reached else None,
+            "epochs_each": ett, "final_acc": mean("final_test_accuracy"),
+            "analog_error": mean("hw_analog_error_mean"), "settles_per_step": mean("hw_inv_settles_per_step"),
+            "reads_per_step": mean("hw_mvm_reads_per_step"), "flops_per_step": mean("hw_digital_flops_per_step"),
+            "programmings": mean("hw_programmings"), "ngspice_runs": mean("hw_ngspice_runs"),
+            "fallbacks": fallbacks, "solves": solves, "mark": fallback_mark(hw) if solves else "",
+            "energy_per_step": mean("cost_energy_j_per_step"), "time_per_step": mean("cost_time_s_per_step"),
+            "curves": [r.get("curves") or {} for r in rs], "circuit": label.startswith("kfac-circuit"),
+        })
+    return out
+
+
+def _si(value: Optional[float], unit: str) -> str:
+    if value is None:
+        return "—"
+    for factor, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def markdown(table: list[dict], target: Optional[float]) -> str:
+    head = ("| K-FAC solves | levels | epochs to target (mean ± std) | reached | analog error before refinement | "
+            "INV settles / step | MVM reads / step | digital flops / step | programmings / run | ngspice runs / run "
+            "| fallbacks | ledger: time, energy / step |")
+    lines = [f"Epochs to {100 * target:g} % test accuracy" if target else "", "", head,
+             "|" + "---|" * (head.count("|") - 1)]
+    for r in table:
+        ep = "not reached" if r["epochs_mean"] is None else f"{r['epochs_mean']:.2f} ± {r['epochs_std']:.2f}"
+        label = r["label"] + (f" **{r['mark']}**" if r["mark"] else "")
+        if not r["circuit"]:
+            lines.append(f"| {label} | — | {ep} | {r['reached']}/{r['runs']} | exact | — | — | — | — | — | — | — |")
+            continue
+        analog = "n/a (no analog INV)" if r["analog_error"] is None else f"{r['analog_error']:.3f}"
+        cost = "—" if r["energy_per_step"] is None else f"{_si(r['time_per_step'], 's')}, {_si(r['energy_per_step'], 'J')}"
+        lines.append(f"| {label} | {r['levels']} | {ep} | {r['reached']}/{r['runs']} | {analog} | "
+                     f"{r['settles_per_step']:.0f} | {r['reads_per_step']:.0f} | {r['flops_per_step']:.3g} | "
+                     f"{r['programmings']:.0f} | {r['ngspice_runs']:.0f} | {r['fallbacks']}/{r['solves']} | {cost} |")
+    return "\n".join(lines) + "\n"
+
+
+def figures(table: list[dict], out: Path, target: Optional[float], budget: float, subtitle: str) -> list[Path]:
+    from .plots import _new_figure, _save
+    written = []
+    fig, ax = _new_figure(f"Epochs to {100 * (target or 0):g} % test accuracy vs conductance levels", subtitle)
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for r in table:
+        if r["circuit"]:
+            by_label[r["label"] + (f" [{r['mark']}]" if r["mark"] else "")].append(r)
+    for label, rs in sorted(by_label.items()):
+        rs = sorted(rs, key=lambda r: r["levels"])
+        xs = [r["levels"] for r in rs if r["epochs_mean"] is not None]
+        ys = [r["epochs_mean"] for r in rs if r["epochs_mean"] is not None]
+        es = [r["epochs_std"] for r in rs if r["epochs_mean"] is not None]
+        line = ax.errorbar(xs, ys, yerr=es, marker="o", ms=5, capsize=3, label=label)
+        color = line[0].get_color()
+        missed = [r["levels"] for r in rs if r["reached"] < r["runs"]]
+        if missed:   # a run that missed the target: an open marker at the budget, not a value
+            ax.plot(missed, [budget] * len(missed), ls="none", marker="o", mfc="none", mec=color, ms=9)
+    for r in table:
+        if not r["circuit"] and r["epochs_mean"] is not None:
+            ax.axhline(r["epochs_mean"], ls="--", lw=1, color="k" if "exact" in r["label"] else "0.5")
+            ax.text(8, r["epochs_mean"], f" {r['label']} {r['epochs_mean']:.2f}", fontsize=7, va="bottom")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("conductance levels per cell")
+    ax.set_ylabel("epochs to target (mean ± std over seeds; open marker: a seed missed it)")
+    ax.legend(fontsize=7)
+    written += _save(fig, out, "epochs_to_target_vs_levels")
+    fig, ax = _new_figure("Test accuracy during training, mean over seeds", subtitle)
+    for r in table:
+        curves = [c for c in r["curves"] if c.get("epoch")]
+        if not curves:
+            continue
+        grid = sorted({e for c in curves for e in c["epoch"]})
+        acc = np.array([np.interp(grid, c["epoch"], c["test_accuracy"], right=np.nan) for c in curves])
+        label = r["label"] + (f", {r['levels']} levels" if r["levels"] else "") + (f" [{r['mark']}]" if r["mark"] else "")
+        ax.plot(grid, 100 * np.nanmean(acc, axis=0), lw=1, label=label)
+    if target:
+        ax.axhline(100 * target, ls=":", c="k", lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(60, 90)
+    ax.legend(fontsize=6, ncol=2)
+    written += _save(fig, out, "accuracy_curves")
+    return written
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflow.dataflow_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("directory")
+    parser.add_argument("--out", default=None, help="where report.md and figures/ go (default: the directory)")
+    args = parser.parse_args(argv)
+    from .plots import conditions, load
+    directory = Path(args.directory)
+    records, meta = load(directory)
+    if not records:
+        print(f"error: no records in {directory}", file=sys.stderr)
+        return 2
+    target = next((r["metrics"].get("target_accuracy") for r in records if r.get("metrics")), None)
+    budget = float(((meta.get("spec") or {}).get("base") or {}).get("training", {}).get("train", {}).get("epochs", 8))
+    table = rows(records)
+    out = Path(args.out) if args.out else directory
+    text = markdown(table, target)
+    (out / "report.md").write_text(text)
+    for path in figures(table, out / "figures", target, budget, conditions(meta, records)):
+        print(f"figure: {path}")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
