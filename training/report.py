@@ -25,6 +25,9 @@ def hardware_line(hardware: Optional[dict]) -> str:
              f"{h['digital_flops']:.3g} digital flops beside the arrays",
              "analog error before refinement " + ("n/a" if analog is None else f"{analog:.3g} (mean)"),
              f"fallbacks {h['fallbacks']}/{h['solves']}"]
+    cost = h.get("cost") or {}
+    if "energy_j" in cost:
+        parts.append(f"ledger ({h.get('cost_model')}): {cost['time_s']:.3g} s, {cost['energy_j']:.3g} J of analog work")
     reasons = h.get("fallback_reasons") or {}
     if reasons:
         parts[-1] += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")"

@@ -128,3 +128,20 @@ optimizer:
     run = subprocess.run([sys.executable, "-m", "training.cli", "train", str(direct)], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert run.returncode == 2 and "optimizer.solver.circuit.method" in run.stderr and str(direct) in run.stderr
+
+
+def test_circuit_training_without_libngspice_is_an_error_not_a_digital_run(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"""
+name: no-ngspice
+data: {{source: synthetic-letters, n_classes: 4, n_train: 64, n_test: 32, seed: 0}}
+model: {{channels: 2, kernel: 5, pool: 4}}
+optimizer: {{name: kfac, solver: {{backend: circuit, circuit: ideal}}}}
+train: {{epochs: 1, batch_size: 32, out_dir: "{tmp_path / 'out'}", progress: false}}
+""")
+    import os
+    env = dict(os.environ, NGSPICE_LIBRARY_PATH=str(tmp_path / "missing" / "libngspice.so"))
+    run = subprocess.run([sys.executable, "-m", "training.cli", "train", str(config)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300, env=env)
+    assert run.returncode != 0 and "ngspice" in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "completed" not in run.stdout
