@@ -142,3 +142,13 @@ def test_direct_with_auto_shift_programs_until_the_array_settles():
     assert unstable >= 1, "the factors must include one that 8 levels make unstable without the shift"
     with pytest.raises(ConfigError, match="no effect"):
         MethodConfig.from_spec({"name": "direct", "iterations": 2})
+
+
+def test_read_of_a_wired_array_equals_ngspice():
+    """The measured response includes the wires' IR drop; noisy reads of a wired array go to ngspice itself."""
+    config = CircuitConfig.preset("ideal").replace(**{"wires.row_ohm": 2.0, "wires.col_ohm": 2.0})
+    h = random_spd(6, seed=8)
+    g = np.random.default_rng(8).standard_normal((6, 3))
+    array = InvArray(config).program(h)
+    np.testing.assert_allclose(array.read(g).x, array.solve(g).x, rtol=0, atol=1e-8 * np.abs(array.solve(g).x).max())
+    assert np.linalg.norm(array.read(g).x - np.linalg.solve(h, g)) > 1e-6      # the wires matter

@@ -9,8 +9,8 @@ since programming). A perturbed cell between row i and a node driven by an op-am
 in the model) acts as an extra current into row i, dG+_ij (V_j - u_i) + dG-_ij (W_j - u_i). With
 K = dG+ R_V + dG- R_W - diag(dS) R_u the perturbed circuit obeys I + z = (1 - K)^-1 I and V = R_V (1 - K)^-1 I --
 exact for a linear circuit without wire resistance (the crosspoint ends are then op-amp-driven nodes and rows).
-With wires, a perturbed cell no longer sits between such nodes, so every noisy or drifted read goes through
-ngspice instead (``InvArray.solve``). tests/test_inv_array.py holds this path to ngspice decks carrying the same
+With wires the measured response still holds (it includes the IR drop), but a perturbed cell no longer sits
+between such nodes, so every noisy or drifted read of a wired array goes through ngspice (``InvArray.solve``). tests/test_inv_array.py holds this path to ngspice decks carrying the same
 perturbed conductances.
 
 Drift (``device.drift_nu`` > 0): power-law conductance relaxation after programming,
@@ -49,8 +49,6 @@ def measure_response(array: "InvArray") -> Response:
     mapped = array.mapped
     cfg = array.config
     n = mapped.n
-    if cfg.wires.enabled:
-        raise SimulationError("the measured-response path needs an array without wire resistance")
     # A scale that keeps every output inside the linear swing: one unit row current at the auto-ranged I0.
     scales = np.array([array._initial_i0(mapped, np.eye(n)[:, c]) for c in range(n)])
     currents = np.diag(scales)
