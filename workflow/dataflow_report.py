@@ -104,14 +104,17 @@ def figures(table: list[dict], out: Path, target: Optional[float], budget: float
     by_label: dict[str, list[dict]] = defaultdict(list)
     for r in table:
         if r["circuit"]:
-            by_label[r["label"] + (f" [{r['mark']}]" if r["mark"] else "")].append(r)
+            by_label[r["label"]].append(r)
     for label, rs in sorted(by_label.items()):
         rs = sorted(rs, key=lambda r: r["levels"])
-        xs = [r["levels"] for r in rs if r["epochs_mean"] is not None]
-        ys = [r["epochs_mean"] for r in rs if r["epochs_mean"] is not None]
-        es = [r["epochs_std"] for r in rs if r["epochs_mean"] is not None]
-        line = ax.errorbar(xs, ys, yerr=es, marker="o", ms=5, capsize=3, label=label)
+        shown = [r for r in rs if r["epochs_mean"] is not None]
+        line = ax.errorbar([r["levels"] for r in shown], [r["epochs_mean"] for r in shown],
+                           yerr=[r["epochs_std"] for r in shown], marker="o", ms=5, capsize=3, label=label)
         color = line[0].get_color()
+        for r in shown:
+            if r["mark"]:    # more than 1 % of this point's solves were exact fallbacks: say so on the point
+                ax.annotate(r["mark"].replace("FALLBACKS", "fallbacks"), (r["levels"], r["epochs_mean"]),
+                            textcoords="offset points", xytext=(6, 4), fontsize=7, color=color)
         missed = [r["levels"] for r in rs if r["reached"] < r["runs"]]
         if missed:   # a run that missed the target: an open marker at the budget, not a value
             ax.plot(missed, [budget] * len(missed), ls="none", marker="o", mfc="none", mec=color, ms=9)
@@ -120,8 +123,12 @@ def figures(table: list[dict], out: Path, target: Optional[float], budget: float
             ax.axhline(r["epochs_mean"], ls="--", lw=1, color="k" if "exact" in r["label"] else "0.5")
             ax.text(8, r["epochs_mean"], f" {r['label']} {r['epochs_mean']:.2f}", fontsize=7, va="bottom")
     ax.set_xscale("log", base=2)
+    levels = sorted({r["levels"] for r in table if r["circuit"]})
+    ax.set_xticks(levels)
+    ax.set_xticklabels([str(v) for v in levels])
     ax.set_xlabel("conductance levels per cell")
-    ax.set_ylabel("epochs to target (mean ± std over seeds; open marker: a seed missed it)")
+    ax.set_ylabel("epochs to target (mean ± std)")
+    ax.text(0.01, 0.01, f"open marker at {budget:g}: a seed missed the target", transform=ax.transAxes, fontsize=7)
     ax.legend(fontsize=7)
     written += _save(fig, out, "epochs_to_target_vs_levels")
     fig, ax = _new_figure("Test accuracy during training, mean over seeds", subtitle)
@@ -143,12 +150,24 @@ def figures(table: list[dict], out: Path, target: Optional[float], budget: float
     return written
 
 
+def short_conditions(meta: dict) -> str:
+    """One line: data, model, circuit preset and device settings of the study's base (what every point shares)."""
+    base = (meta.get("spec") or {}).get("base") or {}
+    t, c = base.get("training") or {}, base.get("circuit") or {}
+    data, model = t.get("data") or {}, t.get("model") or {}
+    circuit = c if isinstance(c, str) else c.get("preset", "?")
+    device = ", ".join(f"{k} {v}" for k, v in ((c.get("device") or {}) if isinstance(c, dict) else {}).items())
+    return (f"{data.get('source', '?')} {data.get('n_train', '?')}/{data.get('n_test', '?')}, conv {model.get('kernel')}x"
+            f"{model.get('kernel')} 1->{model.get('channels')}, pool {model.get('pool')}\\ncircuit {circuit}"
+            f"{' (' + device + ')' if device else ''}; mean ± std over seeds")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workflow.dataflow_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("directory")
     parser.add_argument("--out", default=None, help="where report.md and figures/ go (default: the directory)")
     args = parser.parse_args(argv)
-    from .plots import conditions, load
+    from .plots import load
     directory = Path(args.directory)
     records, meta = load(directory)
     if not records:
@@ -160,7 +179,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     out = Path(args.out) if args.out else directory
     text = markdown(table, target)
     (out / "report.md").write_text(text)
-    for path in figures(table, out / "figures", target, budget, conditions(meta, records)):
+    for path in figures(table, out / "figures", target, budget, short_conditions(meta)):
         print(f"figure: {path}")
     print(text)
     return 0
