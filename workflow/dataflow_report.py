@@ -158,7 +158,7 @@ def short_conditions(meta: dict) -> str:
     circuit = c if isinstance(c, str) else c.get("preset", "?")
     device = ", ".join(f"{k} {v}" for k, v in ((c.get("device") or {}) if isinstance(c, dict) else {}).items())
     return (f"{data.get('source', '?')} {data.get('n_train', '?')}/{data.get('n_test', '?')}, conv {model.get('kernel')}x"
-            f"{model.get('kernel')} 1->{model.get('channels')}, pool {model.get('pool')}\\ncircuit {circuit}"
+            f"{model.get('kernel')} 1->{model.get('channels')}, pool {model.get('pool')}\ncircuit {circuit}"
             f"{' (' + device + ')' if device else ''}; mean ± std over seeds")
 
 
