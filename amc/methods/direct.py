@@ -28,7 +28,7 @@ class DirectSolver:
         self.circuit = circuit
         self.method = method
         self._arrays: "OrderedDict[bytes, InvArray]" = OrderedDict()
-        self._refused: "OrderedDict[bytes, Exception]" = OrderedDict()   # programmed, found unusable, kept so
+        self._refused: "OrderedDict[bytes, tuple]" = OrderedDict()   # programmed, found unusable: (type, message)
         self._serial = 0
 
     @property
@@ -42,15 +42,14 @@ class DirectSolver:
             self._arrays.move_to_end(key)
             return self._arrays[key], False
         if key in self._refused:       # the controller already found this programming unusable: no new write
-            refused = self._refused[key]
-            refused.operations = OperationCounts()
-            raise refused
+            kind, message = self._refused[key]
+            raise kind(message)
         self._serial += 1
         array = InvArray(self.circuit, rng=np.random.default_rng([self.circuit.device.seed + 1, self._serial]))
         try:
             self._program(array, h)
         except Exception as exc:
-            self._refused[key] = exc
+            self._refused[key] = (type(exc), str(exc))      # not the exception: its traceback holds the caller's frames
             while len(self._refused) > self.method.cache_size:
                 self._refused.popitem(last=False)
             exc.operations = array.counts.copy()      # the writes happened: their cost travels with the refusal
