@@ -152,3 +152,12 @@ def test_read_of_a_wired_array_equals_ngspice():
     array = InvArray(config).program(h)
     np.testing.assert_allclose(array.read(g).x, array.solve(g).x, rtol=0, atol=1e-8 * np.abs(array.solve(g).x).max())
     assert np.linalg.norm(array.read(g).x - np.linalg.solve(h, g)) > 1e-6      # the wires matter
+
+
+def test_analyses_print_their_spice_card():
+    from amc.hw.netlist import OperatingPoint, QuasiStaticBatch, Transient
+    assert OperatingPoint().card() == ".op" and repr(OperatingPoint()) == "OperatingPoint(.op)"
+    assert Transient(1e-9, 2e-6).card() == ".tran 1.0000000000000001e-09 1.9999999999999999e-06 0 1.0000000000000001e-09 uic"
+    assert QuasiStaticBatch(5).card() == ".tran 1 4 0 1" and "QuasiStaticBatch(.tran 1 4 0 1)" == repr(QuasiStaticBatch(5))
+    array = InvArray(CircuitConfig.preset("ideal-dynamic")).program(random_spd(3, seed=1))
+    assert ".op\n" in array.deck(np.ones(3)) and " uic\n" in array.deck(np.ones(3), transient=True)

@@ -47,9 +47,49 @@ def crosspoint_nodes(n: int, wires: bool) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """DC operating point: the settled state of one right-hand side."""
+
+    def card(self) -> str:
+        return ".op"
+
+    def __repr__(self) -> str:
+        return f"OperatingPoint({self.card()})"
+
+
+@dataclass(frozen=True)
 class TransientSpec:
+    """Dynamic transient of one right-hand side from zero initial state (settling time, energy)."""
+
     step_s: float
     stop_s: float
+
+    def card(self) -> str:
+        # uic: start from all-zero capacitor states with the inputs already applied (a step at t = 0).
+        return f".tran {_fmt(self.step_s)} {_fmt(self.stop_s)} 0 {_fmt(self.step_s)} uic"
+
+    def __repr__(self) -> str:
+        return f"Transient({self.card()})"
+
+
+Transient = TransientSpec
+
+
+@dataclass(frozen=True)
+class QuasiStaticBatch:
+    """k right-hand sides as one pole-free transient: right-hand side r at t = r, every time point an operating
+    point of the same programmed array (ngspice orders its matrix once per batch)."""
+
+    k: int
+
+    def card(self) -> str:
+        return f".tran 1 {max(self.k - 1, 1)} 0 1"
+
+    def command(self) -> str:
+        return self.card()[1:]
+
+    def __repr__(self) -> str:
+        return f"QuasiStaticBatch({self.card()})"
 
 
 def _fmt(value: float) -> str:
@@ -76,8 +116,8 @@ def pwl_points(values: np.ndarray) -> str:
 
 
 def batch_analysis(k: int) -> str:
-    """Quasi-static transient over k right-hand sides: time points at every integer second (the breakpoints)."""
-    return f"tran 1 {k - 1} 0 1"
+    """The interactive command of a quasi-static batch over k right-hand sides."""
+    return QuasiStaticBatch(k).command()
 
 
 G_SCALE_NOT_RECORDED = "max|g| = not recorded (the solver scales each right-hand side by its own max|g|)"
@@ -169,13 +209,8 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
             lines += [f"rn_{i}_{j} row_{i} nout_{j} {_fmt(r_neg[i, j])}" for j in range(n)]
     saves = " ".join(f"v({output_node(j)})" for j in range(n))
     lines.append(f".save {saves} i(vcc) i(vee)")
-    if batch:
-        lines.append(f".{batch_analysis(currents.shape[1])}")
-    elif transient is None:
-        lines.append(".op")
-    else:
-        # uic: start from all-zero capacitor states with the inputs already applied (a step at t = 0).
-        lines.append(f".tran {_fmt(transient.step_s)} {_fmt(transient.stop_s)} 0 {_fmt(transient.step_s)} uic")
+    analysis = QuasiStaticBatch(currents.shape[1]) if batch else (transient or OperatingPoint())
+    lines.append(analysis.card())
     # `ngspice -b deck.cir` prints only what is requested (.op prints the saved nodes by itself); the shared library
     # ignores .print.
     if batch or transient is not None:
