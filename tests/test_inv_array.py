@@ -85,12 +85,14 @@ def test_read_noise_and_drift_perturbation_equals_ngspice_on_the_perturbed_deck(
     array = InvArray(config).program(h)
     g = np.random.default_rng(2).standard_normal(10)
     seconds = 3600.0
+    array.response()                                            # measured once per programming (drift exponents too)
     state = array._rng.bit_generator.state
     fast = array.read(g, seconds_since_programming=seconds)
     array._rng.bit_generator.state = state                     # replay the same read-noise draw
     read = conductances_at(array, seconds, array._rng)
     spice = _ngspice_x(array, read, g)
-    np.testing.assert_allclose(fast.x, spice, rtol=0, atol=1e-8 * np.abs(spice).max())
+    # exact for the linear circuit; what remains is the op-amp limiter's compression divided by the loop gain
+    np.testing.assert_allclose(fast.x, spice, rtol=0, atol=1e-6 * np.abs(spice).max())
     # the perturbation is not negligible: the noiseless, undrifted answer differs by far more than the tolerance
     clean = _ngspice_x(array, array.mapped, g)
     assert np.abs(clean - spice).max() > 1e-4 * np.abs(spice).max()
@@ -161,3 +163,33 @@ def test_analyses_print_their_spice_card():
     assert QuasiStaticBatch(5).card() == ".tran 1 4 0 1" and "QuasiStaticBatch(.tran 1 4 0 1)" == repr(QuasiStaticBatch(5))
     array = InvArray(CircuitConfig.preset("ideal-dynamic")).program(random_spd(3, seed=1))
     assert ".op\n" in array.deck(np.ones(3)) and " uic\n" in array.deck(np.ones(3), transient=True)
+
+
+def test_read_keeps_the_op_amp_offset():
+    config = CircuitConfig.preset("rram").replace(**{"device.levels": None, "opamp.offset_v": 2e-3})
+    h = random_spd(6, seed=12)
+    g = np.random.default_rng(12).standard_normal((6, 2))
+    array = InvArray(config).program(h)
+    spice = array.solve(g).x
+    np.testing.assert_allclose(array.read(g).x, spice, rtol=0, atol=1e-6 * np.abs(spice).max())
+
+
+def test_a_failed_solve_carries_what_the_arrays_did_and_is_not_written_again():
+    from amc.errors import AmcError
+    config = RRAM.replace(**{"device.levels": 4})
+    h = kfac_like_factor(24, 3)
+    solver = MethodSolver(config, method={"name": "hp-inv", "refinement": "pcg", "equilibrate": True, "iterations": 2})
+    with pytest.raises(AmcError) as first:
+        solver.solve(h, np.ones(24))
+    assert first.value.operations.programmings == 1 and first.value.operations.cells_programmed == 2 * 24 * 24
+    with pytest.raises(AmcError) as again:
+        solver.solve(h, np.ones(24))
+    assert again.value.__class__ is first.value.__class__ and not hasattr(again.value, "operations")
+
+
+def test_repast_reports_the_analog_inverse_error_not_the_refined_one():
+    h = kfac_like_factor(16, 4)
+    g = np.random.default_rng(4).standard_normal(16)
+    sol = MethodSolver(RRAM, method={"preset": "repast", "iterations": 2, "operators": "extracted"}).solve(h, g)
+    assert sol.analog_error > 2 * sol.relative_error and sol.lambda_min is not None
+    assert sol.operations.inv_settles >= 16 and sol.operations.mvm_reads > 0

@@ -77,7 +77,7 @@ class SolverConfig:
     backend: str = "numpy"                # numpy | circuit
     circuit: Any = "rram"                 # amc preset name, circuit YAML path, or {preset: rram, device: {...}}
     method: Any = "direct"                # amc method preset/name or {preset: hpinv-pcg, iterations: 3, ...}
-    seconds_per_step: Optional[float] = None   # drift clock; null: this run's measured seconds per step
+    seconds_per_step: Optional[float] = None   # drift clock: hardware seconds per training step (needed with drift)
     check_every: int = 1                  # circuit: compare with an exact solve every N calls (0: never)
     saturation_is_failure: bool = True    # circuit: a saturated output counts as a failed solve
     max_relative_residual: Optional[float] = None   # circuit: a larger residual counts as a failed solve
@@ -100,10 +100,13 @@ class SolverConfig:
             from amc.errors import AmcError
             from amc.methods import method_config
             try:
-                circuit_from_spec(self.circuit, where)
+                circuit = circuit_from_spec(self.circuit, where)
                 method_config(self.method, {}, source=f"{where}.method")
             except AmcError as exc:
                 raise ConfigError(str(exc)) from None
+            if circuit.device.drift_nu > 0 and self.seconds_per_step is None:
+                raise ConfigError(f"{where}.seconds_per_step: the circuit drifts (device.drift_nu > 0), so the time a "
+                                  "training step takes on the hardware must be given (seconds)")
 
 
 @dataclass

@@ -269,7 +269,9 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
     def checkpoint(step_now: int) -> None:
         if tc.checkpoint:
             save_checkpoint(ckpt_path, params, state, {"step": step_now, "train_time_s": train_time,
-                                                       "config": cfg_dict, "hardware": opt.hardware(state)})
+                                                       "config": cfg_dict,
+                                                       "hardware": opt.solver.hardware() if cfg.optimizer.name == "kfac"
+                                                       else None})
 
     stopped = "completed"
     try:

@@ -14,13 +14,12 @@ module adds what training needs around it:
 - ``make_solver(cfg)``: from a ``training.config.SolverConfig`` or a dict ``{backend, circuit, method, ...}``.
 
 Drift acts on time since programming: the account keeps the step at which each factor array was programmed and
-passes ``(step - programmed_step) * seconds_per_step`` to the method (``seconds_per_step`` from the config, or
-this run's measured seconds per training step when it is null).
+passes ``(step - programmed_step) * seconds_per_step`` to the method (``seconds_per_step`` from the config: the
+hardware's time per training step, required when the circuit drifts).
 """
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, Optional
 
 import numpy as np
@@ -157,16 +156,11 @@ class CircuitSolver:
         self._cost_model = None
         self._step = 0
         self._programmed_at: dict = {}
-        self._step_clock: Optional[float] = None
-        self._seconds_per_step_measured = _Tally()
 
     # ---- time ------------------------------------------------------------------------------------------------
     def tick(self, step: int) -> None:
         """K-FAC tells the solver which training step it is on (drift acts on time since programming)."""
-        now = time.perf_counter()
-        if self._step_clock is not None and step > self._step:
-            self._seconds_per_step_measured.add((now - self._step_clock) / (step - self._step))
-        self._step, self._step_clock = step, now
+        self._step = step
 
     def _seconds_since_programming(self, H: np.ndarray) -> float:
         from amc.hw.keys import matrix_key
@@ -174,14 +168,11 @@ class CircuitSolver:
         start = self._programmed_at.setdefault(key, self._step)
         if len(self._programmed_at) > 4096:          # forget factors long since re-programmed
             self._programmed_at = {key: start}
-        per_step = self.seconds_per_step
-        if per_step is None:
-            per_step = self._seconds_per_step_measured.mean or 0.0
-        return (self._step - start) * per_step
+        return (self._step - start) * (self.seconds_per_step or 0.0)
 
     # ---- solve -----------------------------------------------------------------------------------------------
     def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
-        from amc.errors import NgspiceUnavailableError
+        from amc.errors import AmcError, NgspiceUnavailableError
         H = np.asarray(H, dtype=np.float64)
         B = np.asarray(B, dtype=np.float64)
         self.calls += 1
@@ -191,16 +182,16 @@ class CircuitSolver:
         self.sizes[n] = self.sizes.get(n, 0) + 1
         try:
             if self.transient:
-                result = self.inner.solve(H, B, transient=True)
+                result = self.inner.solve(H, B, transient=True)   # direct only (MethodSolver says so otherwise)
             else:
                 seconds = self._seconds_since_programming(H) if not self.deterministic else 0.0
                 result = self.inner.solve(H, B, seconds_since_programming=seconds) if seconds else \
                     self.inner.solve(H, B)
         except NgspiceUnavailableError:
             raise                      # not a failed solve: the run cannot be circuit-backed at all
-        except Exception as exc:       # any other circuit-side error is a failed solve; the policy decides
+        except (AmcError, SolverFailure) as exc:   # a circuit-side failure; the policy decides (a bug is not one)
             self.exceptions += 1
-            self._account(exc)             # a refused programming still wrote its cells
+            self._account(exc)             # what the arrays did until the failure (a refused write included)
             return self._fail(failure_reason(exc), f"{type(exc).__name__}: {exc}", n, k)
         self._account(result, n)
         x = np.asarray(getattr(result, "x", result), dtype=np.float64)
@@ -308,9 +299,11 @@ class CircuitSolver:
         return s
 
     def restore(self, hardware: dict) -> None:
-        """Continue the account of a resumed run (the arrays themselves are programmed anew)."""
+        """Continue the account of a resumed run (the arrays themselves are programmed anew). The error tallies
+        and the ledger cost cover the work since the resume; the record says so."""
         for key in COUNT_KEYS:
             self.counts[key] = hardware.get(key, 0)
+        self._cost_error = "the ledger cost is not carried across a resume of this run"
         self.calls = int(hardware.get("solves", 0))
         self.columns = int(hardware.get("rhs_columns", 0))
         self.failures = int(hardware.get("fallbacks", 0))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from amc.errors import SimulationError
+from amc.errors import ConfigError, SimulationError
 from amc.hw.mapping import MappedArray, validate_rhs
 from amc.hw.netlist import batch_analysis, build_deck, input_node, output_node
 from amc.hw.runner import session
@@ -41,6 +41,7 @@ class Response:
     r_drive: np.ndarray   # dV(nout_j)/dI_i (n, n)
     r_row: np.ndarray     # dV(row_i)/dI_k  (n, n)
     power_w: float        # static supply power with zero input
+    v_zero: np.ndarray    # op-amp outputs with zero input (input offsets), added to every read
     nu: Optional[np.ndarray] = None   # per-cell drift exponents (G+, G-) drawn at programming
 
 
@@ -76,9 +77,10 @@ def measure_response(array: "InvArray") -> Response:
     nu = None
     d = cfg.device
     if d.drift_nu > 0:
-        rng = np.random.default_rng([d.seed, array.serial, array.counts.programmings, 7])
-        nu = np.maximum(d.drift_nu + d.drift_nu_sigma * rng.standard_normal((2, n, n)), 0.0)
-    return Response(per_amp[:n], per_amp[n:2 * n], per_amp[2 * n:], power, nu)
+        nu = np.maximum(d.drift_nu + d.drift_nu_sigma * array._rng.standard_normal((2, n, n)), 0.0)
+    # Only an input offset moves the zero-input outputs; otherwise they are 0 up to the limiter's linearisation.
+    v_zero = zero[:n, 0].copy() if cfg.opamp.offset_v else np.zeros(n)
+    return Response(per_amp[:n], per_amp[n:2 * n], per_amp[2 * n:], power, v_zero, nu)
 
 
 def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tuple:
@@ -130,7 +132,10 @@ def _perturbed_voltages(resp: Response, mapped: MappedArray, read: MappedArray, 
 
 def read_settles(array: "InvArray", g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
     """Settle every column of g on the programmed array (converters, auto-ranging, saturation, read noise, drift)."""
-    if array.config.wires.enabled and (array.per_solve_noise or array.config.device.drift_nu > 0):
+    if array.config.wires.enabled and array.config.device.drift_nu > 0:
+        raise ConfigError("drift of a wired array is not modelled (a drifted cell no longer sits between op-amp "
+                          "driven nodes); set wires to 0 or drift_nu to 0")
+    if array.config.wires.enabled and array.per_solve_noise:
         return array.solve(g)          # see the module docstring: perturbations need the full netlist then
     resp = array.response()
     mapped = array.mapped
@@ -157,7 +162,8 @@ def read_settles(array: "InvArray", g: np.ndarray, seconds_since_programming: fl
         for attempt in range(attempts):
             currents = array._currents(gc, i0)
             read = static if static is not None else conductances_at(array, seconds_since_programming, array._rng)
-            v = resp.r_out @ currents if read is mapped else _perturbed_voltages(resp, mapped, read, currents)
+            v = resp.v_zero + (resp.r_out @ currents if read is mapped else
+                               _perturbed_voltages(resp, mapped, read, currents))
             settles += 1
             sat = array._is_saturated(v)
             last = attempt == attempts - 1

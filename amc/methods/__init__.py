@@ -105,10 +105,7 @@ class MethodSolver:
         """Repeated solves of one H give the same x (no read noise, no drift)."""
         if self._impl is None:
             return True
-        d = getattr(self._impl, "deterministic", None)
-        if d is not None:
-            return bool(d)
-        return not bool(self._impl.per_solve_noise)
+        return bool(self._impl.deterministic)
 
     @property
     def per_solve_noise(self) -> bool:
@@ -130,12 +127,19 @@ class MethodSolver:
     def __repr__(self) -> str:
         return f"MethodSolver({self.method_config!r}, backend={self.backend!r}, circuit {self.config.name!r})"
 
-    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0,
+              transient: bool = False) -> Solution:
+        """``seconds_since_programming``: the drift clock (direct and hp-inv); ``transient``: every settle as an
+        ngspice .tran with settling time and energy (direct only)."""
         h = validate_matrix(h)
         g = validate_rhs(g, h.shape[0])
+        if transient and self.method != "direct":
+            raise ConfigError(f"transient solves are for method direct, not {self.method!r}")
         if self._impl is None:
             return numpy_solution(h, g, method=self.method)
-        if seconds_since_programming and self.method in ("direct", "hp-inv", "repast"):
+        if transient:
+            return self._impl.solve(h, g, transient=True)
+        if seconds_since_programming and self.method in ("direct", "hp-inv"):
             return self._impl.solve(h, g, seconds_since_programming)
         return self._impl.solve(h, g)
 

@@ -115,6 +115,9 @@ class BlockAMCSolver:
             mvm_config = config
         elif isinstance(mvm_config, str):
             mvm_config = CircuitConfig.preset(mvm_config)
+        if config.device.drift_nu > 0 or mvm_config.device.drift_nu > 0:
+            raise ConfigError("BlockAMC does not model conductance drift (device.drift_nu); use method direct or "
+                              "hp-inv with operators 'extracted'")
         self.config = config
         self.mvm_config = mvm_config
         self.array_size = int(array_size)
@@ -127,6 +130,10 @@ class BlockAMCSolver:
         self._arrays = 0
         self._hardware: list = []      # every programmed array of the current block tree (InvArray / AnalogMVM)
         self._power: dict = {}
+
+    @property
+    def deterministic(self) -> bool:
+        return not self.per_solve_noise            # drift is refused at construction
 
     @property
     def per_solve_noise(self) -> bool:
@@ -234,6 +241,13 @@ class BlockAMCSolver:
         self._digital_flops = 0.0
         setup_start = time.perf_counter()
         baseline = OperationCounts() if matrix_key(h) != self._key else self.counts()
+        try:
+            return self._solve_counted(h, g, start, setup_start, baseline)
+        except AmcError as exc:       # what the arrays did until the failure travels with it
+            exc.operations = self.counts() - baseline
+            raise
+
+    def _solve_counted(self, h, g, start, setup_start, baseline) -> Solution:
         self.prepare(h)
         setup_ops = self.counts() - baseline
         setup_ops.add(digital_flops=self._digital_flops)

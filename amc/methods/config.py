@@ -69,8 +69,7 @@ class MethodConfig:
 
     # keys (besides name) each method uses; anything else set by the user is an error
     USES = {
-        "direct": {"equilibrate", "shift", "shift_margin", "array_size", "operators", "check_convergence",
-                   "cache_size"},
+        "direct": {"equilibrate", "shift", "shift_margin", "array_size", "operators", "cache_size"},
         "hp-inv": {"refinement", "iterations", "tol", "preconditioner", "shift", "shift_margin", "equilibrate",
                    "array_size", "operators", "check_convergence", "divergence_factor", "scale_residual",
                    "cache_size", "mvm"},
@@ -223,6 +222,11 @@ def build(data: dict, source: str, explicit: set) -> MethodConfig:
         raise ConfigError(f"{source}: {exc}") from None
     config.validate("method")
     unused = sorted(k for k in explicit if k not in MethodConfig.USES[config.name])
+    mvm_set = sorted(k for k, v in dataclasses.asdict(config.mvm).items() if v != getattr(MVMSection(), k))
+    if config.name == "blockamc":      # its coupling arrays take slices, target swing and gain calibration only
+        unused += [f"mvm.{k}" for k in mvm_set if k not in ("slices", "target_swing", "gain_calibration")]
+    if config.operators == "per-solve" and config.mvm.response != "circuit" and "mvm" in explicit:
+        unused.append("mvm.response (operators per-solve reads every MVM in ngspice)")
     if unused:
         raise ConfigError(f"{source}: method.{', method.'.join(unused)} has no effect for method {config.name!r} "
                           f"(it uses: {', '.join(sorted(MethodConfig.USES[config.name]))})")

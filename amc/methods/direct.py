@@ -11,7 +11,7 @@ from collections import OrderedDict
 import numpy as np
 
 from amc.config import CircuitConfig
-from amc.errors import InputError, MappingError, UnstableCircuitError
+from amc.errors import ConfigError, InputError, MappingError, UnstableCircuitError
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
 from amc.hw.keys import matrix_key
@@ -25,6 +25,9 @@ class DirectSolver:
     def __init__(self, circuit: CircuitConfig, method: MethodConfig):
         if method.equilibrate is not None:
             circuit = circuit.replace(**{"io.equilibrate": method.equilibrate})
+        if circuit.device.drift_nu > 0 and method.operators != "extracted":
+            raise ConfigError("conductance drift (device.drift_nu) is modelled on the measured-response path: use "
+                              "operators 'extracted'")
         self.circuit = circuit
         self.method = method
         self._arrays: "OrderedDict[bytes, InvArray]" = OrderedDict()
@@ -70,8 +73,11 @@ class DirectSolver:
         diag = np.diag(np.abs(np.diag(h)))
         if shift == "auto":     # start at ||Q(D H D) - D H D||_2: the controller knows the levels it writes
             from amc.methods.hpinv import quantisation_shift
-            d = 1.0 / np.sqrt(np.abs(np.diag(h)))
-            mu = quantisation_shift(h * d[:, None] * d[None, :], self.circuit.device.levels)
+            if self.circuit.io.equilibrate:
+                d = 1.0 / np.sqrt(np.abs(np.diag(h)))
+                mu = quantisation_shift(h * d[:, None] * d[None, :], self.circuit.device.levels)
+            else:       # mu diag(H): in units of the diagonal
+                mu = quantisation_shift(h, self.circuit.device.levels) / float(np.max(np.abs(np.diag(h))))
         else:
             mu = float(shift or 0.0)
         for attempt in range(1, 13):
@@ -83,7 +89,8 @@ class DirectSolver:
                 m = array.mapped.effective_conductance(self.circuit.opamp.gain) / array.mapped.g0
                 lam = float(np.linalg.eigvalsh((m + m.T) / 2).min())
                 array.counts.add(digital_flops=4 * n ** 3)      # the controller's check of what it wrote
-                if lam >= margin * (1.0 + mu):
+                # in units of the largest entry the array holds, as HP-INV's check
+                if lam >= margin * float(np.max(np.abs(array.mapped.h))):
                     return
             except (UnstableCircuitError, MappingError):
                 if shift != "auto" or attempt == 12:
@@ -92,7 +99,8 @@ class DirectSolver:
         raise UnstableCircuitError(f"no diagonal shift up to {mu:.3g} made the programmed array settle stably "
                                    f"(12 programmings)")
 
-    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+    def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0,
+              transient: bool = False) -> Solution:
         start = time.perf_counter()
         n = h.shape[0]
         if self.method.array_size is not None and n > self.method.array_size:
@@ -101,7 +109,9 @@ class DirectSolver:
         fresh = matrix_key(h) not in self._arrays
         array, _ = self.array_for(h)
         before = OperationCounts() if fresh else array.counts.copy()
-        if self.method.operators == "extracted":
+        if transient:
+            sol = array.solve(g, transient=True)     # ngspice .tran: settling time and energy of every settle
+        elif self.method.operators == "extracted":
             sol = array.read(g, seconds_since_programming)
         else:
             sol = array.solve(g)

@@ -85,7 +85,7 @@ from typing import Optional, Union
 import numpy as np
 
 from amc.config import DEFAULT_PRESET, CircuitConfig
-from amc.errors import ConfigError, InputError, MappingError, UnstableCircuitError
+from amc.errors import AmcError, ConfigError, InputError, MappingError, UnstableCircuitError
 from amc.hw.mapping import check_invertible, validate_matrix, validate_rhs
 from amc.methods.errors import ConvergenceError
 from amc.hw.counters import OperationCounts
@@ -232,6 +232,12 @@ class HPInvSolver:
         self.operators = operators
         self.mvm_response = mvm_response
         self.cache_size = cache_size
+        if config.device.drift_nu > 0 and operators != "extracted":
+            raise ConfigError("conductance drift (device.drift_nu) is modelled on the measured-response path: use "
+                              "operators 'extracted'")
+        if mvm_config.device.drift_nu > 0:
+            raise ConfigError("the MVM arrays do not model conductance drift; set device.drift_nu on the INV only "
+                              "(mvm_config without drift)")
         if operators == "extracted" and mvm_config.device.is_stochastic_per_read:
             raise ConfigError("operators 'extracted' measures the MVM once, but the MVM device has read noise (a "
                               "different answer every read); use operators 'per-solve'")
@@ -248,6 +254,8 @@ class HPInvSolver:
                                  array_size=mvm_array_size)
         self.mvm = self._new_mvm()          # validates the MVM options now; each system gets its own arrays
         self._systems: "OrderedDict[bytes, _System]" = OrderedDict()
+        self._refused: "OrderedDict[bytes, tuple]" = OrderedDict()   # programmings the controller refused
+        self._building: list = []
         self._serial = 0
         self.extractions = 0
 
@@ -263,6 +271,11 @@ class HPInvSolver:
     @property
     def per_solve_noise(self) -> bool:
         return self.config.device.is_stochastic_per_read or self.mvm_config.device.is_stochastic_per_read
+
+    @property
+    def deterministic(self) -> bool:
+        """Repeated solves of one H give the same x: no read noise and no drift on any array."""
+        return not self.per_solve_noise and self.config.device.drift_nu == 0 and self.mvm_config.device.drift_nu == 0
 
     @property
     def linear(self) -> bool:
@@ -302,6 +315,7 @@ class HPInvSolver:
         else:
             for index, s in enumerate(blocks):
                 array = self._new_array(f"inv block {index}" if len(blocks) > 1 else "inv")
+                self._building.append(array)
                 mu_b, h_inv_b, h0_b, lam_b, att_b = self._program_block(array, h_mvm[s, s])
                 h_inv[s, s], h0[s, s] = h_inv_b, h0_b
                 arrays.append(array)
@@ -398,8 +412,30 @@ class HPInvSolver:
 
     # ---- solve -------------------------------------------------------------------------------------------------
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
-        start = time.perf_counter()
+        """Refine; a failure carries what the arrays did until then (``exc.operations``), and a programming the
+        controller refused is remembered, so the same H is not written again until it changes."""
         h = validate_matrix(h)
+        key = matrix_key(h)
+        if key in self._refused:
+            kind, message = self._refused[key]
+            raise kind(message)
+        existing = self._systems[key].counts() if key in self._systems else None
+        self._building = []
+        try:
+            return self._solve(h, g, seconds_since_programming)
+        except AmcError as exc:
+            if key in self._systems:
+                exc.operations = self._systems[key].counts() - (existing or OperationCounts())
+            else:
+                exc.operations = sum((a.counts for a in self._building), OperationCounts())
+                if isinstance(exc, (UnstableCircuitError, MappingError)):
+                    self._refused[key] = (type(exc), str(exc))
+                    while len(self._refused) > self.cache_size:
+                        self._refused.popitem(last=False)
+            raise
+
+    def _solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float) -> Solution:
+        start = time.perf_counter()
         g = validate_rhs(g, h.shape[0])
         n = h.shape[0]
         check_invertible(h)

@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from amc.config import CircuitConfig
+from amc.errors import ConfigError
 from amc.hw.counters import OperationCounts
 from amc.hw.keys import matrix_key
 from amc.methods.config import MethodConfig
@@ -28,9 +29,13 @@ class RepastSolver:
         self.circuit, self.method = circuit, method
         self.mvm_config = (mvm_config or circuit).replace(**{"io.adc_bits": method.mvm.adc_bits,
                                                               "io.dac_bits": method.mvm.dac_bits})
+        if circuit.device.drift_nu > 0 or (mvm_config or circuit).device.drift_nu > 0:
+            raise ConfigError("RePAST-style solves do not model conductance drift (the inverse is held in MVM "
+                              "arrays); use method direct or hp-inv with operators 'extracted'")
         if method.iterations == 0:     # one settle per column of the identity
-            self._inverter = DirectSolver(circuit, MethodConfig(name="direct", equilibrate=method.equilibrate,
-                                                                 operators=method.operators))
+            self._inverter = DirectSolver(circuit, MethodConfig(
+                name="direct", equilibrate=method.equilibrate, operators=method.operators, shift=method.shift,
+                shift_margin=method.shift_margin, cache_size=method.cache_size))
         else:
             from amc.methods import build_hpinv
             self._inverter = build_hpinv(circuit, _as_hpinv(method), mvm_config)
@@ -69,7 +74,8 @@ class RepastSolver:
         else:
             mvm.program(x_inv)
             matrix = None
-        system = dict(x_inv=x_inv, mvm=mvm, matrix=matrix, inverse_error=inverse.relative_error)
+        system = dict(x_inv=x_inv, mvm=mvm, matrix=matrix, inverse_error=inverse.relative_error,
+                      analog_error=inverse.analog_error, lambda_min=inverse.lambda_min)
         self._systems[key] = system
         while len(self._systems) > self.method.cache_size:
             self._systems.popitem(last=False)
@@ -102,9 +108,11 @@ class RepastSolver:
         x_out = x[:, 0] if g.ndim == 1 else x
         return Solution(x=x_out, method="repast", backend="circuit", relative_residual=total,
                         relative_residuals=per_column[0] if g.ndim == 1 else per_column,
-                        saturated=column_flags(saturated, x_out.shape), operations=ops, analog_error=err,
+                        saturated=column_flags(saturated, x_out.shape), operations=ops,
+                        analog_error=system["analog_error"], lambda_min=system["lambda_min"],
                         relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
-                        details=dict(inverse_error=system["inverse_error"], mvm_arrays=len(mvm.programmed_arrays)))
+                        details=dict(inverse_error=system["inverse_error"], mvm_arrays=len(mvm.programmed_arrays),
+                                     analog_error_is="the INV's one-shot inverse before the refinement passes"))
 
 
 

@@ -80,7 +80,8 @@ class _FailEvery:
     def solve(self, H, B):
         self.calls += 1
         if self.calls % self.k == 0:
-            raise RuntimeError("simulated ngspice failure")
+            from amc.errors import SimulationError
+            raise SimulationError("simulated ngspice failure")
         return np.linalg.solve(H, B)
 
 
@@ -91,7 +92,7 @@ def test_fallback_counted_in_training_log(tmp_path, tiny):
     assert st["fallbacks"] == st["solver"]["failures"] == st["solver"]["exceptions"] > 0
     last = [r for r in read_log(tmp_path / "run" / "metrics.jsonl") if r["event"] == "eval"][-1]
     assert last["optimizer_stats"]["fallbacks"] == st["fallbacks"] == last["hardware"]["fallbacks"]
-    assert last["hardware"]["fallback_reasons"] == {"RuntimeError": st["fallbacks"]}
+    assert last["hardware"]["fallback_reasons"] == {"ngspice failure": st["fallbacks"]}
     with pytest.raises(TrainingError, match=r"solver failure at step 0.*simulated ngspice failure"):
         train(_cfg(tmp_path / "stop", on_circuit_failure="stop"), data=data, solver=CircuitSolver(_FailEvery(1)))
 
