@@ -86,13 +86,16 @@ def compare_main(argv: Optional[Sequence[str]] = None) -> int:
                                  description="Epochs-to-target comparison of optimisers over seeds.")
     _common(ap)
     ap.add_argument("--jobs", type=int, default=None, help="parallel runs (processes)")
+    ap.add_argument("--executor", choices=["process", "dask", "serial"], default=None,
+                    help="how the runs execute (sweep engine; default: process when --jobs > 1, else serial)")
+    ap.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
     args, cfg = _parse_and_load(ap, argv, load_compare_config)
     if cfg is None:
         return 2
-    from .compare import run_compare
+    from workflow.compare_study import run_compare   # the study runs on the sweep engine
 
     try:
-        run_compare(cfg, out_dir=args.out, jobs=args.jobs)
+        run_compare(cfg, out_dir=args.out, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler)
     except DataError as exc:
         print(f"data error: {exc}", file=sys.stderr)
         return 2

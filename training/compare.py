@@ -1,6 +1,7 @@
 """Epochs-to-target study: every optimiser, tuned on a small learning-rate grid, over several seeds.
 
-``run_compare(cfg) -> dict`` (also ``amc compare CONFIG`` / ``python -m training.cli compare CONFIG``).
+The study runs on the sweep engine (``workflow.compare_study.run_compare``, also ``amc compare CONFIG``); this
+module holds what it reports: epochs to target, the summary, the markdown table and the figure.
 
 1. Tuning: for each entry with more than one ``lr_grid`` value, one run per lr on seed ``tune.seed``, trained
    on the training set minus a stratified validation split of ``tune.n_val`` images and scored on that
@@ -12,26 +13,20 @@
    (``train.evals_per_epoch`` per epoch, default quarter-epoch resolution). Runs that never reach it are
    counted (``reached k/n``) and excluded from the mean; all-unreached shows "not reached".
 
-Outputs under ``out_dir`` (default ``results/compare/NAME/``): ``runs.jsonl`` (one record per finished run;
-an interrupted study resumes from it), ``runs/`` (each run's metrics log and checkpoint), ``summary.json``,
-``results.md`` and ``compare.png``.
+Outputs under ``out_dir`` (default ``results/compare/NAME/``): ``tune/`` and ``final/`` (the sweep engine's
+resumable ``records.jsonl`` + ``records.csv``: one complete record per finished run, failures recorded, an
+interrupted study resumes where it stopped), ``summary.json``, ``results.md`` and ``compare.png``.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
-import os
-import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
+import math
 from typing import Optional
 
 import numpy as np
 
 from .report import fallback_mark, hardware_line
-from .config import CompareConfig, Config
-from .data import load_data, stratified_split
+from .config import CompareConfig
 
 
 def epochs_to_target(history, target: float) -> Optional[float]:
@@ -50,34 +45,6 @@ def epochs_to_target(history, target: float) -> Optional[float]:
     return None
 
 
-def _run_key(phase, label, lr, seed) -> str:
-    return f"{phase}|{label}|{lr:.6g}|{seed}"
-
-
-def _one_run(job: dict) -> dict:
-    """Worker: train one configuration and return its record (runs in a subprocess when jobs > 1)."""
-    from .loop import TrainingError, train
-
-    cfg: Config = job["cfg"]
-    t0 = time.perf_counter()
-    rec = {"key": job["key"], "phase": job["phase"], "label": job["label"], "lr": cfg.optimizer.lr,
-           "seed": cfg.train.seed}
-    try:
-        res = train(cfg, data=job["data"], out_dir=job["out_dir"])
-        hist = [{"epoch": h["epoch"], "test_acc": h["test_acc"], "train_acc": h["train_acc"], "loss": h["loss"]}
-                for h in res.history]
-        epochs_run = res.steps / res.steps_per_epoch
-        rec.update(ok=True, history=hist, epochs_to_target=epochs_to_target(hist, job["target"]),
-                   final_test_acc=res.final.get("test_acc"), epochs_run=epochs_run,
-                   train_time_s=res.final.get("train_time_s"),
-                   sec_per_epoch=(res.final.get("train_time_s", 0.0) / epochs_run) if epochs_run else None,
-                   stopped=res.stopped, optimizer_stats=res.optimizer_stats, hardware=res.final.get("hardware"))
-    except (TrainingError, FloatingPointError) as exc:
-        rec.update(ok=False, error=str(exc), history=[], epochs_to_target=None, final_test_acc=None)
-    rec["wall_time_s"] = time.perf_counter() - t0
-    return rec
-
-
 def _mean_std(xs):
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -85,122 +52,33 @@ def _mean_std(xs):
     return float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
 
 
-def run_compare(cfg: CompareConfig, out_dir=None, progress: Optional[bool] = None, jobs: Optional[int] = None,
-                log=print) -> dict:
-    out = Path(out_dir) if out_dir is not None else cfg.out_path
-    out.mkdir(parents=True, exist_ok=True)
-    runs_path = out / "runs.jsonl"
-    done = {}
-    if runs_path.exists():
-        for ln in runs_path.read_text().splitlines():
-            if ln.strip():
-                r = json.loads(ln)
-                done[r["key"]] = r
-    jobs = jobs or cfg.jobs
-    if progress is None:
-        progress = cfg.train.progress and jobs == 1
-
-    train_set, test_set = load_data(cfg.data)
-    log(f"[compare {cfg.name}] data {train_set.label}: {len(train_set)} train / {len(test_set)} test, "
-        f"{train_set.n_classes} classes; target {cfg.target_accuracy:.1%}; seeds {cfg.seeds}")
-    if cfg.tune.split == "validation":
-        tr_idx, va_idx = stratified_split(train_set.y, len(train_set) - cfg.tune.n_val, cfg.tune.n_val,
-                                          seed=cfg.tune.seed + 1000)
-        tune_data = (train_set.subset(tr_idx), train_set.subset(va_idx, name=train_set.name + "-validation"))
-    else:
-        tune_data = (train_set, test_set)
-
-    def make_job(phase, entry, lr, seed, data, epochs, stop_at):
-        opt = copy.deepcopy(entry.optimizer)
-        opt.lr = float(lr)
-        tc = dataclasses.replace(cfg.train, seed=int(seed), epochs=float(epochs), progress=progress,
-                                 stop_at_accuracy=stop_at, resume=True)
-        name = f"{entry.label}-lr{lr:g}-s{seed}"
-        c = Config(name=f"{cfg.name}/{phase}/{name}", data=cfg.data, model=cfg.model, optimizer=opt, train=tc)
-        key = _run_key(phase, entry.label, float(lr), int(seed))
-        return {"key": key, "phase": phase, "label": entry.label, "cfg": c, "data": data,
-                "out_dir": str(out / "runs" / phase / name), "target": cfg.target_accuracy}
-
-    def execute(job_list):
-        todo = [j for j in job_list if j["key"] not in done]
-        for j in job_list:
-            if j["key"] in done:
-                log(f"  {j['key']}: done earlier (runs.jsonl)")
-        if not todo:
-            return
-
-        def record(r):
-            done[r["key"]] = r
-            with open(runs_path, "a") as f:
-                f.write(json.dumps(r, default=_json_default) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            ett = r.get("epochs_to_target")
-            log(f"  {r['key']}: " + (f"error: {r['error']}" if not r.get("ok") else
-                f"epochs to target {'not reached' if ett is None else f'{ett:.2f}'}, final test acc "
-                f"{r['final_test_acc']:.4f}, {r.get('sec_per_epoch') or 0:.1f} s/epoch"))
-
-        if jobs > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for r in pool.map(_one_run, todo):
-                    record(r)
-        else:
-            for j in todo:
-                record(_one_run(j))
-
-    # ---- 1. tuning --------------------------------------------------------------------------------------
-    tune_epochs = cfg.tune.epochs or cfg.train.epochs
-    tune_jobs = [make_job("tune", e, lr, cfg.tune.seed, tune_data, tune_epochs, cfg.target_accuracy)
-                 for e in cfg.optimizers if len(e.lr_grid) > 1 for lr in e.lr_grid]
-    if tune_jobs:
-        log(f"[compare {cfg.name}] tuning {len(tune_jobs)} runs on "
-            f"{'a validation split' if cfg.tune.split == 'validation' else 'the test set'} (seed {cfg.tune.seed})")
-    execute(tune_jobs)
-    best_lr, tuning = {}, {}
-    for e in cfg.optimizers:
-        if len(e.lr_grid) <= 1:
-            best_lr[e.label] = float(e.lr_grid[0]) if e.lr_grid else float(e.optimizer.lr)
-            continue
-        rows = [done[_run_key("tune", e.label, float(lr), cfg.tune.seed)] for lr in e.lr_grid]
-        tuning[e.label] = [{"lr": r["lr"], "epochs_to_target": r["epochs_to_target"],
-                            "final_acc": r["final_test_acc"], "ok": r.get("ok", False)} for r in rows]
-        ok = [r for r in rows if r.get("ok")]
-        if not ok:
-            best_lr[e.label] = float(e.lr_grid[0])
-            continue
-        best = min(ok, key=lambda r: (r["epochs_to_target"] is None, r["epochs_to_target"] or 0.0,
-                                      -(r["final_test_acc"] or 0.0)))
-        best_lr[e.label] = float(best["lr"])
-    log(f"[compare {cfg.name}] learning rates: " + ", ".join(f"{k} {v:g}" for k, v in best_lr.items()))
-
-    # ---- 2. final runs ----------------------------------------------------------------------------------
-    final_jobs = [make_job("final", e, best_lr[e.label], s, (train_set, test_set), cfg.train.epochs,
-                           cfg.train.stop_at_accuracy) for e in cfg.optimizers for s in cfg.seeds]
-    execute(final_jobs)
-
-    # ---- 3. summary -------------------------------------------------------------------------------------
-    summary = {"name": cfg.name, "dataset": train_set.label, "synthetic": train_set.synthetic,
-               "n_train": len(train_set), "n_test": len(test_set), "target_accuracy": cfg.target_accuracy,
+def summarise(cfg: CompareConfig, dataset: dict, best_lr: dict, tuning: dict, runs: dict) -> dict:
+    """The study's summary from its final runs: ``runs[label]`` = one record per seed (sweep records of
+    ``workflow.compare_study``: metrics, curves, hardware, status)."""
+    summary = {"name": cfg.name, **dataset, "target_accuracy": cfg.target_accuracy,
                "seeds": list(cfg.seeds), "max_epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
                "evals_per_epoch": cfg.train.evals_per_epoch, "tuning_split": cfg.tune.split,
                "optimizers": {}, "config": cfg.to_dict()}
     for e in cfg.optimizers:
-        runs = [done[_run_key("final", e.label, best_lr[e.label], int(s))] for s in cfg.seeds]
-        ett = [r.get("epochs_to_target") for r in runs]
+        recs = runs[e.label]
+        ok = [r for r in recs if r.get("status") == "ok"]
+        ett = [_reached(r) for r in recs]
         m, sd = _mean_std(ett)
-        fm, fsd = _mean_std([r.get("final_test_acc") for r in runs])
-        spe, _ = _mean_std([r.get("sec_per_epoch") for r in runs])
+        fm, fsd = _mean_std([r["metrics"].get("final_test_accuracy") for r in ok])
+        spe, _ = _mean_std([r["metrics"]["train_time_s"] / r["metrics"]["epochs"] for r in ok
+                            if r["metrics"].get("train_time_s") and r["metrics"].get("epochs")])
         entry = {"lr": best_lr[e.label], "optimizer": dataclasses.asdict(e.optimizer) | {"lr": best_lr[e.label]},
                  "epochs_to_target": ett, "epochs_mean": m, "epochs_std": sd,
-                 "reached": sum(x is not None for x in ett), "runs": len(runs), "final_acc_mean": fm,
-                 "final_acc_std": fsd, "sec_per_epoch": spe, "errors": [r["error"] for r in runs if not r.get("ok")],
+                 "reached": sum(x is not None for x in ett), "runs": len(recs), "final_acc_mean": fm,
+                 "final_acc_std": fsd, "sec_per_epoch": spe,
+                 "errors": [r["error"] for r in recs if r.get("status") != "ok"],
                  "tuning": tuning.get(e.label, []),
-                 "curves": [[(h["epoch"], h["test_acc"]) for h in r.get("history", [])] for r in runs]}
-        stats = [r.get("optimizer_stats", {}) for r in runs]
-        if any("solver" in s for s in stats):
-            entry["solver_stats"] = [s.get("solver") for s in stats]
-            entry["fallbacks"] = [s.get("fallbacks") for s in stats]
-        hardware = [r.get("hardware") for r in runs]
+                 "curves": [list(zip((r.get("curves") or {}).get("epoch", []),
+                                     (r.get("curves") or {}).get("test_accuracy", []))) for r in recs]}
+        fallbacks = [r["metrics"].get("fallbacks") for r in ok if r["metrics"].get("fallbacks") is not None]
+        if fallbacks:
+            entry["fallbacks"] = fallbacks
+        hardware = [r.get("hardware") for r in recs]
         if any(hardware):
             entry["hardware"] = hardware
             entry["fallback_mark"] = max((fallback_mark(h) for h in hardware if h), key=len, default="")
@@ -213,17 +91,14 @@ def run_compare(cfg: CompareConfig, out_dir=None, progress: Optional[bool] = Non
                 e["speedup_vs"][b] = base["epochs_mean"] / e["epochs_mean"]
             else:
                 e["speedup_vs"][b] = None
-
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
-    md = markdown_table(summary)
-    (out / "results.md").write_text(md)
-    try:
-        plot_compare(summary, out / "compare.png")
-    except Exception as exc:  # a figure problem must not lose the study
-        log(f"[compare {cfg.name}] figure failed: {exc}")
-    log(md)
-    log(f"[compare {cfg.name}] wrote {out / 'results.md'}, {out / 'summary.json'}, {out / 'compare.png'}")
     return summary
+
+
+def _reached(record: dict) -> Optional[float]:
+    if record.get("status") != "ok":
+        return None
+    e = record["metrics"].get("epochs_to_target")
+    return None if e is None or not math.isfinite(e) else float(e)
 
 
 def _json_default(o):

@@ -84,14 +84,23 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
 
     data = copy.deepcopy(dict(spec["training"]))
     target = data.pop("target_accuracy", None)
-    if data["optimizer"]["solver"]["backend"] == "circuit":
+    # Compare studies tune on a stratified validation split carved from the training set ({n_val, seed}).
+    validation = data.pop("validation", None)
+    if data["optimizer"]["solver"]["backend"] == "circuit" and spec.get("circuit") is not None:
         data["optimizer"]["solver"]["circuit"] = copy.deepcopy(spec["circuit"])
     if spec.get("seed") is not None:
         data["train"]["seed"] = int(spec["seed"])
     cfg = tconfig.config_from_dict(data, source="training point")
+    split = None
+    if validation is not None:
+        from training.data import load_data, stratified_split
+        train_set, _ = load_data(cfg.data)
+        tr_idx, va_idx = stratified_split(train_set.y, len(train_set) - int(validation["n_val"]),
+                                          int(validation["n_val"]), seed=int(validation["seed"]))
+        split = (train_set.subset(tr_idx), train_set.subset(va_idx, name=train_set.name + "-validation"))
     tmp = tempfile.mkdtemp(prefix="amc-train-")
     try:
-        result = loop.train(cfg, out_dir=tmp)
+        result = loop.train(cfg, data=split, out_dir=tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     history = result.history
@@ -139,4 +148,4 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
                 metrics[f"cost_energy_j_per_step.{part}"] = joules / steps
     curves = {"epoch": [h["epoch"] for h in history], "test_accuracy": accs,
               "train_loss": [h.get("train_loss") for h in history]}
-    return metrics, {"curves": curves}
+    return metrics, {"curves": curves, "hardware": hardware}

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from training.compare import epochs_to_target, run_compare
+from training.compare import epochs_to_target
+from workflow.compare_study import run_compare
 from training.config import compare_config_from_dict
 
 
@@ -25,16 +26,19 @@ def test_compare_end_to_end_tiny(tmp_path, monkeypatch):
                        {"label": "kfac", "optimizer": {"name": "kfac", "lr": 0.03}}]})
     lines = []
     s = run_compare(cfg, out_dir=tmp_path, log=lines.append)
-    for f in ("summary.json", "results.md", "compare.png", "runs.jsonl"):
+    for f in ("summary.json", "results.md", "compare.png", "tune/records.jsonl", "final/records.jsonl"):
         assert (tmp_path / f).stat().st_size > 0
     assert set(s["optimizers"]) == {"sgd-momentum", "kfac"}
     assert len(s["optimizers"]["sgd-momentum"]["tuning"]) == 2
     md = (tmp_path / "results.md").read_text()
     assert "SYNTHETIC" in md and "| kfac |" in md
-    n_runs = len((tmp_path / "runs.jsonl").read_text().splitlines())
+    def count():
+        return sum(len((tmp_path / p / "records.jsonl").read_text().splitlines()) for p in ("tune", "final"))
+    n_runs = count()
     assert n_runs == 2 + 2 * 2
-    # rerun resumes from runs.jsonl: nothing is trained again
+    # rerun resumes from the sweep engine's records: nothing is trained again
     lines.clear()
-    run_compare(cfg, out_dir=tmp_path, log=lines.append)
-    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == n_runs
-    assert sum("done earlier" in ln for ln in lines) == n_runs
+    again = run_compare(cfg, out_dir=tmp_path, log=lines.append)
+    assert count() == n_runs and again["optimizers"]["kfac"]["epochs_to_target"] == \
+        s["optimizers"]["kfac"]["epochs_to_target"]
+    assert sum("0 point(s) run" in ln and "already done" in ln for ln in lines) == 2, lines
