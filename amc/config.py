@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 
+from amc import schema
 from amc.errors import ConfigError
 from amc.yamlio import read_yaml_mapping
 
@@ -373,62 +374,11 @@ def _build_section(cls, value: Any, where: str):
         return cls()
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    known = {f.name: f for f in fields(cls)}
-    for key in value:
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(known))}")
-    converted = {}
-    for key, raw in value.items():
-        converted[key] = _coerce(raw, known[key], f"{where}.{key}")
-    return cls(**converted)
-
-
-def _coerce(raw: Any, f: dataclasses.Field, where: str) -> Any:
-    """YAML turns 1e-6 into a string and users write 8.0 for ints; convert to the declared type."""
-    kind = str(f.type)
-    if raw is None:
-        if "Optional" in kind:
-            return None
-        raise ConfigError(f"{where}: null is not allowed here")
-    if "bool" in kind:
-        if isinstance(raw, bool):
-            return raw
-        raise ConfigError(f"{where}: expected true/false, got {raw!r}")
-    if "int" in kind:
-        if isinstance(raw, bool):
-            raise ConfigError(f"{where}: expected an integer, got {raw!r}")
-        try:
-            as_float = float(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected an integer, got {raw!r}") from None
-        if not as_float.is_integer():
-            raise ConfigError(f"{where}: expected an integer, got {raw!r}")
-        return int(as_float)
-    if "float" in kind:
-        if isinstance(raw, bool):
-            raise ConfigError(f"{where}: expected a number, got {raw!r}")
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {raw!r}") from None
-        return value
-    if "str" in kind:
-        if not isinstance(raw, str):
-            raise ConfigError(f"{where}: expected a string, got {raw!r}")
-        return raw
-    return raw
+    return schema.build(cls, value, where, ConfigError)
 
 
 def _set_dotted(data: dict, key: str, value: Any, source: str) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        if part not in node or not isinstance(node[part], dict):
-            raise ConfigError(f"{source}: unknown key {key!r}")
-        node = node[part]
-    if parts[-1] not in node:
-        raise ConfigError(f"{source}: unknown key {key!r}")
-    node[parts[-1]] = value
+    schema.set_dotted(data, key, value, ConfigError, source)
 
 
 def _finite(value: float, where: str) -> None:

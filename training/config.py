@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import yaml
 
@@ -255,57 +254,9 @@ def _positive(value, key):
         raise ConfigError(f"{key} must be > 0, got {value!r}")
 
 
-def _coerce(value, tp, key):
-    """Coerce YAML scalars to the annotated type (e.g. '1e-2' -> 0.01); recurse into dataclasses and lists."""
-    origin = typing.get_origin(tp)
-    if origin is Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(value, args[0], key)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
-        return _build(tp, value, key)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (inner,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if tp is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, (str, int, float)):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return str(value)
-    return copy.deepcopy(value)
-
-
 def _build(cls, data: dict, where: str):
-    hints = typing.get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    bad = [k for k in data if k not in allowed]
-    if bad:
-        raise ConfigError(f"unknown key{'s' if len(bad) > 1 else ''} {', '.join(repr(_join(where, k)) for k in bad)}"
-                          f"; allowed keys{' in ' + where if where else ''}: {', '.join(allowed)}")
-    kwargs = {k: _coerce(v, hints[k], _join(where, k)) for k, v in data.items()}
-    return cls(**kwargs)
+    from amc import schema          # the project's one schema engine (typed coercion, unknown keys)
+    return schema.build(cls, data, where, ConfigError)
 
 
 def _join(where, key):
@@ -314,33 +265,17 @@ def _join(where, key):
 
 def apply_overrides(data: dict, overrides) -> dict:
     """Apply ``key=value`` strings (dotted keys, YAML values) to a raw config mapping (copied)."""
+    from amc import schema
     data = copy.deepcopy(data)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. optimizer.lr=0.01)")
         key, raw = item.split("=", 1)
-        key = key.strip()
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
-        parts = key.split(".")
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            if part.isdigit() and isinstance(node, list):
-                node = node[int(part)]
-                continue
-            nxt = node.get(part)
-            if nxt is None:
-                nxt = node[part] = {}
-            if not isinstance(nxt, (dict, list)):
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping")
-            node = nxt
-        last = parts[-1]
-        if isinstance(node, list) and last.isdigit():
-            node[int(last)] = value
-        else:
-            node[last] = value
+        schema.set_dotted(data, key.strip(), value, ConfigError, f"override {item!r}", create=True)
     return data
 
 

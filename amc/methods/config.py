@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Optional, Union
 
+from amc import schema
 from amc.errors import ConfigError
 
 METHOD_NAMES = ("direct", "hp-inv", "blockamc", "repast")
@@ -215,10 +216,11 @@ def _set(data: dict, key: str, value: Any, source: str) -> None:
 def build(data: dict, source: str, explicit: set) -> MethodConfig:
     data = dict(data)
     mvm = data.pop("mvm", {})
+    if isinstance(mvm, MVMSection):
+        mvm = dataclasses.asdict(mvm)
     try:
-        config = MethodConfig(**data, mvm=MVMSection(**dict(mvm) if not isinstance(mvm, MVMSection) else
-                                                       dataclasses.asdict(mvm)))
-    except TypeError as exc:
+        config = schema.build(MethodConfig, {**data, "mvm": dict(mvm)}, "method", ConfigError)
+    except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     config.validate("method")
     unused = sorted(k for k in explicit if k not in MethodConfig.USES[config.name])

@@ -1,0 +1,99 @@
+"""One config schema engine for the circuit, method, training and sweep configs: typed coercion from the
+dataclass annotations, unknown keys rejected by name, dotted keys, errors naming the key (the caller adds the
+source). The error class is the caller's, so each layer raises its own ``ConfigError``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from typing import Any, Mapping, Type, Union
+
+
+def build(cls, data: Mapping[str, Any], where: str, error: Type[Exception]):
+    """An instance of dataclass ``cls`` from a mapping: every key known, every value coerced to its annotation."""
+    if not isinstance(data, Mapping):
+        raise error(f"{where or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    bad = [k for k in data if k not in allowed]
+    if bad:
+        raise error(f"unknown key{'s' if len(bad) > 1 else ''} {', '.join(repr(join(where, k)) for k in bad)}"
+                    f"; allowed keys{' in ' + where if where else ''}: {', '.join(allowed)}")
+    return cls(**{k: coerce(v, hints[k], join(where, k), error) for k, v in data.items()})
+
+
+def coerce(value: Any, tp: Any, key: str, error: Type[Exception]) -> Any:
+    """YAML turns 1e-6 into a string and users write 8.0 for an integer: convert to the annotated type."""
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        if len(args) == 1:
+            return coerce(value, args[0], key, error)
+        return copy.deepcopy(value)          # a union of several types: the dataclass validates it
+    if value is None and tp is not Any:
+        raise error(f"{key}: null is not allowed here")
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key, error)
+    if origin is list:
+        if not isinstance(value, list):
+            raise error(f"{key}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [coerce(v, inner, f"{key}[{i}]", error) for i, v in enumerate(value)]
+    if tp is float:
+        if isinstance(value, bool):
+            raise error(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise error(f"{key}: expected a number, got {value!r}") from None
+    if tp is int:
+        if isinstance(value, bool):
+            raise error(f"{key}: expected an integer, got {value!r}")
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise error(f"{key}: expected an integer, got {value!r}") from None
+        if not as_float.is_integer():
+            raise error(f"{key}: expected an integer, got {value!r}")
+        return int(as_float)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise error(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise error(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return copy.deepcopy(value)
+
+
+def set_dotted(data: dict, key: str, value: Any, error: Type[Exception], source: str, create: bool = False) -> None:
+    """Set ``a.b.c`` in a nested mapping; a path that does not exist is an error unless ``create``."""
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
+        nxt = node.get(part) if isinstance(node, dict) else None
+        if nxt is None and create and isinstance(node, dict):
+            nxt = node[part] = {}
+        if not isinstance(nxt, (dict, list)):
+            if nxt is None:
+                raise error(f"{source}: unknown key {key!r}")
+            raise error(f"{source}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping (key {key!r})")
+        node = nxt
+    last = parts[-1]
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+        return
+    if not create and last not in node:
+        raise error(f"{source}: unknown key {key!r}")
+    node[last] = value
+
+
+def join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
