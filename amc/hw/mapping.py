@@ -199,7 +199,7 @@ def check_stability(mapped: MappedArray, gain: float) -> float:
                 f"{np.linalg.eigvalsh((h + h.T) / 2).min():.4g}): the mapped (quantised) matrix lost positive "
                 f"definiteness (min Re(eig(H_mapped)) = {min_mapped:.4g}, {_mapping_conditions(mapped)}). "
                 "Remedies: more conductance levels (device.levels), Jacobi equilibration (io.equilibrate: true), "
-                "a diagonal shift of H, or a method that refines a low-precision array (--method hp-inv, "
+                "a diagonal shift of H, or a method that refines a low-precision array (--method hpinv-pcg, "
                 "or blockamc for smaller arrays)")
         raise UnstableCircuitError(
             "the inversion loop is unstable: the mapped matrix has an eigenvalue with non-positive real part "
@@ -267,6 +267,6 @@ def warn_if_inaccurate(mapped: MappedArray, threshold: float = ACCURACY_WARNING_
     warnings.warn(AccuracyWarning(
         f"the programmed array differs from H enough to change x by up to {error:.0%} "
         f"({_mapping_conditions(mapped)}, condition number {mapped.condition:.3g}); "
-        "for a more accurate answer use more levels (device.levels), io.equilibrate: true, or --method hp-inv "
+        "for a more accurate answer use more levels (device.levels), io.equilibrate: true, or --method hpinv-pcg "
         "(not repeated for this size and device setting)"), stacklevel=3)
     return error
