@@ -276,7 +276,7 @@ def test_spd_matrix_made_indefinite_by_quantisation_gets_the_right_cause_and_rem
     message = str(info.value)
     assert "although H is symmetric positive-definite" in message and "lost positive definiteness" in message
     assert "8 conductance levels" in message
-    for remedy in ("device.levels", "io.equilibrate", "diagonal shift", "hp-inv", "blockamc"):
+    for remedy in ("device.levels", "io.equilibrate", "diagonal shift", "hpinv-pcg", "blockamc"):
         assert remedy in message
     assert "solve a symmetric positive-definite system" not in message
 
