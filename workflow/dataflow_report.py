@@ -145,7 +145,7 @@ def figures(table: list[dict], out: Path, target: Optional[float], budget: float
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(60, 90)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, loc="lower right")
     written += _save(fig, out, "accuracy_curves")
     return written
 
