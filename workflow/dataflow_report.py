@@ -105,7 +105,7 @@ def figures(table: list[dict], out: Path, target: Optional[float], budget: float
     for r in table:
         if r["circuit"]:
             by_label[r["label"]].append(r)
-    for label, rs in sorted(by_label.items()):
+    for line_index, (label, rs) in enumerate(sorted(by_label.items())):
         rs = sorted(rs, key=lambda r: r["levels"])
         shown = [r for r in rs if r["epochs_mean"] is not None]
         line = ax.errorbar([r["levels"] for r in shown], [r["epochs_mean"] for r in shown],
@@ -114,10 +114,11 @@ def figures(table: list[dict], out: Path, target: Optional[float], budget: float
         for r in shown:
             if r["mark"]:    # more than 1 % of this point's solves were exact fallbacks: say so on the point
                 ax.annotate(r["mark"].replace("FALLBACKS", "fallbacks"), (r["levels"], r["epochs_mean"]),
-                            textcoords="offset points", xytext=(6, 4), fontsize=7, color=color)
+                            textcoords="offset points", xytext=(6, 4 - 10 * line_index), fontsize=7, color=color)
         missed = [r["levels"] for r in rs if r["reached"] < r["runs"]]
         if missed:   # a run that missed the target: an open marker at the budget, not a value
-            ax.plot(missed, [budget] * len(missed), ls="none", marker="o", mfc="none", mec=color, ms=9)
+            ax.plot(missed, [budget] * len(missed), ls="none", marker="o", mfc="none", mec=color,
+                    ms=9 + 3 * line_index)
     for r in table:
         if not r["circuit"] and r["epochs_mean"] is not None:
             ax.axhline(r["epochs_mean"], ls="--", lw=1, color="k" if "exact" in r["label"] else "0.5")
