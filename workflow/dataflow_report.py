@@ -122,7 +122,7 @@ def figures(table: list[dict], out: Path, target: Optional[float], budget: float
     for r in table:
         if not r["circuit"] and r["epochs_mean"] is not None:
             ax.axhline(r["epochs_mean"], ls="--", lw=1, color="k" if "exact" in r["label"] else "0.5")
-            ax.text(8, r["epochs_mean"], f" {r['label']} {r['epochs_mean']:.2f}", fontsize=7, va="bottom")
+            ax.text(40, r["epochs_mean"], f" {r['label']} {r['epochs_mean']:.2f}", fontsize=7, va="top")
     ax.set_xscale("log", base=2)
     levels = sorted({r["levels"] for r in table if r["circuit"]})
     ax.set_xticks(levels)
