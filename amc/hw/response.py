@@ -35,6 +35,12 @@ if TYPE_CHECKING:
     from amc.hw.inv_array import InvArray
 
 
+# How linear the op-amp limiter must be for the engine to answer a unit-current column of the response: far below
+# the read path's own agreement with ngspice (1e-6, the limiter's compression over the loop gain at full swing);
+# column 0 is always held to ngspice's own .op at ENGINE_VERIFY_RTOL.
+RESPONSE_LINEAR_RTOL = 1e-7
+
+
 @dataclass
 class Response:
     r_out: np.ndarray     # dV(out_j)/dI_i  (n, n), volts per ampere
@@ -98,7 +104,7 @@ def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tup
         result = matrix_operating_points(deck, [input_node(i) for i in range(n)], columns, nodes, SUPPLY_VECTORS,
                                          quiescent_a=o.quiescent_current_a, v_sat=o.v_sat,
                                          sharpness=o.saturation_sharpness, rtol=ENGINE_VERIFY_RTOL,
-                                         linear_rtol=cfg.simulation.engine_rtol)
+                                         linear_rtol=max(cfg.simulation.engine_rtol, RESPONSE_LINEAR_RTOL))
     except (EngineFallback, SimulationError):
         array.engine_stats["fallback_rhs"] += columns.shape[1]
         return None, None
