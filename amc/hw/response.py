@@ -46,7 +46,7 @@ class Response:
     r_out: np.ndarray     # dV(out_j)/dI_i  (n, n), volts per ampere
     r_drive: np.ndarray   # dV(nout_j)/dI_i (n, n)
     r_row: np.ndarray     # dV(row_i)/dI_k  (n, n)
-    power_w: float        # static supply power with zero input
+    power_w: float        # static supply power at the measurement's small inputs (quiescent-dominated)
     v_zero: np.ndarray    # op-amp outputs with zero input (input offsets), added to every read
     nu: Optional[np.ndarray] = None   # per-cell drift exponents (G+, G-) drawn at programming
 
@@ -62,8 +62,10 @@ def measure_response(array: "InvArray") -> Response:
     scales = 0.05 * np.array([array._initial_i0(mapped, np.eye(n)[:, c]) for c in range(n)])
     currents = np.diag(scales)
     nodes = ([output_node(j) for j in range(n)] + [f"nout_{j}" for j in range(n)] + [f"row_{i}" for i in range(n)])
-    k = n + 1   # the last point: zero input (the operating point the offsets and quiescent currents set)
-    columns = np.concatenate([currents, np.zeros((n, 1))], axis=1)
+    # With an input offset, a last column of zero input measures what the offsets alone produce.
+    offset = bool(cfg.opamp.offset_v)
+    k = n + 1 if offset else n
+    columns = np.concatenate([currents, np.zeros((n, 1))], axis=1) if offset else currents
     v, power = _engine_response(array, columns, nodes) if cfg.simulation.engine == "ngspice-matrix" else (None, None)
     if v is None:                # plain ngspice: one quasi-static batch over the unit inputs
         deck = build_deck(mapped, columns, cfg)
@@ -80,14 +82,14 @@ def measure_response(array: "InvArray") -> Response:
         v = np.stack([np.interp(samples, raw["time"], raw[name]) for name in nodes])     # (3n, k)
         rails = -(cfg.opamp.supply_v * raw["vcc#branch"] - cfg.opamp.supply_v * raw["vee#branch"])
         power = float(np.interp(k - 1, raw["time"], rails))
-    zero = v[:, -1:]
+    zero = v[:, -1:] if offset else np.zeros((v.shape[0], 1))
     per_amp = (v[:, :n] - zero) / scales[None, :]
     nu = None
     d = cfg.device
     if d.drift_nu > 0:
         nu = np.maximum(d.drift_nu + d.drift_nu_sigma * array._rng.standard_normal((2, n, n)), 0.0)
     # Only an input offset moves the zero-input outputs; otherwise they are 0 up to the limiter's linearisation.
-    v_zero = zero[:n, 0].copy() if cfg.opamp.offset_v else np.zeros(n)
+    v_zero = zero[:n, 0].copy()
     return Response(per_amp[:n], per_amp[n:2 * n], per_amp[2 * n:], power, v_zero, nu)
 
 
@@ -105,14 +107,22 @@ def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tup
                                          quiescent_a=o.quiescent_current_a, v_sat=o.v_sat,
                                          sharpness=o.saturation_sharpness, rtol=ENGINE_VERIFY_RTOL,
                                          linear_rtol=max(cfg.simulation.engine_rtol, RESPONSE_LINEAR_RTOL))
-    except (EngineFallback, SimulationError):
-        array.engine_stats["fallback_rhs"] += columns.shape[1]
-        return None, None
+    except (EngineFallback, SimulationError) as exc:
+        return _engine_gave_up(array, columns.shape[1], str(exc).splitlines()[0])
     if result.rejected:
-        array.engine_stats["fallback_rhs"] += columns.shape[1]
-        return None, None
+        return _engine_gave_up(array, columns.shape[1], f"{result.rejected} unit columns outside the linear region "
+                               f"(limiter error up to {result.limiter_error.max():.3g})")
     array.engine_stats["engine_rhs"] += columns.shape[1]
     return result.outputs, float(_supply_power(result.supply, o.supply_v)[-1])
+
+
+def _engine_gave_up(array: "InvArray", columns: int, why: str) -> tuple:
+    import logging
+    array.engine_stats["fallback_rhs"] += columns
+    array.engine_stats["last_fallback"] = why
+    logging.getLogger("amc.engine").warning("response of a %dx%d array measured by plain ngspice: %s",
+                                            array.n, array.n, why)
+    return None, None
 
 
 def conductances_at(array: "InvArray", seconds: float, rng: Optional[np.random.Generator]) -> MappedArray:
