@@ -122,9 +122,10 @@ TRAINING = [
     new_markdown_cell("""# 02 - Training with the circuit in the loop
 
 K-FAC preconditions each layer's gradient with the inverses of two Kronecker factors (A = E[a a^T], G = E[g g^T],
-damped). Here every factor solve goes through the simulated INV circuit (`amc.AnalogSolver`, injected into the
-optimiser through `training.solvers`). We train the small letter CNN on the embedded synthetic letters for a
-fraction of an epoch, next to exact (numpy) K-FAC and SGD-momentum, and look at what the circuit did.
+damped). Here every factor solve is one settle of a programmed INV array (method `direct`, the published one-step
+dataflow; `amc.build_solver` behind `training.solvers`): each inverse update programs the damped factors into
+their arrays, and every step's solves are settles of those arrays. We train the small letter CNN on the embedded
+synthetic letters next to exact (numpy) K-FAC and SGD-momentum, and look at what the arrays did.
 Settings are tiny so the notebook runs in about a minute; `make sim` runs a larger version."""),
     new_code_cell("""# Settings: small on purpose
 N_CLASSES, N_TRAIN, N_TEST = 6, 300, 120
@@ -148,9 +149,11 @@ def run(label, optimizer):
     })
     return train(cfg, out_dir=tempfile.mkdtemp(prefix=f"nb-{label}-"))
 
-kfac = {"name": "kfac", "lr": 0.03, "damping": 1e-2, "inverse_every": 10, "max_block": 16, "linear_response": True}
+kfac = {"name": "kfac", "lr": 0.03, "damping": 1e-2, "inverse_every": 10, "max_block": 16}
+ONE_STEP = {"name": "direct", "equilibrate": True, "operators": "extracted"}   # a settle per right-hand side
 results = {
-    "kfac-circuit": run("kfac-circuit", {**kfac, "solver": {"backend": "circuit", "circuit": CIRCUIT}}),
+    "kfac-circuit": run("kfac-circuit", {**kfac, "solver": {"backend": "circuit", "circuit": CIRCUIT,
+                                                            "method": ONE_STEP}}),
     "kfac-exact": run("kfac-exact", {**kfac, "solver": {"backend": "numpy"}}),
     "sgd-momentum": run("sgd-momentum", {"name": "sgd", "lr": 0.03, "momentum": 0.9}),
 }
@@ -164,14 +167,17 @@ ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy (%)"); ax.legend()
 ax.set_title(f"synthetic letters ({N_CLASSES} classes, {N_TRAIN} training images), circuit preset rram, "
              "continuous cells", fontsize=9)
 plt.show()"""),
-    new_markdown_cell("""## What the circuit did
-The circuit solver counts its solves, compares each with an exact solve, and reports saturation and failures
-(a failed solve falls back to an exact one and is counted)."""),
-    new_code_cell("""stats = results["kfac-circuit"].optimizer_stats
-solver_stats = stats.get("solver", {})
-for key in ("solves", "rhs_columns", "failures", "saturation_events", "rel_err_mean", "rel_err_max", "sizes"):
-    print(f"{key:18s} {solver_stats.get(key)}")
-print("fallbacks to exact solves:", stats.get("fallbacks"))"""),
+    new_markdown_cell("""## What the arrays did
+Every metrics record of a circuit-backed run carries a `hardware` account: INV settles, MVM reads, programmings
+and cells written, conversions, real ngspice runs, the digital flops beside the arrays, the error of the analog
+answer before any refinement, every fallback (an exact solve standing in for a failed analog one) with its reason,
+and the cost ledger's time and energy."""),
+    new_code_cell("""from training.report import hardware_line
+hardware = results["kfac-circuit"].final["hardware"]
+print(hardware_line(hardware))
+for key in ("inv_settles", "programmings", "cells_programmed", "ngspice_runs", "analog_error_mean", "fallbacks"):
+    print(f"{key:18s} {hardware[key]}")
+print("ledger cost of the analog work:", hardware.get("cost"))"""),
     new_markdown_cell("""## A device-variation study as a sweep
 `configs/sweeps/training_variation.yaml` runs the same comparison over programming error and seeds in worker
 processes; here a two-point version in-process."""),
@@ -184,7 +190,7 @@ sweep = build_sweep({
     "base": {"circuit": CIRCUIT, "training": {
         "target_accuracy": 0.3,
         "data": {"source": "synthetic-letters", "n_classes": N_CLASSES, "n_train": N_TRAIN, "n_test": N_TEST},
-        "optimizer": {**kfac, "solver": {"backend": "circuit"}},
+        "optimizer": {**kfac, "solver": {"backend": "circuit", "method": ONE_STEP}},
         "train": {"epochs": 0.5, "evals_per_epoch": 2}}},
     "grid": {"device.program_sigma": [0.0, 0.1]}}, source="notebook")
 out = Path(tempfile.mkdtemp()) / "sweep"
