@@ -56,7 +56,7 @@ def rows(records: list[dict]) -> list[dict]:
         out.append({
             "label": label, "levels": levels, "runs": len(rs), "reached": len(reached),
             "epochs_mean": float(np.mean(reached)) if reached else None,
-            "epochs_std": float(np.std(reached)) if reached else None,
+            "epochs_std": float(np.std(reached, ddof=1)) if len(reached) > 1 else (0.0 if reached else None),
             "epochs_each": ett, "final_acc": mean("final_test_accuracy"),
             "analog_error": mean("hw_analog_error_mean"), "settles_per_step": mean("hw_inv_settles_per_step"),
             "reads_per_step": mean("hw_mvm_reads_per_step"), "flops_per_step": mean("hw_digital_flops_per_step"),
