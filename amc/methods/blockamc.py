@@ -265,6 +265,8 @@ class BlockAMCSolver:
             saturated=np.full(x.shape, bool(self._saturated)),
             static_power_w=float(sum(self._power.values())), operations=ops, history=[],
             relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
+            analog_error=err,        # no digital refinement: the partitioned analog answer is the answer
+            lambda_min=min((a.lambda_min for a in self._hardware if isinstance(a, InvArray)), default=None),
             details=dict(array_size=self.array_size, depth=self._depth(self._root), setup_operations=setup_ops.to_dict(),
                          setup_time_s=setup_time, mvm_slices=self.mvm_slices, gain_calibration=self.gain_calibration,
                          leaves=self._count(self._root)))
