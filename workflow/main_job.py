@@ -50,10 +50,10 @@ OPTIMIZERS = {
 
 
 def si(value: float, unit: str) -> str:
-    """3 significant digits with an SI prefix: si(4.59e-6, 'J') -> '4.59 uJ'."""
+    """3 significant digits with an SI prefix: si(4.59e-6, 'J') -> '4.59 µJ'."""
     if value == 0 or not np.isfinite(value):
         return f"{value:g} {unit}"
-    for factor, prefix in ((1e0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
+    for factor, prefix in ((1e0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
         if abs(value) >= factor:
             return f"{value / factor:.3g} {prefix}{unit}"
     return f"{value:.3g} {unit}"
