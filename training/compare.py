@@ -62,7 +62,7 @@ def summarise(cfg: CompareConfig, dataset: dict, best_lr: dict, tuning: dict, ru
     for e in cfg.optimizers:
         recs = runs[e.label]
         ok = [r for r in recs if r.get("status") == "ok"]
-        ett = [_reached(r) for r in recs]
+        ett = [reached_epochs(r) for r in recs]
         m, sd = _mean_std(ett)
         fm, fsd = _mean_std([r["metrics"].get("final_test_accuracy") for r in ok])
         spe, _ = _mean_std([r["metrics"]["train_time_s"] / r["metrics"]["epochs"] for r in ok
@@ -94,14 +94,15 @@ def summarise(cfg: CompareConfig, dataset: dict, best_lr: dict, tuning: dict, ru
     return summary
 
 
-def _reached(record: dict) -> Optional[float]:
+def reached_epochs(record: dict) -> Optional[float]:
+    """Epochs to target of a sweep record (None: failed or never reached)."""
     if record.get("status") != "ok":
         return None
     e = record["metrics"].get("epochs_to_target")
     return None if e is None or not math.isfinite(e) else float(e)
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Callable, Optional
 
-from training.compare import markdown_table, plot_compare, summarise
+from training.compare import json_default, markdown_table, plot_compare, reached_epochs, summarise
 from training.config import CompareConfig
 
 from .engine import run_sweep
@@ -94,7 +94,7 @@ def run_compare(cfg: CompareConfig, out_dir=None, progress: Optional[bool] = Non
             continue
         rows = [tuned.get(p.id) for p in tune_points if p.params["label"] == e.label]
         rows = [r for r in rows if r is not None]
-        tuning[e.label] = [{"lr": r["params"]["lr"], "epochs_to_target": _ett(r),
+        tuning[e.label] = [{"lr": r["params"]["lr"], "epochs_to_target": reached_epochs(r),
                             "final_acc": (r.get("metrics") or {}).get("final_test_accuracy"),
                             "ok": r.get("status") == "ok"} for r in rows]
         ok = [t for t in tuning[e.label] if t["ok"]]
@@ -116,7 +116,7 @@ def run_compare(cfg: CompareConfig, out_dir=None, progress: Optional[bool] = Non
     # ---- 3. summary ---------------------------------------------------------------------------------
     summary = summarise(cfg, dataset, best_lr, tuning, runs)
     tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, default=_json_default))
+    tmp.write_text(json.dumps(summary, indent=1, default=json_default))
     tmp.replace(out / "summary.json")
     md = markdown_table(summary)
     (out / "results.md").write_text(md)
@@ -127,18 +127,3 @@ def run_compare(cfg: CompareConfig, out_dir=None, progress: Optional[bool] = Non
     log(md)
     log(f"[compare {cfg.name}] wrote {out / 'results.md'}, {out / 'summary.json'}, {out / 'compare.png'}")
     return summary
-
-
-def _ett(record: dict) -> Optional[float]:
-    import math
-    e = (record.get("metrics") or {}).get("epochs_to_target")
-    return None if record.get("status") != "ok" or e is None or not math.isfinite(e) else float(e)
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
