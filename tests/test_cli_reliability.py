@@ -99,8 +99,10 @@ def test_wrong_ngspice_library(system):
 
 
 @pytest.mark.parametrize("argv, after", [
-    # plain ngspice per right-hand side: the matrix engine would finish before the signal comes
-    (["solve", "--matrix", "{H}", "--rhs", "{G}", "--preset", "ideal", "--set", "simulation.engine=ngspice"], 2.0),
+    # read noise and plain ngspice: one .op per right-hand side, ~1 s each (the matrix engine, or one quasi-static
+    # batch, would finish before the signal comes)
+    (["solve", "--matrix", "{H}", "--rhs", "{G}", "--preset", "ideal", "--set", "simulation.engine=ngspice",
+      "--set", "device.read_noise_sigma=0.01"], 2.0),
     (["train", str(ROOT / "configs" / "train" / "synthetic-kfac.yaml"), "--out", "{OUT}", "--no-progress"], 2.0),
 ])
 def test_ctrl_c_is_one_line_and_130(tmp_path, argv, after):
