@@ -80,6 +80,7 @@ class Sweep:
     timeout_s: float
     plots: Optional[list[str]]
     raw: dict
+    notes: list = field(default_factory=list)   # swept keys that override a value the base wrote explicitly
 
     def __len__(self) -> int:
         return len(self.points)
@@ -165,7 +166,32 @@ def build_sweep(data: Mapping[str, Any], source: str = "sweep", base_dir: Option
         points.append(Point(id=pt.id, kind=pt.kind, params=pt.params, spec=pt.spec, index=len(points)))
     all_keys = list(dict.fromkeys(part for k in keys + [k for o, _ in combos for k in o] for part in _tied(k)))
     return Sweep(name=name, kind=kind, path=path, description=str(data.get("description") or "").strip(),
-                 points=points, grid_keys=all_keys, timeout_s=timeout, plots=plots, raw=dict(data))
+                 points=points, grid_keys=all_keys, timeout_s=timeout, plots=plots, raw=dict(data),
+                 notes=_overridden(data.get("base") or {}, all_keys))
+
+
+def _overridden(base: Mapping, keys: list[str]) -> list[str]:
+    """Swept keys whose value the base wrote explicitly: the sweep replaces it, and says so."""
+    notes = []
+    for key in keys:
+        if key == "seed":
+            path = ["seed"]
+        elif key.split(".")[0] in ("matrix", "solve", "training"):
+            path = key.split(".")
+        else:                                   # a circuit key (device.levels, opamp.gain, ...)
+            circuit = base.get("circuit")
+            if not isinstance(circuit, Mapping):
+                continue
+            path = ["circuit"] + key.split(".")
+        node: Any = base
+        for part in path:
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            notes.append(f"{key} is swept: it replaces the value the base sets explicitly "
+                         f"(base.{'.'.join(path)} = {node!r})")
+    return notes
 
 
 # ---- internals ---------------------------------------------------------------------------------

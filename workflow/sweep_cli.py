@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from amc.errors import ConfigError
@@ -35,6 +36,8 @@ def sweep_main(argv: list[str]) -> int:
 
     sweep = load_sweep(args.sweep)
     out_dir = Path(args.out) if args.out else default_out_dir(sweep)
+    for note in sweep.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
         from .engine import _refuse_another_sweep
         from .store import RECORDS, read_records

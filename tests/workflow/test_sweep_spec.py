@@ -128,3 +128,11 @@ def test_training_sweep_keys(write_sweep):
     matrix_in_training = write_sweep("kind: training\ngrid: {matrix.n: [4]}", name="bad_train2.yaml")
     with pytest.raises(ConfigError, match=r"bad_train2\.yaml.*matrix\.n"):
         load_sweep(matrix_in_training)
+
+
+def test_a_swept_key_that_replaces_an_explicit_base_value_is_reported():
+    from workflow.spec import build_sweep
+    sweep = build_sweep({"name": "s", "base": {"circuit": {"preset": "rram", "device": {"levels": 16}},
+                                               "matrix": {"n": 4}},
+                         "grid": {"device.levels": [8, 32], "opamp.gain": [1e4]}}, source="s.yaml")
+    assert len(sweep.notes) == 1 and "device.levels" in sweep.notes[0] and "= 16" in sweep.notes[0]
