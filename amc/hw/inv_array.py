@@ -29,9 +29,10 @@ from amc.hw.netlist import (TransientSpec, batch_analysis, build_deck, crosspoin
 from amc.hw.runner import EngineFallback, matrix_operating_points, session
 from amc.solution import Solution, residuals
 from amc.hw import transient as tran_analysis
+from amc.hw import periphery
 from amc.hw.counters import OperationCounts
+from amc.hw.periphery import SUPPLY_VECTORS
 
-SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
 _SERIAL = itertools.count()
 _log = logging.getLogger("amc.engine")
 # The engine's answer for the right-hand side ngspice also solved must match ngspice's own .op to this.
@@ -201,8 +202,7 @@ class InvArray:
         return self._response
 
     def _swing_limit(self) -> float:
-        o = self.config.opamp
-        return o.v_sat if o.v_sat is not None else o.supply_v
+        return periphery.swing_limit(self.config)
 
     def _initial_i0(self, mapped: MappedArray, g: np.ndarray) -> float:
         """I0 such that the largest output is expected at target_swing of the swing.
@@ -227,12 +227,10 @@ class InvArray:
         return i0 * quantise_symmetric(g / gmax, self.config.io.dac_bits, 1.0)
 
     def _adc(self, v: np.ndarray) -> np.ndarray:
-        return quantise_symmetric(v, self.config.io.adc_bits, self.config.io.adc_full_scale_fraction * self._swing_limit())
+        return periphery.adc(v, self.config)
 
     def _is_saturated(self, v: np.ndarray) -> np.ndarray:
-        if self.config.opamp.v_sat is None:
-            return np.zeros(v.shape, dtype=bool)
-        return np.abs(v) > self.config.io.linear_fraction * self.config.opamp.v_sat
+        return periphery.saturated(v, self.config)
 
     def _needs_upscale(self, v: np.ndarray) -> bool:
         # Only worth a second solve where amplitude buys precision: converters or an input offset.
@@ -304,7 +302,7 @@ class InvArray:
                 ng.load(decks[-1])
                 raw = ng.run(outputs + list(SUPPLY_VECTORS))
                 v[:, c] = [raw[name][-1] for name in outputs]
-                p[c] = _supply_power(raw, self.config.opamp.supply_v)[-1]
+                p[c] = periphery.supply_power(raw, self.config.opamp.supply_v)[-1]
             return v, p, decks[0]
         kind = "op" if k == 1 else "batch"
         # The tag holds this solver's own token (not id(): a freed solver's id can be reused by a new one).
@@ -336,7 +334,7 @@ class InvArray:
             columns = [self._run_operating_points(mapped, currents[:, [c]], engine=False) for c in range(k)]
             return (np.concatenate([c[0] for c in columns], axis=1), np.concatenate([c[1] for c in columns]),
                     columns[0][2])
-        power = _supply_power(raw, self.config.opamp.supply_v)
+        power = periphery.supply_power(raw, self.config.opamp.supply_v)
         if k == 1:
             return np.array([[raw[name][-1]] for name in outputs]), power[-1:], deck
         time = raw["time"]
@@ -377,7 +375,7 @@ class InvArray:
             stats["last_fallback"] = str(exc).splitlines()[0]
             _log.warning("matrix engine fell back to ngspice for %d right-hand sides: %s", k, stats["last_fallback"])
             return self._run_operating_points(mapped, currents, engine=False)
-        v, p = result.outputs, _supply_power(result.supply, o.supply_v)
+        v, p = result.outputs, periphery.supply_power(result.supply, o.supply_v)
         if result.rejected:
             bad = ~result.accepted
             stats["fallback_rhs"] += int(bad.sum())
@@ -434,7 +432,7 @@ class InvArray:
                         break
                     spec = TransientSpec(step_s=spec.step_s, stop_s=2 * spec.stop_s)
                     deck = build_deck(array, currents, self.config, transient=spec)
-                p = _supply_power(raw, o.supply_v)
+                p = periphery.supply_power(raw, o.supply_v)
                 result = tran_analysis.settling(time, v, p, sim.settle_tol)
                 outputs[:, c] = self._adc(v[:, -1])
                 saturated[:, c] = self._is_saturated(v[:, -1])
@@ -476,9 +474,3 @@ class InvArray:
             settling_time_s=shape(r.get("settling")), energy_j=shape(r.get("energy")), settled=shape(r.get("settled")),
             rescales=r["rescales"], lambda_min=self._lambda_min, condition_number=mapped.condition, g0_s=mapped.g0,
             waveforms=r.get("waveforms"))
-
-
-
-def _supply_power(raw: dict, supply_v: float) -> np.ndarray:
-    """Power delivered by the two rails: P = -(V+ I+ + V- I-), ngspice currents flowing into the + terminal."""
-    return -(supply_v * raw["vcc#branch"] + (-supply_v) * raw["vee#branch"])

@@ -124,12 +124,9 @@ class MappedArray:
         """A copy whose conductances carry one draw of relative read noise (one read of the array)."""
         if sigma <= 0:
             return self
-        noisy_pos = self.g_pos * (1.0 + sigma * rng.standard_normal(self.g_pos.shape))
-        noisy_neg = self.g_neg * (1.0 + sigma * rng.standard_normal(self.g_neg.shape))
-        # Read noise can push a reading slightly outside the window, but never to a non-positive conductance.
-        floor = 1e-3 * device.g_min
-        return MappedArray(self.h, np.maximum(noisy_pos, floor), np.maximum(noisy_neg, floor), self.g0, self.condition,
-                           self.device)
+        from amc.hw.periphery import read_noise
+        noisy_pos, noisy_neg = read_noise(self.g_pos, self.g_neg, sigma, rng, device)
+        return MappedArray(self.h, noisy_pos, noisy_neg, self.g0, self.condition, self.device)
 
 
 def quantise_conductance(g: np.ndarray, device: DeviceConfig) -> np.ndarray:

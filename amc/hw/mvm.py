@@ -38,14 +38,14 @@ import numpy as np
 
 from amc.config import DEFAULT_PRESET, CircuitConfig, DeviceConfig
 from amc.errors import ConfigError, InputError
-from amc.hw.converters import quantise_symmetric
+from amc.hw import periphery
 from amc.hw.mapping import apply_programming_variation
-from amc.hw.netlist import _fmt, model_library, opamp_params, pwl_points
+from amc.hw.netlist import _fmt, crossbar, model_library, opamp_params, pwl_points
 from amc.hw.runner import session
 from amc.hw.counters import OperationCounts
 from amc.hw.keys import matrix_key
+from amc.hw.periphery import SUPPLY_VECTORS
 
-SUPPLY_VECTORS = ("vcc#branch", "vee#branch")
 
 
 # ---- matrix slicing ---------------------------------------------------------------------------------------
@@ -201,8 +201,7 @@ class AnalogMVM:
 
     # ---- programming ---------------------------------------------------------------------------------------
     def _swing(self) -> float:
-        o = self.config.opamp
-        return o.v_sat if o.v_sat is not None else o.supply_v
+        return periphery.swing_limit(self.config)
 
     def program(self, h: np.ndarray) -> list:
         """Slice (and tile) H and program every non-empty slice array; cached while H is unchanged."""
@@ -259,7 +258,7 @@ class AnalogMVM:
         return out
 
     def _adc(self, v: np.ndarray) -> np.ndarray:
-        return quantise_symmetric(v, self.config.io.adc_bits, self.config.io.adc_full_scale_fraction * self._swing())
+        return periphery.adc(v, self.config)
 
     # ---- multiply --------------------------------------------------------------------------------------------
     def multiply(self, h: np.ndarray, v: np.ndarray) -> MVMResult:
@@ -341,7 +340,7 @@ class AnalogMVM:
                         digits_times_codes = current / (arr.g_unit * self.read_voltage)
                         y[arr.rows, c] += arr.weight * weight_in * vmax * digits_times_codes
                         if weight_in == 1.0:
-                            power[c] += float(_supply_power(raw, self.config.opamp.supply_v)[-1])
+                            power[c] += float(periphery.supply_power(raw, self.config.opamp.supply_v)[-1])
         finally:
             ng.clean()
             self.counts.add(ngspice_runs=session().runs - runs0)
@@ -386,20 +385,11 @@ class AnalogMVM:
         return [f"out_{i}" for i in range(arr.g_pos.shape[0])] + list(SUPPLY_VECTORS)
 
     def _noisy(self, arr: SliceArray) -> tuple[np.ndarray, np.ndarray]:
-        sigma, device = self.config.device.read_noise_sigma, self.config.device
-        floor = 1e-3 * device.g_min
-        g_pos = np.maximum(arr.g_pos * (1 + sigma * self._rng.standard_normal(arr.g_pos.shape)), floor)
-        g_neg = np.maximum(arr.g_neg * (1 + sigma * self._rng.standard_normal(arr.g_neg.shape)), floor)
-        return g_pos, g_neg
+        return periphery.read_noise(arr.g_pos, arr.g_neg, self.config.device.read_noise_sigma, self._rng,
+                                    self.config.device)
 
     def _saturated(self, v: np.ndarray) -> np.ndarray:
-        if self.config.opamp.v_sat is None:
-            return np.zeros(v.shape, dtype=bool)
-        return np.abs(v) > self.config.io.linear_fraction * self.config.opamp.v_sat
-
-
-def _supply_power(raw: dict, supply_v: float) -> np.ndarray:
-    return -(supply_v * raw["vcc#branch"] + (-supply_v) * raw["vee#branch"])
+        return periphery.saturated(v, self.config)
 
 
 # ---- netlist ---------------------------------------------------------------------------------------------------
@@ -447,28 +437,8 @@ def build_mvm_deck(g_pos: np.ndarray, g_neg: np.ndarray, volts: np.ndarray, rf: 
         lines.append(f"xtia_{i} 0 row_{i} out_{i} vcc vee {model} {params}")
         lines.append(f"rf_{i} row_{i} out_{i} {_fmt(rf)}")
     lines.append("* crosspoint arrays: rp_i_j = 1/G+_ij (row i to cp_j), rn_i_j = 1/G-_ij (row i to cn_j)")
-    if w.enabled:
-        rr = _fmt(max(w.row_ohm, 1e-6))
-        rc = _fmt(max(w.col_ohm, 1e-6))
-        for i in range(m):
-            previous = f"row_{i}"
-            for k in range(2 * n):
-                lines.append(f"rwr_{i}_{k} {previous} r_{i}_{k} {rr}")
-                previous = f"r_{i}_{k}"
-        for j in range(n):
-            for prefix in ("cp", "cn"):
-                previous = f"{prefix}_{j}"
-                for i in range(m):
-                    lines.append(f"rw{prefix}_{j}_{i} {previous} {prefix}_{j}_{i} {rc}")
-                    previous = f"{prefix}_{j}_{i}"
-        for i in range(m):
-            for j in range(n):
-                lines.append(f"rp_{i}_{j} r_{i}_{j} cp_{j}_{i} {_fmt(1.0 / g_pos[i, j])}")
-                lines.append(f"rn_{i}_{j} r_{i}_{n + j} cn_{j}_{i} {_fmt(1.0 / g_neg[i, j])}")
-    else:
-        for i in range(m):
-            lines += [f"rp_{i}_{j} row_{i} cp_{j} {_fmt(1.0 / g_pos[i, j])}" for j in range(n)]
-            lines += [f"rn_{i}_{j} row_{i} cn_{j} {_fmt(1.0 / g_neg[i, j])}" for j in range(n)]
+    lines += crossbar(g_pos, g_neg, [f"cp_{j}" for j in range(n)], [f"cn_{j}" for j in range(n)],
+                      w.row_ohm if w.enabled else None, w.col_ohm)
     lines.append(".save " + " ".join(f"v(out_{i})" for i in range(m)) + " i(vcc) i(vee)")
     lines.append(f".tran 1 {max(volts.shape[1] - 1, 1)} 0 1" if batch else ".op")
     lines.append(".end")

@@ -199,14 +199,10 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
         lines.append(f"* crosspoint array on a wire grid ({w.row_ohm:g} ohm per row segment, {w.col_ohm:g} per column "
                      "segment): rp_i_j = 1/G+_ij from r_i_j to cp_j_i, rn_i_j = 1/G-_ij from r_i_(n+j) to cn_j_i; "
                      "row i runs row_i -> r_i_0 .. r_i_(2n-1), column j runs out_j (nout_j) -> cp_j_0 (cn_j_0) ..")
-        lines += _array_with_wires(mapped, w.row_ohm, w.col_ohm)
     else:
         lines.append("* crosspoint array: rp_i_j = 1/G+_ij (row i to out_j), rn_i_j = 1/G-_ij (row i to nout_j)")
-        r_pos = 1.0 / mapped.g_pos
-        r_neg = 1.0 / mapped.g_neg
-        for i in range(n):
-            lines += [f"rp_{i}_{j} row_{i} {output_node(j)} {_fmt(r_pos[i, j])}" for j in range(n)]
-            lines += [f"rn_{i}_{j} row_{i} nout_{j} {_fmt(r_neg[i, j])}" for j in range(n)]
+    lines += crossbar(mapped.g_pos, mapped.g_neg, [output_node(j) for j in range(n)], [f"nout_{j}" for j in range(n)],
+                      w.row_ohm if w.enabled else None, w.col_ohm)
     saves = " ".join(f"v({output_node(j)})" for j in range(n))
     lines.append(f".save {saves} i(vcc) i(vee)")
     analysis = QuasiStaticBatch(currents.shape[1]) if batch else (transient or OperatingPoint())
@@ -219,30 +215,39 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
     return "\n".join(lines) + "\n"
 
 
-def _array_with_wires(mapped: MappedArray, row_ohm: float, col_ohm: float) -> list[str]:
-    """Crosspoints on a resistive grid: row lines span the G+ then the G- array; columns run from row 0 down.
+def crossbar(g_pos: np.ndarray, g_neg: np.ndarray, pos_drivers: list, neg_drivers: list,
+             row_ohm: Optional[float] = None, col_ohm: float = 0.0) -> list[str]:
+    """The differential crosspoint array of every deck (INV and MVM): rp_i_j = 1/G+_ij from row i to the node that
+    drives column j of G+ (``pos_drivers[j]``), rn_i_j = 1/G-_ij likewise for G-.
 
-    A zero segment resistance on one kind of line is modelled as 1 micro-ohm so the grid stays one netlist.
+    With ``row_ohm`` (wires on) the cells sit on a resistive grid: row i runs row_i -> r_i_0 .. r_i_(2n-1) (G+ then
+    G-), column j runs from its driver down cp_j_0 .. (cn_j_0 ..). A zero segment resistance on one kind of line is
+    modelled as 1 micro-ohm so the grid stays one netlist.
     """
-    n = mapped.n
+    m, n = g_pos.shape
+    lines = []
+    if row_ohm is None:
+        for i in range(m):
+            lines += [f"rp_{i}_{j} row_{i} {pos_drivers[j]} {_fmt(1.0 / g_pos[i, j])}" for j in range(n)]
+            lines += [f"rn_{i}_{j} row_{i} {neg_drivers[j]} {_fmt(1.0 / g_neg[i, j])}" for j in range(n)]
+        return lines
     rr = _fmt(max(row_ohm, 1e-6))
     rc = _fmt(max(col_ohm, 1e-6))
-    lines = []
-    for i in range(n):
+    for i in range(m):
         previous = f"row_{i}"
         for k in range(2 * n):
             node = f"r_{i}_{k}"
             lines.append(f"rwr_{i}_{k} {previous} {node} {rr}")
             previous = node
     for j in range(n):
-        for prefix, driver in (("cp", output_node(j)), ("cn", f"nout_{j}")):
+        for prefix, driver in (("cp", pos_drivers[j]), ("cn", neg_drivers[j])):
             previous = driver
-            for i in range(n):
+            for i in range(m):
                 node = f"{prefix}_{j}_{i}"
                 lines.append(f"rw{prefix}_{j}_{i} {previous} {node} {rc}")
                 previous = node
-    for i in range(n):
+    for i in range(m):
         for j in range(n):
-            lines.append(f"rp_{i}_{j} r_{i}_{j} cp_{j}_{i} {_fmt(1.0 / mapped.g_pos[i, j])}")
-            lines.append(f"rn_{i}_{j} r_{i}_{n + j} cn_{j}_{i} {_fmt(1.0 / mapped.g_neg[i, j])}")
+            lines.append(f"rp_{i}_{j} r_{i}_{j} cp_{j}_{i} {_fmt(1.0 / g_pos[i, j])}")
+            lines.append(f"rn_{i}_{j} r_{i}_{n + j} cn_{j}_{i} {_fmt(1.0 / g_neg[i, j])}")
     return lines

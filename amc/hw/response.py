@@ -97,7 +97,8 @@ def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tup
     """(node voltages (3n, k), static power at zero input) from ngspice's own factored matrix, or (None, None)
     when the engine's checks send the measurement back to plain ngspice."""
     from amc.hw.runner import EngineFallback, matrix_operating_points
-    from amc.hw.inv_array import ENGINE_VERIFY_RTOL, SUPPLY_VECTORS, _supply_power
+    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
+    from amc.hw.periphery import SUPPLY_VECTORS, supply_power
     cfg, n = array.config, array.mapped.n
     o = cfg.opamp
     deck = build_deck(array.mapped, columns[:, 0], cfg)
@@ -113,7 +114,7 @@ def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tup
         return _engine_gave_up(array, columns.shape[1], f"{result.rejected} unit columns outside the linear region "
                                f"(limiter error up to {result.limiter_error.max():.3g})")
     array.engine_stats["engine_rhs"] += columns.shape[1]
-    return result.outputs, float(_supply_power(result.supply, o.supply_v)[-1])
+    return result.outputs, float(supply_power(result.supply, o.supply_v)[-1])
 
 
 def _engine_gave_up(array: "InvArray", columns: int, why: str) -> tuple:
