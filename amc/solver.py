@@ -13,7 +13,7 @@ import numpy as np
 
 from amc.config import DEFAULT_PRESET, CircuitConfig
 from amc.errors import ConfigError
-from amc.hw.counters import OperationCounts
+from amc.hw.counters import OperationCounts, exact_solve_flops
 from amc.hw.inv_array import InvArray
 from amc.hw.keys import matrix_key
 from amc.hw.mapping import MappedArray, check_invertible, validate_matrix, validate_rhs, warn_if_inaccurate
@@ -104,6 +104,6 @@ def numpy_solution(h: np.ndarray, g: np.ndarray, start: Optional[float] = None, 
     return Solution(x=x, method=method, backend="numpy", relative_residual=total,
                     relative_residuals=per_column[0] if g.ndim == 1 else per_column,
                     saturated=np.zeros(g.shape, dtype=bool), i0_a=np.zeros(k) if g.ndim > 1 else 0.0,
-                    operations=OperationCounts(digital_flops=2 * n ** 3 / 3 + 2 * n * n * k),
+                    operations=OperationCounts(digital_flops=exact_solve_flops(n, k)),
                     relative_error=0.0, equivalent_bits=60.0, condition_number=condition,
                     wall_time_s=time.perf_counter() - start)

@@ -14,7 +14,7 @@ from amc.hw.mapping import MappedArray, map_matrix
 from amc.hw.mna import CircuitMatrix, MatrixExportError, parse_matrix, parse_rhs
 from amc.hw.netlist import build_deck, crosspoint_nodes, input_node, output_node
 from amc.hw.runner import EngineFallback, matrix_operating_points, session
-from conftest import random_spd
+from workflow.matrices import random_spd
 
 SUPPLIES = ("vcc#branch", "vee#branch")
 

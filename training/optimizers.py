@@ -34,7 +34,7 @@ State is a nested dict of NumPy arrays / scalars so the training loop can checkp
 
   ``linear_response: true``: once per inverse update, solve with identity right-hand sides to extract the
   (approximate) inverse of every block and apply it by matmul until the next update. Mathematically the same
-  for a deterministic linear solver; automatically disabled when ``solver.per_solve_noise`` is true.
+  for a deterministic linear solver; automatically disabled unless ``solver.deterministic`` and ``solver.linear``.
 
   Solver failure (``solvers.SolverFailure``): ``on_circuit_failure: fallback`` uses an exact solve for that
   solve and counts it in ``stats``; ``stop`` raises ``SolverStop``.

@@ -54,7 +54,6 @@ class NumpySolver:
 
     deterministic = True
     linear = True
-    per_solve_noise = False
     name = "numpy"
 
     def __init__(self) -> None:
@@ -81,11 +80,6 @@ class NumpySolver:
 
 COUNT_KEYS = ("inv_settles", "mvm_reads", "programmings", "cells_programmed", "dac_conversions", "adc_conversions",
               "ngspice_runs", "digital_flops")
-
-
-def exact_solve_flops(n: int, k: int) -> float:
-    """LU factorisation and k triangular solve pairs (LAPACK gesv)."""
-    return 2 * n ** 3 / 3 + 2 * n * n * k
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -125,10 +119,6 @@ class CircuitSolver:
     @property
     def deterministic(self) -> bool:
         return bool(self.inner.deterministic)
-
-    @property
-    def per_solve_noise(self) -> bool:
-        return not self.deterministic
 
     @property
     def linear(self) -> bool:
@@ -256,6 +246,7 @@ class CircuitSolver:
         self.failures += 1
         self.last_failure = why
         self.fallback_reasons[reason] = self.fallback_reasons.get(reason, 0) + 1
+        from amc.hw.counters import exact_solve_flops
         self.counts["digital_flops"] += exact_solve_flops(n, k)     # what the exact fallback will compute
         raise SolverFailure(f"circuit solve #{self.calls} failed: {why}")
 

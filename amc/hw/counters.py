@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 
+def exact_solve_flops(n: int, k: int) -> float:
+    """Digital work of one exact solve: LU factorisation and k pairs of triangular solves (LAPACK gesv)."""
+    return 2 * n ** 3 / 3 + 2 * n * n * k
+
+
 @dataclass
 class OperationCounts:
     programmings: int = 0        # array programming events (an INV differential pair, one MVM slice/tile pair)

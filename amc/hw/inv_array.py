@@ -342,6 +342,19 @@ class InvArray:
         v = np.stack([np.interp(samples, time, raw[name]) for name in outputs])
         return v, np.interp(samples, time, power), deck
 
+    def engine_solve(self, conductances: MappedArray, currents: np.ndarray, nodes: list, linear_rtol: float,
+                     stamps: Optional[tuple] = None):
+        """(deck, MatrixSolve): ngspice solves column 0 of ``currents`` on these conductances and exports its matrix,
+        which answers every column for the named node voltages (raises EngineFallback / SimulationError)."""
+        o = self.config.opamp
+        deck = build_deck(conductances, currents[:, 0], self.config)
+        deck = "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n"  # save all
+        result = matrix_operating_points(deck, [input_node(i) for i in range(conductances.n)], currents, nodes,
+                                         SUPPLY_VECTORS, quiescent_a=o.quiescent_current_a, v_sat=o.v_sat,
+                                         sharpness=o.saturation_sharpness, rtol=ENGINE_VERIFY_RTOL,
+                                         linear_rtol=linear_rtol, stamps=stamps)
+        return deck, result
+
     def _matrix_operating_points(self, mapped: MappedArray, currents: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         """ngspice solves column 0 and exports its own matrix; the factored matrix answers every column.
 
@@ -361,15 +374,11 @@ class InvArray:
                       np.stack([np.concatenate([(r.g_pos - reads[0].g_pos).ravel(), (r.g_neg - reads[0].g_neg).ravel()])
                                 for r in reads], axis=1))
             array = reads[0]
-        deck = build_deck(array, currents[:, 0], self.config)
         stats = self.engine_stats
         stats["calls"] += 1
         try:
-            result = matrix_operating_points(
-                "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n",
-                [input_node(i) for i in range(n)], currents, [output_node(j) for j in range(n)], SUPPLY_VECTORS,
-                quiescent_a=o.quiescent_current_a, v_sat=o.v_sat, sharpness=o.saturation_sharpness,
-                rtol=ENGINE_VERIFY_RTOL, linear_rtol=sim.engine_rtol, stamps=stamps)
+            deck, result = self.engine_solve(array, currents, [output_node(j) for j in range(n)], sim.engine_rtol,
+                                             stamps)
         except (EngineFallback, SimulationError) as exc:
             stats["fallback_rhs"] += k
             stats["last_fallback"] = str(exc).splitlines()[0]

@@ -27,7 +27,7 @@ import numpy as np
 
 from amc.errors import ConfigError, SimulationError
 from amc.hw.mapping import MappedArray, validate_rhs
-from amc.hw.netlist import batch_analysis, build_deck, input_node, output_node
+from amc.hw.netlist import batch_analysis, build_deck, output_node
 from amc.hw.runner import session
 from amc.solution import Solution, residuals
 
@@ -96,25 +96,19 @@ def measure_response(array: "InvArray") -> Response:
 def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tuple:
     """(node voltages (3n, k), static power at zero input) from ngspice's own factored matrix, or (None, None)
     when the engine's checks send the measurement back to plain ngspice."""
-    from amc.hw.runner import EngineFallback, matrix_operating_points
-    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
-    from amc.hw.periphery import SUPPLY_VECTORS, supply_power
-    cfg, n = array.config, array.mapped.n
-    o = cfg.opamp
-    deck = build_deck(array.mapped, columns[:, 0], cfg)
-    deck = "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n"
+    from amc.hw.runner import EngineFallback
+    from amc.hw.periphery import supply_power
+    cfg = array.config
     try:
-        result = matrix_operating_points(deck, [input_node(i) for i in range(n)], columns, nodes, SUPPLY_VECTORS,
-                                         quiescent_a=o.quiescent_current_a, v_sat=o.v_sat,
-                                         sharpness=o.saturation_sharpness, rtol=ENGINE_VERIFY_RTOL,
-                                         linear_rtol=max(cfg.simulation.engine_rtol, RESPONSE_LINEAR_RTOL))
+        _, result = array.engine_solve(array.mapped, columns, nodes,
+                                       max(cfg.simulation.engine_rtol, RESPONSE_LINEAR_RTOL))
     except (EngineFallback, SimulationError) as exc:
         return _engine_gave_up(array, columns.shape[1], str(exc).splitlines()[0])
     if result.rejected:
         return _engine_gave_up(array, columns.shape[1], f"{result.rejected} unit columns outside the linear region "
                                f"(limiter error up to {result.limiter_error.max():.3g})")
     array.engine_stats["engine_rhs"] += columns.shape[1]
-    return result.outputs, float(supply_power(result.supply, o.supply_v)[-1])
+    return result.outputs, float(supply_power(result.supply, cfg.opamp.supply_v)[-1])
 
 
 def _engine_gave_up(array: "InvArray", columns: int, why: str) -> tuple:

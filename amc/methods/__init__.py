@@ -108,21 +108,10 @@ class MethodSolver:
         return bool(self._impl.deterministic)
 
     @property
-    def per_solve_noise(self) -> bool:
-        return not self.deterministic
-
-    @property
     def linear(self) -> bool:
         """x is linear in B (up to converter rounding): then a response measured with identity right-hand sides is
-        the method itself. False for PCG (step lengths depend on B), a tolerance, or noise."""
-        if self._impl is None:
-            return True
-        if not self.deterministic:
-            return False
-        cfg = self.method_config
-        if cfg.name == "hp-inv":
-            return cfg.refinement == "richardson" and cfg.tol is None
-        return True
+        the method itself. Each method says so (False for PCG, a tolerance, noise or drift)."""
+        return True if self._impl is None else bool(self._impl.linear)
 
     def __repr__(self) -> str:
         return f"MethodSolver({self.method_config!r}, backend={self.backend!r}, circuit {self.config.name!r})"

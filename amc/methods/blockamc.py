@@ -136,6 +136,10 @@ class BlockAMCSolver:
         return not self.per_solve_noise            # drift is refused at construction
 
     @property
+    def linear(self) -> bool:          # a fixed number of settles and reads, no iteration that depends on g
+        return self.deterministic
+
+    @property
     def per_solve_noise(self) -> bool:
         return self.config.device.is_stochastic_per_read or self.mvm_config.device.is_stochastic_per_read
 

@@ -39,6 +39,10 @@ class DirectSolver:
         d = self.circuit.device
         return not d.is_stochastic_per_read and d.drift_nu == 0
 
+    @property
+    def linear(self) -> bool:          # one settle per column: linear in g up to converter rounding
+        return self.deterministic
+
     def array_for(self, h: np.ndarray) -> tuple[InvArray, bool]:
         key = matrix_key(h)
         if key in self._arrays:

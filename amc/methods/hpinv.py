@@ -284,7 +284,7 @@ class HPInvSolver:
         Richardson with a fixed number of passes is linear in g; PCG is not (its step lengths depend on g), and
         neither is any method that stops at a tolerance.
         """
-        return self.refinement == "richardson" and self.tol is None and not self.per_solve_noise
+        return self.refinement == "richardson" and self.tol is None and self.deterministic
 
     def __repr__(self) -> str:
         return (f"HPInvSolver(refinement={self.refinement}, iterations={self.iterations}, tol={self.tol}, "

@@ -47,6 +47,10 @@ class RepastSolver:
         return all(not c.device.is_stochastic_per_read and c.device.drift_nu == 0
                    for c in (self.circuit, self.mvm_config))
 
+    @property
+    def linear(self) -> bool:          # one MVM read per column of the programmed inverse
+        return self.deterministic
+
     def _prepare(self, h: np.ndarray) -> tuple[dict, OperationCounts, float]:
         key = matrix_key(h)
         if key in self._systems:

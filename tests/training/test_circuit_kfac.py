@@ -7,23 +7,16 @@ import pytest
 from training.config import load_config
 from training.optimizers import KFAC
 from training.solvers import CircuitSolver, NumpySolver, make_solver
+from batches import learnable_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 PCG = {"method": {"preset": "hpinv-pcg", "iterations": 12, "operators": "extracted",
                   "mvm": {"response": "closed-form"}}}
 
 
-def _batch(model, n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, model.image_size, model.image_size))
-    y = np.arange(n) % model.n_classes
-    x[np.arange(n), y, y] += 3.0
-    return x, y
-
-
 def _run(model, solver, steps=3):
     params = model.init_params(0)
-    x, y = _batch(model)
+    x, y = learnable_batch(model, 32)
     k = KFAC(model.layers, lr=0.1, damping=1e-2, inverse_every=2, solver=solver)
     st = k.init(params)
     for _ in range(steps):

@@ -10,16 +10,9 @@ import pytest
 from training.optimizers import KFAC
 from training.report import hardware_line
 from training.solvers import make_solver
+from batches import learnable_batch
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _batch(model, n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, model.image_size, model.image_size))
-    y = np.arange(n) % model.n_classes
-    x[np.arange(n), y, y] += 3.0
-    return x, y
 
 
 def test_counts_of_a_small_run_equal_the_hand_count(small_model):
@@ -28,7 +21,7 @@ def test_counts_of_a_small_run_equal_the_hand_count(small_model):
                           "method": {"name": "direct", "operators": "extracted"}})
     kfac = KFAC(small_model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="stop")
     params = small_model.init_params(0)
-    x, y = _batch(small_model)
+    x, y = learnable_batch(small_model, 24)
     state = kfac.init(params)
     steps = 3
     for _ in range(steps):
@@ -56,7 +49,7 @@ def test_fallbacks_are_counted_with_their_reason_and_marked(small_model):
                           "method": {"name": "direct", "operators": "extracted"}})
     kfac = KFAC(small_model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="fallback")
     params = small_model.init_params(0)
-    x, y = _batch(small_model)
+    x, y = learnable_batch(small_model, 24)
     state = kfac.init(params)
     _, g, c = small_model.loss_and_grads(params, x, y)
     params, state = kfac.step(params, g, state, model=small_model, cache=c)

@@ -4,14 +4,7 @@ import pytest
 from training.model import ConvNet
 from training.optimizers import KFAC, SGD, Adam, SolverStop, block_sizes
 from training.solvers import CircuitSolver, NumpySolver, SolverFailure, make_solver
-
-
-def _batch(model, n=16, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, model.image_size, model.image_size))
-    y = np.arange(n) % model.n_classes
-    x[np.arange(n), y, y] += 3.0               # learnable signal
-    return x, y
+from batches import learnable_batch
 
 
 @pytest.mark.parametrize("make", [lambda m: SGD(0.05, momentum=0.9), lambda m: Adam(0.03),
@@ -19,7 +12,7 @@ def _batch(model, n=16, seed=0):
                                   lambda m: KFAC(m.layers, lr=0.05, momentum=0.5, kl_clip=1e-3, max_block=5)])
 def test_optimiser_lowers_loss(small_model, make):
     opt = make(small_model)
-    x, y = _batch(small_model)
+    x, y = learnable_batch(small_model, 16)
     params = small_model.init_params(0)
     state = opt.init(params)
     loss0 = small_model.loss_and_grads(params, x, y)[0]
@@ -69,7 +62,7 @@ def _dense_reference(kfac, model, params, x, y, blockdiag=False):
 def test_kfac_matches_dense_kronecker(small_model, pi_correction):
     kfac = KFAC(small_model.layers, lr=0.1, damping=3e-2, pi_correction=pi_correction, seed=5)
     params = small_model.init_params(2)
-    x, y = _batch(small_model, seed=1)
+    x, y = learnable_batch(small_model, seed=1)
     ref, grads, cache = _dense_reference(kfac, small_model, params, x, y)
     new, state = kfac.step(params, grads, kfac.init(params), model=small_model, cache=cache)
     for l in small_model.layers:
@@ -84,7 +77,7 @@ def test_kfac_block_diagonal_matches_dense_blockdiag(small_model):
     assert [s.stop - s.start for s in kfac.g_blocks["fc"]] == [3, 3]
     assert [s.stop - s.start for s in kfac.a_blocks["conv"]] == [5] * 5 + [1]
     params = small_model.init_params(3)
-    x, y = _batch(small_model, seed=2)
+    x, y = learnable_batch(small_model, seed=2)
     ref, grads, cache = _dense_reference(kfac, small_model, params, x, y, blockdiag=True)
     ref_full, *_ = _dense_reference(kfac, small_model, params, x, y, blockdiag=False)
     new, _ = kfac.step(params, grads, kfac.init(params), model=small_model, cache=cache)
@@ -104,7 +97,7 @@ def test_block_sizes_rule():
 
 def test_linear_response_equals_per_step_solves(small_model):
     params = small_model.init_params(0)
-    x, y = _batch(small_model)
+    x, y = learnable_batch(small_model, 16)
     outs = []
     for lr_mode in (False, True):
         k = KFAC(small_model.layers, lr=0.1, linear_response=lr_mode, max_block=5, inverse_every=3)
@@ -154,7 +147,7 @@ def test_circuit_adapter_records_stats():
 
 def _run(model, solver, policy, steps=4, **kw):
     params = model.init_params(0)
-    x, y = _batch(model)
+    x, y = learnable_batch(model, 16)
     k = KFAC(model.layers, lr=0.1, on_circuit_failure=policy, solver=solver, inverse_every=2, **kw)
     st = k.init(params)
     for _ in range(steps):
@@ -202,7 +195,7 @@ class _FixedFactors(KFAC):
 def _factor_after(small_model, steps, **kw):
     k = _FixedFactors(small_model.layers, lr=1e-3, **kw)
     params = small_model.init_params(0)
-    x, y = _batch(small_model)
+    x, y = learnable_batch(small_model, 16)
     st = k.init(params)
     for _ in range(steps):
         _, g, c = small_model.loss_and_grads(params, x, y)
@@ -235,7 +228,7 @@ def test_kl_clip_scales_before_momentum(small_model):
     lr, m, kl = 0.1, 0.9, 1e-6
     k = Identity(small_model.layers, lr=lr, momentum=m, kl_clip=kl)
     params = small_model.init_params(0)
-    x, y = _batch(small_model)
+    x, y = learnable_batch(small_model, 16)
     st = k.init(params)
     p, bufs = params, None
     for _ in range(3):
