@@ -3,8 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = r"""
-import resource, numpy as np
+RSS = r"""
+import numpy as np
 from amc import AnalogSolver
 from amc.hw.runner import session
 def rss_mb():
@@ -12,6 +12,16 @@ def rss_mb():
         for line in f:
             if line.startswith('VmRSS'):
                 return int(line.split()[1]) / 1024
+"""
+
+
+def measure(body: str) -> list[str]:
+    """Run ``body`` (with ``rss_mb()``, numpy, AnalogSolver and session at hand) in a fresh process; its output."""
+    return subprocess.run([sys.executable, "-c", RSS + body], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1]).stdout.split()
+
+
+SCRIPT = r"""
 rng = np.random.default_rng(0)
 a = rng.standard_normal((32, 32)); h = a @ a.T / 32 + np.eye(32)
 solver = AnalogSolver('ideal')
@@ -27,8 +37,7 @@ print(rss_mb() - start, session().runs)
 
 
 def test_two_thousand_solves_do_not_leak():
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    out = measure(SCRIPT)
     growth, runs = float(out[0]), int(out[1])
     assert runs >= 2050
     assert growth < 50, f"resident memory grew by {growth:.1f} MB over 2,000 solves"

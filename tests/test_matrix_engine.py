@@ -1,19 +1,16 @@
 """Matrix engine (issue 9): ngspice's own MNA matrix, factored once, against ngspice's .op for every RHS."""
 import logging
 import os
-import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from amc import AnalogSolver, CircuitConfig, ConfigError
-from amc.hw.mapping import MappedArray, map_matrix
+from amc.hw.mapping import map_matrix
 from amc.hw.mna import CircuitMatrix, MatrixExportError, parse_matrix, parse_rhs
 from amc.hw.netlist import build_deck, crosspoint_nodes, input_node, output_node
-from amc.hw.runner import EngineFallback, matrix_operating_points, session
+from amc.hw.runner import matrix_operating_points, session
 from workflow.matrices import random_spd
 
 SUPPLIES = ("vcc#branch", "vee#branch")
@@ -214,13 +211,6 @@ def test_temporary_files_are_private_and_removed_even_with_spaces_in_the_path(mo
 
 
 MEMORY_SCRIPT = r"""
-import numpy as np
-from amc import AnalogSolver
-def rss_mb():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS'):
-                return int(line.split()[1]) / 1024
 rng = np.random.default_rng(0)
 a = rng.standard_normal((8, 8)); h = a @ a.T / 8 + np.eye(8)
 solver = AnalogSolver('ideal')
@@ -234,8 +224,8 @@ print(rss_mb() - start, solver.engine_stats['engine_rhs'], solver.engine_stats['
 
 
 def test_memory_is_flat_over_two_thousand_engine_solves():
-    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    from test_circuit_memory import measure
+    out = measure(MEMORY_SCRIPT)
     growth, engine_rhs, fallback = float(out[0]), int(out[1]), int(out[2])
     assert engine_rhs >= 2100 and fallback == 0
     assert growth < 20, f"resident memory grew by {growth:.1f} MB over 2,000 engine solves"
