@@ -6,7 +6,7 @@ SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 STAMP  := $(VENV)/.installed
 SWEEP  ?= precision_levels_gain
 
-.PHONY: install ngspice sim test bench data sweep clean examples
+.PHONY: install ngspice sim test test-fast bench data sweep clean examples
 
 install: ngspice $(STAMP)
 
@@ -31,6 +31,10 @@ sim: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Daily tier: everything not marked slow (the full `make test` is what CI runs).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 bench: install
 	@$(PY) -m pip install -q torch==2.13.0 || echo "torch 2.13.0 not installable here: the PyTorch row is skipped"

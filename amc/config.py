@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional, Union
 
 from amc import schema
 from amc.errors import ConfigError
+from amc.units import si
 from amc.yamlio import read_yaml_mapping
 
 
@@ -272,6 +273,20 @@ class CircuitConfig:
 
     def __str__(self) -> str:
         return self.describe()
+
+    def __repr__(self) -> str:
+        """One physical line: preset, cells, op-amp, swing (``describe()`` has the rest)."""
+        d, o = self.device, self.opamp
+        cells = "continuous" if d.levels is None else f"{d.levels} levels"
+        gbw = "" if o.gbw_hz is None else f" {si(o.gbw_hz, 'Hz')}"
+        swing = "" if o.v_sat is None else f" ±{o.v_sat:g} V"
+        extras = [f"σp {d.program_sigma:g}" if d.program_sigma else "", f"σr {d.read_noise_sigma:g}"
+                  if d.read_noise_sigma else "", f"wires {self.wires.row_ohm:g} Ω" if self.wires.enabled else ""]
+        extra = "".join(f", {e}" for e in extras if e)
+        base, _, changed = self.name.partition(" (modified: ")
+        name = repr(base) + ("*" if changed else "")      # * = modified; .name lists the keys
+        return (f"CircuitConfig({name}: {cells} {d.g_min * 1e6:.3g}–{d.g_max * 1e6:.3g} µS{extra}; "
+                f"{o.name} A0 {o.gain:.3g}{gbw}{swing})")
 
 
 SECTIONS = {

@@ -60,7 +60,7 @@ class AnalogSolver:
         return self.array.engine_stats
 
     def __repr__(self) -> str:
-        return f"AnalogSolver(backend={self.backend!r}, {self.config.describe()})"
+        return f"AnalogSolver({self.backend}, {self.config!r})"
 
     def program(self, h: np.ndarray) -> MappedArray:
         """Program H into the array unless it already holds it; the conductances as programmed."""

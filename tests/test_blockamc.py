@@ -14,6 +14,7 @@ def spd(n: int, seed: int, cond: float = 10.0) -> np.ndarray:
     return q @ np.diag(np.geomspace(1.0, cond, n)) @ q.T
 
 
+@pytest.mark.slow
 def test_blockamc_ideal_128_on_32x32_arrays_matches_numpy():
     h = spd(128, 0)
     g = np.random.default_rng(1).standard_normal(128)

@@ -19,6 +19,7 @@ def _settle(n, lam_min, seed):
     return solution
 
 
+@pytest.mark.slow
 def test_settling_time_follows_one_over_lambda_min_and_not_n():
     """t_settle * lambda_min(loop) = ln(1/tol) / (2 pi GBW) within 15%, over a 20x range of lambda_min and n = 8..32."""
     tol = CircuitConfig.preset("ideal-dynamic").simulation.settle_tol

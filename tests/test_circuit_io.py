@@ -57,6 +57,7 @@ def test_deck_from_cli_travels_and_its_header_turns_v_back_into_x(tmp_path):
     np.testing.assert_allclose(x_deck, AnalogSolver(config).solve(h, g).x, rtol=1e-5)  # ngspice prints 7 digits
 
 
+@pytest.mark.slow
 def test_transient_deck_prints_every_output(tmp_path):
     _write_system(tmp_path, n=12)
     deck = tmp_path / "tran.cir"
@@ -174,6 +175,7 @@ print(*growth)
 """
 
 
+@pytest.mark.slow
 def test_session_survives_600_parse_failures_and_failures_do_not_grow_memory():
     out = subprocess.run([sys.executable, "-c", FAILURES_SCRIPT, str(Path(__file__).parent)], capture_output=True,
                          text=True, cwd=ROOT)

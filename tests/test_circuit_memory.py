@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RSS = r"""
 import numpy as np
 from amc import AnalogSolver
@@ -36,6 +38,7 @@ print(rss_mb() - start, session().runs)
 """
 
 
+@pytest.mark.slow
 def test_two_thousand_solves_do_not_leak():
     out = measure(SCRIPT)
     growth, runs = float(out[0]), int(out[1])

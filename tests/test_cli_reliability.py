@@ -87,6 +87,7 @@ def test_plot_and_train_into_read_only_directories(tmp_path, capsys):
     assert "/proc" in err
 
 
+@pytest.mark.slow
 def test_wrong_ngspice_library(system):
     env = dict(os.environ, NGSPICE_LIBRARY_PATH=str(Path(np.__file__).parent / "core" / "_multiarray_umath."
                                                      f"{sys.implementation.cache_tag}-x86_64-linux-gnu.so"))
@@ -105,6 +106,7 @@ def test_wrong_ngspice_library(system):
       "--set", "device.read_noise_sigma=0.01"], 2.0),
     (["train", str(ROOT / "configs" / "train" / "synthetic-kfac.yaml"), "--out", "{OUT}", "--no-progress"], 2.0),
 ])
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_and_130(tmp_path, argv, after):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((128, 128))

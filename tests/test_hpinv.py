@@ -10,6 +10,7 @@ from amc.errors import AmcError
 RRAM = CircuitConfig.preset("rram")   # 3-bit devices (8 levels), AD823-class op-amps (A0 = 1e5), op-amp inverters
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_hp_inv_reaches_20_bits_in_10_iterations(seed):
     h, g = quantisable_spd(16, seed)
@@ -114,6 +115,7 @@ def test_shifted_inv_is_always_stable_on_kfac_like_factors():
     assert indefinite >= 3, "the test factors must include blocks that 8 levels make indefinite"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 11])
 def test_pcg_on_the_8_level_circuit_reaches_1e_3(seed):
     h = kfac_like_factor(24, seed)
@@ -135,6 +137,7 @@ def test_pcg_on_the_8_level_circuit_reaches_1e_3(seed):
     assert slow.details["rho"] < 1 and slow.relative_error > 10 * sol.relative_error
 
 
+@pytest.mark.slow
 def test_extracted_operator_pcg_equals_per_solve_pcg():
     h = kfac_like_factor(16, 5)
     g = np.random.default_rng(0).standard_normal((16, 2))

@@ -5,6 +5,7 @@ breaks; with the shifted, equilibrated array as the preconditioner of conjugate 
 system converges (Zuo et al. 2025 report ~3 bits per iteration and 24 bits in 9-10 iterations).
 """
 import numpy as np
+import pytest
 
 from amc import CircuitConfig, solve_system
 
@@ -17,6 +18,7 @@ def generic_spd(n: int, condition: float, seed: int) -> np.ndarray:
     return (q * lam) @ q.T
 
 
+@pytest.mark.slow
 def test_hp_inv_pcg_reaches_20_bits_on_generic_systems():
     config = CircuitConfig.preset("rram")
     assert config.device.levels == 8 and config.opamp.gain == 1e5

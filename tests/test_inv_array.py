@@ -29,6 +29,7 @@ def _ngspice_x(array: InvArray, read, g: np.ndarray) -> np.ndarray:
     return -v * mapped.g0 * np.max(np.abs(g)) / i0
 
 
+@pytest.mark.slow
 def test_each_hpinv_block_draws_its_conductances_once_per_programming():
     config = RRAM.replace(**{"device.program_sigma": 0.02})
     h = kfac_like_factor(24, 1)
@@ -124,6 +125,7 @@ def test_solution_repr_is_one_line_and_counts_add_up():
     assert total.inv_settles == 4 and OperationCounts.from_dict(total.to_dict()) == total
 
 
+@pytest.mark.slow
 def test_direct_with_auto_shift_programs_until_the_array_settles():
     """8 levels leave some K-FAC-like factors indefinite; shift: auto re-programs (each write counted) until stable."""
     h = kfac_like_factor(36, 2)

@@ -78,6 +78,7 @@ def test_engine_equals_ngspice_op_for_every_rhs(case):
             assert abs(result.supply[name][c] - supply[s]) <= 1e-9 * abs(supply[s]) + 1e-18, (case, name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [64, 128])
 def test_engine_equals_ngspice_at_the_top_sizes(n):
     config = CircuitConfig.preset("ideal")
@@ -223,6 +224,7 @@ print(rss_mb() - start, solver.engine_stats['engine_rhs'], solver.engine_stats['
 """
 
 
+@pytest.mark.slow
 def test_memory_is_flat_over_two_thousand_engine_solves():
     from test_circuit_memory import measure
     out = measure(MEMORY_SCRIPT)

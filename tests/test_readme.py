@@ -18,6 +18,7 @@ def test_readme_has_snippets_and_no_outside_pointers():
     assert "notebooks/" in README and "run_sweep" in README and "train(" in README
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", [0, 1])
 def test_readme_snippet_runs_as_written(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the snippets write under results/

@@ -20,6 +20,7 @@ from typing import Optional, Union
 
 from amc.config import CircuitConfig
 from amc.errors import ConfigError
+from amc.units import si
 
 
 def _positive(value, where: str) -> None:
@@ -195,6 +196,11 @@ class HardwareCostModel:
 
     def __str__(self) -> str:
         return self.describe()
+
+    def __repr__(self) -> str:
+        o = self.circuit.opamp
+        return (f"HardwareCostModel({self.name!r}: {o.name} {si(o.gbw_hz, 'Hz')} {si(o.quiescent_current_a, 'A')}, "
+                f"{self.adc_bits}-bit ADC/{self.dac_bits}-bit DAC, {self.write.pulses_per_cell:g} pulses per cell)")
 
 
 COST_PRESETS = {

@@ -15,6 +15,7 @@ import numpy as np
 
 from amc.config import DeviceConfig
 from amc.errors import AccuracyWarning, InputError, MappingError, SingularMatrixError, UnstableCircuitError
+from amc.units import si
 
 # Condition numbers beyond this cannot be inverted meaningfully by any analog circuit (or by float64 math).
 MAX_CONDITION = 1e12
@@ -93,6 +94,11 @@ class MappedArray:
     @property
     def n(self) -> int:
         return self.h.shape[0]
+
+    def __repr__(self) -> str:
+        return (f"MappedArray({self.n}x{self.n} differential, G0 {si(self.g0, 'S')} per unit of H, "
+                f"cond {self.condition:.3g}, G {si(float(min(self.g_pos.min(), self.g_neg.min())), 'S')}–"
+                f"{si(float(max(self.g_pos.max(), self.g_neg.max())), 'S')})")
 
     @property
     def g_diff(self) -> np.ndarray:

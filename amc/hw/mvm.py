@@ -44,6 +44,7 @@ from amc.hw.netlist import _fmt, crossbar, model_library, opamp_params, pwl_poin
 from amc.hw.runner import session
 from amc.hw.counters import OperationCounts
 from amc.hw.keys import matrix_key
+from amc.units import format_power
 from amc.hw.periphery import SUPPLY_VECTORS
 
 
@@ -150,6 +151,11 @@ class MVMResult:
     rescales: int = 0
     netlist: Optional[str] = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        sat = ", SATURATED" if self.saturated else ""
+        return (f"MVMResult(y {tuple(np.shape(self.y))}, {self.reads} reads on {self.arrays} arrays, "
+                f"{self.rescales} re-ranges, {format_power(self.static_power_w)}{sat})")
+
 
 class AnalogMVM:
     """High-precision analog MVM: bit-sliced (and optionally tiled) RRAM arrays with TIAs, simulated by ngspice.
@@ -196,8 +202,9 @@ class AnalogMVM:
         self.operations = 0               # (array, input vector, input slice) reads the hardware performs
 
     def __repr__(self) -> str:
-        return (f"AnalogMVM(slices={self.slices}, input_slices={self.input_slices}, array_size={self.array_size}, "
-                f"gain_calibration={self.gain_calibration}, {self.config.describe()})")
+        tiles = "untiled" if self.array_size is None else f"tiles <= {self.array_size}"
+        return (f"AnalogMVM({self.slices} slices x {self.input_slices} input slices, {tiles}, "
+                f"{self.config.name!r}, {len(self.programmed_arrays)} arrays programmed)")
 
     # ---- programming ---------------------------------------------------------------------------------------
     def _swing(self) -> float:

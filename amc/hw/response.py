@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from amc.errors import ConfigError, SimulationError
+from amc.units import format_power, si
 from amc.hw.mapping import MappedArray, validate_rhs
 from amc.hw.netlist import batch_analysis, build_deck, output_node
 from amc.hw.runner import session
@@ -49,6 +50,11 @@ class Response:
     power_w: float        # static supply power at the measurement's small inputs (quiescent-dominated)
     v_zero: np.ndarray    # op-amp outputs with zero input (input offsets), added to every read
     nu: Optional[np.ndarray] = None   # per-cell drift exponents (G+, G-) drawn at programming
+
+    def __repr__(self) -> str:
+        drift = ", with drift exponents" if self.nu is not None else ""
+        return (f"Response({self.r_out.shape[0]}x{self.r_out.shape[0]} measured, |dV/dI| up to "
+                f"{si(float(np.abs(self.r_out).max()), 'Ω')}, {format_power(self.power_w)} static{drift})")
 
 
 def measure_response(array: "InvArray") -> Response:

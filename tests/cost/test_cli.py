@@ -52,6 +52,7 @@ def test_solve_json_has_cost(tmp_path, capsys):
     assert cost["breakdown"]["programming"] > cost["breakdown"]["opamps"]
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_skips_cleanly_without_gpu():
     try:
         import torch  # noqa: F401

@@ -15,6 +15,7 @@ def test_epochs_to_target_interpolates():
     assert epochs_to_target([{"epoch": 0, "test_acc": 0.99}], 0.9) == 0.0
 
 
+@pytest.mark.slow
 def test_compare_end_to_end_tiny(tmp_path, monkeypatch):
     cfg = compare_config_from_dict({
         "name": "tiny", "target_accuracy": 0.3, "seeds": [0, 1],

@@ -61,6 +61,7 @@ def test_fallbacks_are_counted_with_their_reason_and_marked(small_model):
     assert line.startswith("*** FALLBACKS 100.0% ***") and "residual above limit" in line
 
 
+@pytest.mark.slow
 def test_train_summary_shows_fallbacks(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(f"""
@@ -87,6 +88,7 @@ train: {{epochs: 1, batch_size: 32, evals_per_epoch: 1, out_dir: "{tmp_path / 'o
     assert all("hardware" in r for r in evals) and evals[-1]["hardware"]["fallbacks"] > 0
 
 
+@pytest.mark.slow
 def test_a_method_inside_the_circuit_spec_is_rejected_by_name(tmp_path):
     """The newcomer's sweep: a method placed under the circuit must never be silently dropped."""
     sweep = tmp_path / "sweep.yaml"
@@ -123,6 +125,7 @@ optimizer:
     assert run.returncode == 2 and "optimizer.solver.circuit.method" in run.stderr and str(direct) in run.stderr
 
 
+@pytest.mark.slow
 def test_circuit_training_without_libngspice_is_an_error_not_a_digital_run(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(f"""

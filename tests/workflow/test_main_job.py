@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_main_job_quick(tmp_path):
     out = tmp_path / "sim"
     proc = subprocess.run([sys.executable, "-m", "workflow.main_job", "--quick", "--out", str(out), "--no-progress"],

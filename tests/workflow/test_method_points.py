@@ -12,6 +12,7 @@ def _sweep(solve, grid):
                                  "solve": solve}, "grid": grid}, source="test")
 
 
+@pytest.mark.slow
 def test_hp_inv_points_gain_bits_with_iterations():
     sweep = _sweep({"method": "hp-inv", "options": {"refinement": "pcg", "shift": "auto", "equilibrate": True}},
                    {"solve.iterations": [2, 8]})

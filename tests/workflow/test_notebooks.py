@@ -8,6 +8,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["01_circuit_walkthrough.ipynb", "02_training_with_circuit.ipynb"])
 def test_notebook_runs(name, tmp_path):
     nbformat = pytest.importorskip("nbformat")

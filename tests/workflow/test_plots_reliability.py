@@ -80,6 +80,7 @@ def test_a_missed_target_is_drawn_as_missing(tmp_path, figures):
     assert "±" in ax.get_title() and "sweep compare" in ax.get_title()
 
 
+@pytest.mark.slow
 def test_generic_plot_of_any_study(tmp_path, capsys):
     study = _hpinv_study(tmp_path)
     assert main(["plot", str(study), "--x", "matrix.n", "--y", "relative_error", "--hue", "solve.iterations"]) == 0

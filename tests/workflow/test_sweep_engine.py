@@ -24,6 +24,7 @@ def _lines(out: Path) -> list[dict]:
     return [json.loads(line) for line in raw.splitlines()]  # every line is complete JSON
 
 
+@pytest.mark.slow
 def test_failing_point_is_recorded_and_the_others_finish(write_sweep, tmp_path):
     # 2 levels cannot represent this matrix (MappingError at run time); the other points solve.
     path = write_sweep("""
@@ -53,6 +54,7 @@ def test_failing_point_is_recorded_and_the_others_finish(write_sweep, tmp_path):
     assert again.ran == 2 and again.failed == 2
 
 
+@pytest.mark.slow
 def test_timeout_is_recorded(write_sweep, tmp_path):
     path = write_sweep("""
         base: {circuit: rram, matrix: {n: 24, condition: 20}, solve: {transient: true}}
@@ -92,6 +94,7 @@ def _wait_for_records(out: Path, count: int, proc: subprocess.Popen, limit: floa
     pytest.fail("no records appeared in time")
 
 
+@pytest.mark.slow
 def test_resume_after_kill(write_sweep, tmp_path):
     path = write_sweep(RESUME_SWEEP)
     sweep = load_sweep(path)
@@ -115,6 +118,7 @@ def test_resume_after_kill(write_sweep, tmp_path):
     assert all(r["status"] == "ok" for r in records)
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_records(write_sweep, tmp_path):
     path = write_sweep(RESUME_SWEEP)
     out = tmp_path / "out"
@@ -129,6 +133,7 @@ def test_ctrl_c_keeps_finished_records(write_sweep, tmp_path):
     assert (out / "records.csv").exists()
 
 
+@pytest.mark.slow
 def test_plots_for_a_small_sweep(write_sweep, tmp_path):
     path = write_sweep("""
         name: plots
@@ -149,6 +154,7 @@ def test_plots_for_a_small_sweep(write_sweep, tmp_path):
     assert proc.returncode == 0 and "error_vs_gain.png" in proc.stdout, proc.stderr
 
 
+@pytest.mark.slow
 def test_dask_local_cluster(write_sweep, tmp_path):
     distributed = pytest.importorskip("distributed")
     path = write_sweep("""

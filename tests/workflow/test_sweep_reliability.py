@@ -46,6 +46,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_sweep_ends_its_workers_and_resource_tracker(write_sweep, tmp_path):
     path = write_sweep(SLOW)
     proc = subprocess.Popen([PYTHON, "-m", "workflow.cli", "sweep", str(path), "--out", str(tmp_path / "out"),
@@ -96,6 +97,7 @@ def test_a_different_sweep_into_the_same_out_is_refused_naming_both(write_sweep,
     (["--out", "/proc"], "cannot write to the results directory /proc"),
     (["--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "0.5"], "cannot reach the dask scheduler"),
 ])
+@pytest.mark.slow
 def test_sweep_cli_problems_are_one_line(write_sweep, tmp_path, extra, message):
     path = write_sweep(SLOW)
     if "--out" not in extra:
