@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         if step % 10 == 0:
             for layer in model.layers:
                 for kind in ("Ad", "Gd"):
-                    h = state[kind][layer.name]
+                    h = state["layers"][layer.name][kind]
                     s = settle_of_matrix(h, hw, np.ones(h.shape[0]))
                     records.append(dict(step=step, layer=layer.name, factor=kind[0], n=h.shape[0],
                                         condition=float(np.linalg.cond(h)), lambda_min=s.lambda_min,

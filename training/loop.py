@@ -221,8 +221,8 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
             raise TrainingError(f"{ckpt_path}: written by a different configuration (differs in {', '.join(diff)}); "
                                 f"start over with --fresh (train.resume=false), or use another --out")
         step, train_time = int(meta["step"]), float(meta["train_time_s"])
-        if meta.get("hardware") and hasattr(opt.solver, "restore"):
-            opt.solver.restore(meta["hardware"])
+        if meta.get("hardware") and hasattr(opt, "restore_hardware"):
+            opt.restore_hardware(meta["hardware"], state)
         if log_path.exists():   # drop records written after the checkpoint (a crash between log and checkpoint)
             if not log_path.read_bytes().endswith(b"\n") and log_path.stat().st_size:
                 print(f"note: {log_path}: removed a partial last line left by an interrupted run", file=sys.stderr)
@@ -270,8 +270,7 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
         if tc.checkpoint:
             save_checkpoint(ckpt_path, params, state, {"step": step_now, "train_time_s": train_time,
                                                        "config": cfg_dict,
-                                                       "hardware": opt.solver.hardware() if cfg.optimizer.name == "kfac"
-                                                       else None})
+                                                       "hardware": opt.hardware(state)})
 
     stopped = "completed"
     try:

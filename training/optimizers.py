@@ -41,19 +41,17 @@ State is a nested dict of NumPy arrays / scalars so the training loop can checkp
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
+from .kfac_layer import KFACLayer, block_sizes  # noqa: F401  (block_sizes: public, documented above)
 from .solvers import NumpySolver, SolverFailure
+from .transforms import decayed, heavy_ball, is_weight
 
 
 class SolverStop(RuntimeError):
     """A circuit solve failed and the policy is ``on_circuit_failure: stop``."""
-
-
-def _is_weight(key: str) -> bool:
-    return key.endswith(".W")
 
 
 class SGD:
@@ -68,12 +66,8 @@ class SGD:
     def step(self, params: dict, grads: dict, state: dict, **_) -> tuple[dict, dict]:
         new_p, new_buf = {}, {}
         for k, p in params.items():
-            g = grads[k] + self.weight_decay * p if (self.weight_decay and _is_weight(k)) else grads[k]
-            if self.momentum:
-                b = self.momentum * state["buf"][k] + g
-                d = g + self.momentum * b if self.nesterov else b
-            else:
-                b, d = state["buf"][k], g
+            g = decayed(grads[k], p, self.weight_decay, is_weight(k))
+            d, b = heavy_ball(state["buf"][k], g, self.momentum, self.nesterov)
             new_buf[k] = b.astype(p.dtype)
             new_p[k] = (p - self.lr * d).astype(p.dtype)
         return new_p, {"step": state["step"] + 1, "buf": new_buf}
@@ -101,7 +95,7 @@ class Adam:
         c1, c2 = 1 - self.beta1 ** t, 1 - self.beta2 ** t
         new_p, m_new, v_new = {}, {}, {}
         for k, p in params.items():
-            g = grads[k] + self.weight_decay * p if (self.weight_decay and _is_weight(k)) else grads[k]
+            g = decayed(grads[k], p, self.weight_decay, is_weight(k))
             m = self.beta1 * state["m"][k] + (1 - self.beta1) * g
             v = self.beta2 * state["v"][k] + (1 - self.beta2) * g * g
             m_new[k], v_new[k] = m.astype(p.dtype), v.astype(p.dtype)
@@ -115,47 +109,9 @@ class Adam:
         return None
 
 
-def _chunks(n: int, max_block: int) -> list[int]:
-    k = -(-n // max_block)
-    base, extra = divmod(n, k)
-    return [base + (1 if i < extra else 0) for i in range(k)]
-
-
-def block_sizes(groups: Sequence[int], bias: bool, max_block: Optional[int]) -> list[int]:
-    """Sizes of the diagonal blocks of a factor (see the module docstring for the rule)."""
-    total = int(sum(groups)) + (1 if bias else 0)
-    if max_block is None or total <= max_block:
-        return [total]
-    sizes, cur = [], 0
-    for g in groups:
-        if g > max_block:
-            if cur:
-                sizes.append(cur)
-            parts = _chunks(g, max_block)
-            sizes += parts[:-1]
-            cur = parts[-1]
-        elif cur + g > max_block:
-            sizes.append(cur)
-            cur = g
-        else:
-            cur += g
-    if bias:
-        if cur + 1 <= max_block:
-            cur += 1
-        else:
-            sizes.append(cur)
-            cur = 1
-    if cur:
-        sizes.append(cur)
-    return sizes
-
-
-def _slices(sizes: Sequence[int]) -> list[slice]:
-    edges = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
-
-
 class KFAC:
+    """K-FAC over ``KFACLayer`` objects (one per layer); state: counters plus ``layers: {name: layer state}``."""
+
     name = "kfac"
 
     def __init__(self, layers, lr: float = 0.03, damping: float = 1e-2, ema: float = 0.95, factor_every: int = 1,
@@ -177,34 +133,18 @@ class KFAC:
         # not with per-solve noise, and not for a nonlinear method such as CG refinement (solver.linear False).
         self.linear_response = linear_response and self.solver.deterministic and self.solver.linear
         self.seed = seed
-        self.a_blocks = {l.name: _slices(block_sizes(l.in_groups, True, max_block)) for l in self.layers}
-        self.g_blocks = {l.name: _slices(block_sizes((l.out_dim,), False, max_block)) for l in self.layers}
+        self.kfac_layers = {l.name: KFACLayer(l, max_block) for l in self.layers}
 
     def describe(self) -> str:
-        parts = []
-        for l in self.layers:
-            a = [s.stop - s.start for s in self.a_blocks[l.name]]
-            g = [s.stop - s.start for s in self.g_blocks[l.name]]
-            parts.append(f"{l.name}: A {l.in_dim + 1} -> blocks {a}, G {l.out_dim} -> blocks {g}")
+        parts = [repr(k)[len("KFACLayer("):-1] for k in self.kfac_layers.values()]
         why = "per-solve noise or drift" if not self.solver.deterministic else "solver is not linear in B"
         lr = "on" if self.linear_response else (f"off ({why})" if self.requested_linear_response else "off")
         return f"K-FAC({'; '.join(parts)}; linear response {lr}; solver {self.solver!r})"
 
     # ---- state -----------------------------------------------------------------------------------------
     def init(self, params: dict) -> dict:
-        st = {"step": 0, "factor_updates": 0, "inverse_updates": 0, "fallbacks": 0, "apply_flops": 0.0, "A": {},
-              "G": {}, "Ad": {},
-              "Gd": {}, "buf": {}}
-        for l in self.layers:
-            st["A"][l.name] = np.zeros((l.in_dim + 1, l.in_dim + 1))
-            st["G"][l.name] = np.zeros((l.out_dim, l.out_dim))
-            st["Ad"][l.name] = np.zeros((l.in_dim + 1, l.in_dim + 1))
-            st["Gd"][l.name] = np.zeros((l.out_dim, l.out_dim))
-            st["buf"][l.name] = np.zeros((l.out_dim, l.in_dim + 1))
-        if self.linear_response:
-            st["Ainv"] = {l.name: np.zeros((l.in_dim + 1, l.in_dim + 1)) for l in self.layers}
-            st["Ginv"] = {l.name: np.zeros((l.out_dim, l.out_dim)) for l in self.layers}
-        return st
+        return {"step": 0, "factor_updates": 0, "inverse_updates": 0, "fallbacks": 0, "apply_flops": 0.0,
+                "layers": {name: k.init_state(self.linear_response) for name, k in self.kfac_layers.items()}}
 
     def stats(self, state: dict) -> dict:
         s = {"factor_updates": int(state["factor_updates"]), "inverse_updates": int(state["inverse_updates"]),
@@ -222,22 +162,19 @@ class KFAC:
         h["digital_flops"] = float(h["digital_flops"]) + float(state.get("apply_flops", 0.0))
         return h
 
+    def restore_hardware(self, account: Optional[dict], state: dict) -> None:
+        """Continue a resumed run's hardware account: ``account`` is what ``hardware(state)`` wrote into the
+        checkpoint beside ``state``; the solver takes it back without K-FAC's own flops, which ``state`` keeps."""
+        if account and hasattr(self.solver, "restore"):
+            account = dict(account)
+            account["digital_flops"] = float(account["digital_flops"]) - float(state.get("apply_flops", 0.0))
+            self.solver.restore(account)
+
     # ---- pieces (public so tests can build the dense reference) -------------------------------------
     def batch_factors(self, params: dict, model, cache, rng: np.random.Generator) -> dict:
         """{layer: (A_new, G_new)} from one batch, G with labels sampled from the model."""
         out_grads = model.sampled_output_grads(params, cache, rng)
-        res = {}
-        for l in self.layers:
-            a = np.asarray(cache.inputs[l.name], dtype=np.float64)
-            g = np.asarray(out_grads[l.name], dtype=np.float64)
-            n = a.shape[0]
-            a = a.reshape(-1, a.shape[-1])
-            a = np.concatenate([a, np.ones((a.shape[0], 1))], 1)
-            A = a.T @ a / a.shape[0]
-            g = g.reshape(-1, g.shape[-1])
-            G = g.T @ g / n
-            res[l.name] = (A, G)
-        return res
+        return {name: k.batch_factors(cache.inputs[name], out_grads[name]) for name, k in self.kfac_layers.items()}
 
     def factor_decay(self, k: int) -> float:
         """Weight of the old factor at the k-th (1-based) factor update."""
@@ -247,58 +184,31 @@ class KFAC:
 
     def damped(self, A: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The damped factors (what gets programmed): pi-split of the damping."""
-        pi = 1.0
-        if self.pi_correction:
-            ta, tg = np.trace(A) / A.shape[0], np.trace(G) / G.shape[0]
-            if ta > 0 and tg > 0:
-                pi = float(np.sqrt(ta / tg))
-        r = np.sqrt(self.damping)
-        return A + pi * r * np.eye(A.shape[0]), G + (r / pi) * np.eye(G.shape[0])
+        return KFACLayer.damped(A, G, self.damping, self.pi_correction)
 
-    def _solve(self, H: np.ndarray, B: np.ndarray, state: dict, what: str) -> np.ndarray:
-        try:
-            return self.solver.solve(H, B)
-        except SolverFailure as exc:
-            if self.on_circuit_failure == "stop":
-                raise SolverStop(f"step {state['step']}: {what}: {exc} (on_circuit_failure: stop)") from None
-            state["fallbacks"] = int(state["fallbacks"]) + 1
-            return np.linalg.solve(H, B)
+    def _solver_for(self, state: dict):
+        """solve(H, B, what) through the injected solver, with the configured failure policy."""
+        def solve(H: np.ndarray, B: np.ndarray, what: str) -> np.ndarray:
+            try:
+                return self.solver.solve(H, B)
+            except SolverFailure as exc:
+                if self.on_circuit_failure == "stop":
+                    raise SolverStop(f"step {state['step']}: {what}: {exc} (on_circuit_failure: stop)") from None
+                state["fallbacks"] = int(state["fallbacks"]) + 1
+                return np.linalg.solve(H, B)
+        return solve
 
     def precondition(self, name: str, dW: np.ndarray, state: dict) -> np.ndarray:
         """G_d^-1 dW A_d^-1 for one layer (dW: (out, in+1)), block-diagonal where the factors are split."""
-        dW = np.asarray(dW, dtype=np.float64)
-        if self.linear_response:
-            out, inp = dW.shape        # two dense products done digitally, not by the arrays
-            state["apply_flops"] = float(state.get("apply_flops", 0.0)) + 2.0 * out * inp * (inp + out)
-            return state["Ginv"][name] @ dW @ state["Ainv"][name]
-        Ad, Gd = state["Ad"][name], state["Gd"][name]
-        Y = np.empty((dW.shape[1], dW.shape[0]))                 # A^-1 dW^T  (in+1, out)
-        for s in self.a_blocks[name]:
-            Y[s] = self._solve(Ad[s, s], dW[:, s].T, state, f"{name} A block {s.start}:{s.stop}")
-        V = np.empty_like(dW)                                    # G^-1 (A^-1 dW^T)^T = G^-1 dW A^-1
-        for s in self.g_blocks[name]:
-            V[s] = self._solve(Gd[s, s], Y[:, s].T, state, f"{name} G block {s.start}:{s.stop}")
-        return V
-
-    def _inverse_update(self, state: dict) -> None:
-        for l in self.layers:
-            Ad, Gd = self.damped(state["A"][l.name], state["G"][l.name])
-            state["Ad"][l.name], state["Gd"][l.name] = Ad, Gd
-            if self.linear_response:
-                for key, M, blocks in (("Ainv", Ad, self.a_blocks[l.name]), ("Ginv", Gd, self.g_blocks[l.name])):
-                    inv = np.zeros_like(M)
-                    for s in blocks:
-                        inv[s, s] = self._solve(M[s, s], np.eye(s.stop - s.start), state,
-                                                f"{l.name} {key[0]} block {s.start}:{s.stop} (inverse)")
-                    state[key][l.name] = inv
-        state["inverse_updates"] = int(state["inverse_updates"]) + 1
+        layer = self.kfac_layers[name]
+        if self.linear_response:           # two dense products done digitally, not by the arrays
+            state["apply_flops"] = float(state.get("apply_flops", 0.0)) + layer.apply_flops()
+        return layer.precondition(state["layers"][name], dW, self._solver_for(state), self.linear_response)
 
     # ---- the step ----------------------------------------------------------------------------------------
     def step(self, params: dict, grads: dict, state: dict, *, model=None, cache=None) -> tuple[dict, dict]:
         state = dict(state)
-        for k in ("A", "G", "Ad", "Gd", "buf", "Ainv", "Ginv"):
-            if k in state:
-                state[k] = dict(state[k])
+        state["layers"] = {name: dict(st) for name, st in state["layers"].items()}
         t = int(state["step"])
         self.solver.tick(t)
         if t % self.factor_every == 0:
@@ -307,21 +217,19 @@ class KFAC:
             rng = np.random.default_rng([self.seed, t, 1])
             eps = self.factor_decay(int(state["factor_updates"]) + 1)
             for name, (A, G) in self.batch_factors(params, model, cache, rng).items():
-                if eps == 0.0:
-                    state["A"][name], state["G"][name] = A, G
-                else:
-                    state["A"][name] = eps * state["A"][name] + (1 - eps) * A
-                    state["G"][name] = eps * state["G"][name] + (1 - eps) * G
+                KFACLayer.accumulate(state["layers"][name], A, G, eps)
             state["factor_updates"] = int(state["factor_updates"]) + 1
         if t % self.inverse_every == 0 or int(state["inverse_updates"]) == 0:
-            self._inverse_update(state)
+            solve = self._solver_for(state)
+            for name, layer in self.kfac_layers.items():
+                layer.inverse_update(state["layers"][name], self.damping, self.pi_correction, solve,
+                                     self.linear_response)
+            state["inverse_updates"] = int(state["inverse_updates"]) + 1
 
         updates, vg = {}, 0.0
         for l in self.layers:
-            gW, gb = grads[l.weight], grads[l.bias]
-            if self.weight_decay:
-                gW = gW + self.weight_decay * params[l.weight]
-            dW = np.concatenate([gW, gb[:, None]], 1).astype(np.float64)
+            gW = decayed(grads[l.weight], params[l.weight], self.weight_decay)
+            dW = np.concatenate([gW, grads[l.bias][:, None]], 1).astype(np.float64)
             V = self.precondition(l.name, dW, state)
             updates[l.name] = V
             vg += float(np.sum(V * dW))
@@ -330,10 +238,8 @@ class KFAC:
             nu = min(1.0, float(np.sqrt(self.kl_clip / (self.lr ** 2 * vg))))
         new_p = dict(params)
         for l in self.layers:
-            V = nu * updates[l.name]                      # the clipped natural gradient ...
-            if self.momentum:                             # ... then heavy-ball momentum on it
-                V = self.momentum * state["buf"][l.name] + V
-                state["buf"][l.name] = V
+            st = state["layers"][l.name]          # the clipped natural gradient, then heavy-ball momentum on it
+            V, st["buf"] = heavy_ball(st["buf"], nu * updates[l.name], self.momentum)
             p_w, p_b = params[l.weight], params[l.bias]
             new_p[l.weight] = (p_w - self.lr * V[:, :-1]).astype(p_w.dtype)
             new_p[l.bias] = (p_b - self.lr * V[:, -1]).astype(p_b.dtype)

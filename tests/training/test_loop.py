@@ -135,3 +135,26 @@ def test_model_init_and_ema_warmup_config():
     assert default.model.init == "torch" and default.optimizer.ema_warmup is True
     with pytest.raises(ConfigError, match="model.init must be one of"):
         config_from_dict({"model": {"init": "xavier"}})
+
+
+@pytest.mark.slow
+def test_resumed_circuit_run_keeps_one_hardware_account(tmp_path, tiny):
+    """The account lives with the optimiser: a resumed run ends with the same counts as an uninterrupted one,
+    K-FAC's own digital application of extracted inverses counted once."""
+    data = (tiny(64), tiny(32, seed=1))
+    solver = {"backend": "circuit", "circuit": "ideal", "method": "direct"}
+
+    def final_account(root, stop_at=None):
+        cfg = _cfg(root, linear_response=True, solver=solver)
+        cfg.train.epochs = 1
+        if stop_at is not None:
+            cfg.train.max_steps = stop_at
+            train(cfg, data=data)
+            cfg.train.max_steps = None
+        train(cfg, data=data)
+        return [r for r in read_log(root / "run" / "metrics.jsonl") if r["event"] == "eval"][-1]["hardware"]
+
+    full, resumed = final_account(tmp_path / "a"), final_account(tmp_path / "b", stop_at=2)
+    assert full["digital_flops"] > 0 and full["programmings"] > 0
+    for key in ("programmings", "cells_programmed", "inv_settles", "conversions", "digital_flops", "solves"):
+        assert resumed[key] == full[key], key

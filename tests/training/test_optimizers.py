@@ -44,7 +44,7 @@ def _dense_reference(kfac, model, params, x, y, blockdiag=False):
         G = np.einsum("ti,tj->ij", g, g) / n
         pi = np.sqrt((np.trace(A) / len(A)) / (np.trace(G) / len(G))) if kfac.pi_correction else 1.0
         if blockdiag:
-            for M, blocks in ((A, kfac.a_blocks[l.name]), (G, kfac.g_blocks[l.name])):
+            for M, blocks in ((A, kfac.kfac_layers[l.name].a_blocks), (G, kfac.kfac_layers[l.name].g_blocks)):
                 mask = np.zeros_like(M, dtype=bool)
                 for s in blocks:
                     mask[s, s] = True
@@ -73,9 +73,9 @@ def test_kfac_matches_dense_kronecker(small_model, pi_correction):
 
 def test_kfac_block_diagonal_matches_dense_blockdiag(small_model):
     kfac = KFAC(small_model.layers, lr=0.1, damping=1e-2, max_block=5, seed=1)
-    assert [s.stop - s.start for s in kfac.a_blocks["fc"]] == [4, 4, 5]      # per conv channel, bias in the last
-    assert [s.stop - s.start for s in kfac.g_blocks["fc"]] == [3, 3]
-    assert [s.stop - s.start for s in kfac.a_blocks["conv"]] == [5] * 5 + [1]
+    assert [s.stop - s.start for s in kfac.kfac_layers["fc"].a_blocks] == [4, 4, 5]      # per conv channel, bias in the last
+    assert [s.stop - s.start for s in kfac.kfac_layers["fc"].g_blocks] == [3, 3]
+    assert [s.stop - s.start for s in kfac.kfac_layers["conv"].a_blocks] == [5] * 5 + [1]
     params = small_model.init_params(3)
     x, y = learnable_batch(small_model, seed=2)
     ref, grads, cache = _dense_reference(kfac, small_model, params, x, y, blockdiag=True)
@@ -200,7 +200,7 @@ def _factor_after(small_model, steps, **kw):
     for _ in range(steps):
         _, g, c = small_model.loss_and_grads(params, x, y)
         params, st = k.step(params, g, st, model=small_model, cache=c)
-    return st["A"]["fc"][0, 0], st["G"]["fc"][0, 0]
+    return st["layers"]["fc"]["A"][0, 0], st["layers"]["fc"]["G"][0, 0]
 
 
 def test_factor_running_average_warmup(small_model):
