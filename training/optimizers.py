@@ -2,6 +2,9 @@
 ``params, state = opt.step(params, grads, state, model=..., cache=...)``; ``opt.stats(state) -> dict``.
 
 State is a nested dict of NumPy arrays / scalars so the training loop can checkpoint it with ``np.savez``.
+Weight decay and heavy-ball momentum are one pair of transformations every optimiser composes
+(``training/transforms.py``); K-FAC's per-layer work (factors, damping, blocks, preconditioning) is a ``KFACLayer``
+(``training/kfac_layer.py``) whose arrays live in ``state["layers"][name]``.
 
 - ``SGD(lr, momentum=0.9, nesterov=False, weight_decay=0)``
 - ``Adam(lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0)``

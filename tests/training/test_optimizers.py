@@ -252,3 +252,27 @@ def test_kfac_with_ideal_circuit_matches_numpy_backend(small_model, linear_respo
     assert stats.get("fallbacks", 0) == 0 and circuit.stats()["solves"] > 0
     for key in exact:
         np.testing.assert_allclose(analog[key], exact[key], rtol=1e-6, atol=1e-9)
+
+
+def test_shared_momentum_and_weight_decay_follow_the_recurrence_by_hand():
+    """SGD (heavy ball and Nesterov) and K-FAC's momentum are the same transformation: b <- mu b + g."""
+    from training.transforms import decayed, heavy_ball
+    p, g, wd, mu = np.array([1.0, -2.0]), np.array([0.5, 0.25]), 0.1, 0.9
+    gd = decayed(g, p, wd)
+    np.testing.assert_allclose(gd, [0.6, 0.05])
+    assert decayed(g, p, wd, weight=False) is g
+    d, b = heavy_ball(np.array([1.0, 1.0]), gd, mu)
+    np.testing.assert_allclose(b, [1.5, 0.95]) and np.testing.assert_allclose(d, b)
+    d, b = heavy_ball(np.array([1.0, 1.0]), gd, mu, nesterov=True)
+    np.testing.assert_allclose(d, gd + mu * b)
+    opt = SGD(lr=0.1, momentum=mu, nesterov=False, weight_decay=wd)
+    params = {"fc.W": p.copy(), "fc.b": p.copy()}
+    state = opt.init(params)
+    for _ in range(2):
+        params, state = opt.step(params, {"fc.W": g, "fc.b": g}, state)
+    w, bw = p.copy(), np.zeros(2)
+    for _ in range(2):                    # by hand: the weight is decayed, the bias is not
+        bw = mu * bw + g + wd * w
+        w = w - 0.1 * bw
+    np.testing.assert_allclose(params["fc.W"], w)
+    np.testing.assert_allclose(params["fc.b"], p - 0.1 * (g + (mu * g + g)))
