@@ -262,7 +262,8 @@ def test_shared_momentum_and_weight_decay_follow_the_recurrence_by_hand():
     np.testing.assert_allclose(gd, [0.6, 0.05])
     assert decayed(g, p, wd, weight=False) is g
     d, b = heavy_ball(np.array([1.0, 1.0]), gd, mu)
-    np.testing.assert_allclose(b, [1.5, 0.95]) and np.testing.assert_allclose(d, b)
+    np.testing.assert_allclose(b, [1.5, 0.95])
+    np.testing.assert_allclose(d, b)
     d, b = heavy_ball(np.array([1.0, 1.0]), gd, mu, nesterov=True)
     np.testing.assert_allclose(d, gd + mu * b)
     opt = SGD(lr=0.1, momentum=mu, nesterov=False, weight_decay=wd)
