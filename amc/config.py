@@ -61,6 +61,11 @@ class DeviceConfig:
         return self.read_noise_sigma > 0.0
 
 
+OPAMP_MODELS = ("behavioural", "macromodel", "transistor", "subckt")
+# Port roles of an op-amp subcircuit, in the order amc writes its own instances.
+PIN_ROLES = ("inp", "inm", "out", "vcc", "vee")
+
+
 @dataclass(frozen=True)
 class OpAmpConfig:
     """Behavioural op-amp: DC gain, one dominant pole, smooth output saturation, offset, supply.
@@ -84,8 +89,53 @@ class OpAmpConfig:
     offset_v: float = 0.0
     supply_v: float = 5.0
     quiescent_current_a: float = 2.6e-3
+    # Model level (amc/hw/opamp_models.py): "behavioural" (the single-pole model above), "macromodel" (adds a second
+    # pole, open-loop output resistance, output-current limits, slew rate, input capacitance), "transistor" (the
+    # CMOS two-stage op-amp of amc/data/amc_cmos_opamp.lib) or "subckt" (the user's own subcircuit, file ``subckt``,
+    # subcircuit ``name``, ports ``pins``). For "transistor" and "subckt" the figures above are measured by
+    # ``amc characterise`` (amc/hw/characterise.py) and replace the written ones when an array is built.
+    model: str = "behavioural"
+    pole2_hz: Optional[float] = None
+    rout_ohm: float = 0.0
+    i_source_max_a: Optional[float] = None
+    i_sink_max_a: Optional[float] = None
+    slew_v_per_s: Optional[float] = None
+    input_capacitance_f: float = 0.0
+    subckt: Optional[str] = None
+    pins: Optional[list] = None
+
+    @property
+    def i_limit_a(self) -> Optional[float]:
+        """The smaller of the two output-current limits (None: unlimited)."""
+        limits = [v for v in (self.i_source_max_a, self.i_sink_max_a) if v is not None]
+        return min(limits) if limits else None
 
     def validate(self, where: str) -> None:
+        if self.model not in OPAMP_MODELS:
+            raise ConfigError(f"{where}.model must be one of {', '.join(OPAMP_MODELS)}, got {self.model!r}")
+        if self.model == "behavioural":
+            extra = [k for k in ("pole2_hz", "i_source_max_a", "i_sink_max_a", "slew_v_per_s", "subckt", "pins")
+                     if getattr(self, k) is not None] + [k for k in ("rout_ohm", "input_capacitance_f")
+                                                          if getattr(self, k) != 0.0]
+            if extra:
+                raise ConfigError(f"{where}: {', '.join(extra)} {'has' if len(extra) == 1 else 'have'} no effect on "
+                                  "the behavioural op-amp; set model: macromodel (or subckt)")
+        if self.model == "subckt":
+            if not self.subckt:
+                raise ConfigError(f"{where}.subckt: model 'subckt' needs the path of the subcircuit file")
+            if self.pins is None or sorted(map(str, self.pins)) != sorted(PIN_ROLES):
+                raise ConfigError(f"{where}.pins must list the subcircuit's ports by role, each of "
+                                  f"{', '.join(PIN_ROLES)} once, got {self.pins!r}")
+        elif self.subckt is not None or self.pins is not None:
+            raise ConfigError(f"{where}: subckt/pins need model: subckt (got model {self.model!r})")
+        if self.model == "macromodel" and self.rout_ohm <= 0:
+            raise ConfigError(f"{where}.rout_ohm must be positive for the macromodel (its output stage is a "
+                              f"conductance), got {self.rout_ohm!r}")
+        for key in ("pole2_hz", "i_source_max_a", "i_sink_max_a", "slew_v_per_s"):
+            if getattr(self, key) is not None:
+                _positive(getattr(self, key), f"{where}.{key}")
+        _non_negative(self.rout_ohm, f"{where}.rout_ohm")
+        _non_negative(self.input_capacitance_f, f"{where}.input_capacitance_f")
         _positive(self.gain, f"{where}.gain")
         if self.gbw_hz is not None:
             _positive(self.gbw_hz, f"{where}.gbw_hz")
@@ -124,10 +174,22 @@ class WireConfig:
 
     row_ohm: float = 0.0
     col_ohm: float = 0.0
+    # Parasitic capacitances (transient decks only: capacitors are open at an operating point). Line capacitance per
+    # crosspoint segment of a row and of a column line, and the capacitance across each cell; sources in
+    # PARASITICS below.
+    row_cap_f: float = 0.0
+    col_cap_f: float = 0.0
+    cell_cap_f: float = 0.0
 
     def validate(self, where: str) -> None:
         _non_negative(self.row_ohm, f"{where}.row_ohm")
         _non_negative(self.col_ohm, f"{where}.col_ohm")
+        for key in ("row_cap_f", "col_cap_f", "cell_cap_f"):
+            _non_negative(getattr(self, key), f"{where}.{key}")
+
+    @property
+    def has_capacitance(self) -> bool:
+        return self.row_cap_f > 0 or self.col_cap_f > 0 or self.cell_cap_f > 0
 
     @property
     def enabled(self) -> bool:
@@ -269,7 +331,8 @@ class CircuitConfig:
         return (f"CircuitConfig {self.name!r}: RRAM {d.g_min * 1e6:g}-{d.g_max * 1e6:g} uS, {levels}, "
                 f"program sigma {d.program_sigma:g}, read noise {d.read_noise_sigma:g}, stuck {d.stuck_rate:g}; "
                 f"op-amp {o.name} (A0 {o.gain:.3g}, {gbw}, {sat}); inverter {self.inverter.kind}; "
-                f"wires {self.wires.row_ohm:g}/{self.wires.col_ohm:g} ohm per segment")
+                f"wires {self.wires.row_ohm:g}/{self.wires.col_ohm:g} ohm per segment"
+                + _describe_extras(self))
 
     def __str__(self) -> str:
         return self.describe()
@@ -287,6 +350,23 @@ class CircuitConfig:
         name = repr(base) + ("*" if changed else "")      # * = modified; .name lists the keys
         return (f"CircuitConfig({name}: {cells} {d.g_min * 1e6:.3g}–{d.g_max * 1e6:.3g} µS{extra}; "
                 f"{o.name} A0 {o.gain:.3g}{gbw}{swing})")
+
+
+def _describe_extras(config: "CircuitConfig") -> str:
+    """What the behavioural one-liner leaves out (empty for the behavioural op-amp without parasitics, so those
+    decks keep their header)."""
+    o, w, parts = config.opamp, config.wires, []
+    if o.model != "behavioural":
+        limits = "/".join("unlimited" if v is None else f"{v * 1e3:.3g} mA" for v in (o.i_source_max_a, o.i_sink_max_a))
+        slew = "no slew limit" if o.slew_v_per_s is None else f"slew {o.slew_v_per_s / 1e6:.3g} V/us"
+        pole2 = "" if o.pole2_hz is None else f", pole2 {o.pole2_hz / 1e6:.4g} MHz"
+        source = f" {o.subckt}" if o.subckt else ""
+        parts.append(f"op-amp model {o.model}{source} (Rout {o.rout_ohm:.4g} ohm, Imax {limits}, {slew}{pole2}, "
+                     f"Iq {o.quiescent_current_a * 1e6:.4g} uA, +-{o.supply_v:g} V)")
+    if w.has_capacitance:
+        parts.append(f"line capacitance {w.row_cap_f * 1e15:g}/{w.col_cap_f * 1e15:g} fF per segment, cell "
+                     f"{w.cell_cap_f * 1e15:g} fF")
+    return "".join("; " + p for p in parts)
 
 
 SECTIONS = {
@@ -309,6 +389,33 @@ OPAMP_PRESETS: dict[str, dict] = {
     # al., Turk. J. Elec. Eng. & Comp. Sci. 2017 (0.13 um CMOS): 64.5 dB DC gain, 695.1 MHz unity-gain bandwidth,
     # 0.14 mW from +-1.2 V (so 0.14 mW / 2.4 V = 58 uA). Swing +-0.9 V is our assumption (rails less ~0.3 V of
     # output-device headroom); the paper does not state it.
+    # Datasheet-level macromodels (amc/hw/opamp_models.py). AD823 (Analog Devices datasheet, Rev. A, front page):
+    # slew rate 22 V/us; "output current of 15 mA, 0.5 V from supplies" and "within 50 mV of each rail for
+    # IOUT <= 100 uA", so the no-load swing is 4.95 V on +-5 V and the output stage drops (0.5 - 0.05) V / 15 mA =
+    # 30 ohm (our open-loop output resistance); 15 mA, the rated output current, is the current limit (the
+    # short-circuit figure of the specification table was not available to us, so the limit is the rated drive,
+    # which is the conservative choice). Input capacitance 2.8 pF: the common-mode input impedance
+    # (1e13 ohm || 2.8 pF) of the AD822 datasheet (Rev. J, Table 1), the same JFET-input family; the AD823 table was
+    # not available to us. Second pole ASSUMPTION: at GBW x tan(60 deg) = 1.73 GBW (a 60 deg phase margin; the
+    # datasheet plots phase but states no margin).
+    "ad823-macro": dict(name="ad823-macro", model="macromodel", gain=1e5, gbw_hz=16e6, v_sat=4.95, offset_v=0.0,
+                        supply_v=5.0, quiescent_current_a=2.6e-3, pole2_hz=16e6 * 1.7320508075688772,
+                        rout_ohm=30.0, i_source_max_a=15e-3, i_sink_max_a=15e-3, slew_v_per_s=22e6,
+                        input_capacitance_f=2.8e-12),
+    # OPA690 (Texas Instruments SBOS223F): 500 MHz unity-gain bandwidth, 1800 V/us slew rate, "high output current
+    # 190 mA", output swing +-4.0 V, 5.5 mA supply current; "under no-load conditions the output typically swings
+    # closer than 1 V to either supply rail ... into a 15 ohm load it will deliver more than +-160 mA" (output
+    # section), i.e. 2.4 V at 160 mA against 4.0 V unloaded: (4.0 - 2.4) V / 0.16 A = 10 ohm output resistance.
+    # Second pole ASSUMPTION as for the AD823 (60 deg phase margin); input capacitance not used (0).
+    "opa690-macro": dict(name="opa690-macro", model="macromodel", gain=2e3, gbw_hz=500e6, v_sat=4.0, offset_v=0.0,
+                         supply_v=5.0, quiescent_current_a=5.5e-3, pole2_hz=500e6 * 1.7320508075688772,
+                         rout_ohm=10.0, i_source_max_a=190e-3, i_sink_max_a=190e-3, slew_v_per_s=1800e6),
+    # Our transistor-level CMOS two-stage op-amp (amc/data/amc_cmos_opamp.lib: Allen & Holberg level-1 cards, +-2.5 V,
+    # a 2 mA class-A output sink sized for the row load). Its gain, bandwidth, swing, output resistance, current
+    # limits, slew and quiescent current are measured by amc characterise when an array is built (the figures
+    # written here are replaced by the measured ones and are not used).
+    "cmos-2stage": dict(name="cmos-2stage", model="transistor", supply_v=2.5, v_sat=2.0, gain=1e3, gbw_hz=10e6,
+                        quiescent_current_a=2e-3),
     "cmos-ic": dict(name="cmos-ic", gain=1679.0, gbw_hz=695.1e6, v_sat=0.9, offset_v=0.0, supply_v=1.2,
                     quiescent_current_a=58.3e-6),
 }
@@ -327,11 +434,23 @@ PRESETS: dict[str, dict] = {
                              opamp=OPAMP_PRESETS["ad823"], wires=dict(row_ohm=1.0, col_ohm=1.0)),
     # The 8-level TaOx array with integrated CMOS op-amps instead of board-level parts: the cost ledger's circuit.
     "rram-ic": dict(name="rram-ic", device=dict(levels=8), opamp=OPAMP_PRESETS["cmos-ic"]),
+    # The default array with AD823 macromodels (output resistance, 15 mA limit, 22 V/us slew, second pole).
+    "rram-macro": dict(name="rram-macro", device=dict(levels=8), opamp=OPAMP_PRESETS["ad823-macro"]),
+    # The 8-level array driven by our transistor-level CMOS op-amp, with line and cell capacitance (PARASITICS).
+    "rram-cmos": None,
     # Ideal op-amps, continuous cells, but with single-pole dynamics for transient studies.
     "ideal-dynamic": dict(name="ideal-dynamic", device=dict(levels=None),
                           opamp=dict(OPAMP_PRESETS["ideal"], name="ideal-1pole", gbw_hz=16e6),
                           inverter=dict(kind="ideal")),
 }
+# Array parasitics, per crosspoint. Line capacitance: ~0.2 fF/um for on-chip interconnect (ITRS interconnect tables,
+# the figure NeuroSim uses: Chen et al., IEEE TCAD 37, 3067 (2018)); ASSUMPTION: a 0.5 um crosspoint pitch (1T1R
+# cells of a 40 nm process), so 0.1 fF per segment of row and column. Cell capacitance: the TaOx switching layer as a
+# parallel plate, eps_r ~ 25 for Ta2O5 (a standard high-k value), 100 nm x 100 nm, 5 nm thick:
+# 25 * 8.854e-12 * 1e-14 / 5e-9 = 0.44 fF (ASSUMPTION on the area and thickness).
+PARASITICS = dict(row_cap_f=0.1e-15, col_cap_f=0.1e-15, cell_cap_f=0.44e-15)
+PRESETS["rram-cmos"] = dict(name="rram-cmos", device=dict(levels=8), opamp=OPAMP_PRESETS["cmos-2stage"],
+                            wires=dict(PARASITICS))
 DEFAULT_PRESET = "rram"
 
 

@@ -43,6 +43,12 @@ class Solution:
     wall_time_s: float = 0.0
     details: dict = field(default_factory=dict)
     waveforms: Optional[list] = None
+    # Limits reported like saturation, one entry per right-hand side (None where the model has no such limit or the
+    # analysis cannot see it): an op-amp output current beyond io.linear_fraction of its limit; an output that moved
+    # at that fraction of the slew rate (transients only); the largest output current as a fraction of its limit.
+    current_limited: Optional[np.ndarray] = None
+    slewed: Optional[np.ndarray] = None
+    output_current_fraction: Optional[np.ndarray] = None
 
     @property
     def saturated_any(self) -> bool:
@@ -72,6 +78,9 @@ class Solution:
             "settled": _plain(self.settled), "rescales": self.rescales, "engine_fallbacks": self.engine_fallbacks, "lambda_min": _plain(self.lambda_min),
             "condition_number": _plain(self.condition_number), "g0_s": _plain(self.g0_s),
             "wall_time_s": self.wall_time_s, "details": _plain(self.details),
+            **({"current_limited": _plain(self.current_limited), "slewed": _plain(self.slewed),
+                "output_current_fraction": _plain(self.output_current_fraction)}
+               if self.output_current_fraction is not None and np.any(self.output_current_fraction) else {}),
         }
 
     def summary(self) -> str:

@@ -14,6 +14,7 @@ commands:
   sweep     run a YAML sweep study (configs/sweeps/*.yaml)
   plot      draw the figures of a results directory
   cost      time and energy of a circuit, a K-FAC training config, a network or a study, against digital
+  characterise  measure an op-amp subcircuit in ngspice (amc characterise opamp FILE --name N --supply V)
 
 `amc COMMAND --help` shows the options of one command; `amc --version` the installed version."""
 
@@ -55,6 +56,9 @@ def _dispatch(argv: list[str] | None) -> int:
     if command == "cost":
         from amc.cost.cli import cost_main
         return run(cost_main, rest)
+    if command == "characterise":
+        from amc.characterise_cli import characterise_main
+        return run(characterise_main, rest)
     if command in ("sweep", "plot"):
         from workflow import sweep_cli
         return run(getattr(sweep_cli, f"{command}_main"), rest)

@@ -25,7 +25,8 @@ from amc.hw.converters import quantise_symmetric
 from amc.errors import ConfigError, InputError, SimulationError
 from amc.hw.mapping import MappedArray, check_stability, map_matrix, validate_matrix, validate_rhs
 from amc.hw.netlist import (TransientSpec, batch_analysis, build_deck, crosspoint_nodes, input_node, input_source_name,
-                       output_node, pwl_points)
+                       output_node, output_sense_sources, pwl_points)
+from amc.hw import opamp_models
 from amc.hw.runner import EngineFallback, matrix_operating_points, session
 from amc.solution import Solution, residuals
 from amc.hw import transient as tran_analysis
@@ -51,7 +52,9 @@ class InvArray:
     """One physical INV array (a differential G+/G- pair with its n op-amps and converters) and its counter."""
 
     def __init__(self, config: CircuitConfig, rng: Optional[np.random.Generator] = None, name: str = "inv"):
-        self.config = config
+        # A transistor-level or user op-amp brings its measured figures (amc.hw.characterise) to the config.
+        self.config = opamp_models.resolved(config)
+        self._output_currents: Optional[np.ndarray] = None
         self.name = name
         self._rng = rng if rng is not None else np.random.default_rng(config.device.seed + 1)
         self.counts = OperationCounts()
@@ -204,6 +207,17 @@ class InvArray:
     def _swing_limit(self) -> float:
         return periphery.swing_limit(self.config)
 
+    @property
+    def _behavioural(self) -> bool:
+        return opamp_models.is_behavioural(self.config.opamp)
+
+    def _sense_vectors(self) -> list:
+        """ngspice vectors of every op-amp's output current (non-behavioural models; the behavioural one has no
+        current limit)."""
+        if self._behavioural:
+            return []
+        return [f"{name}#branch" for name in output_sense_sources(self.n or self._mapped.n, self.config)]
+
     def _initial_i0(self, mapped: MappedArray, g: np.ndarray) -> float:
         """I0 such that the largest output is expected at target_swing of the swing.
 
@@ -218,7 +232,19 @@ class InvArray:
             self._inverse_norm = (mapped, 1.0 / np.linalg.svd(mapped.h_mapped, compute_uv=False)[-1])
         inverse_norm = self._inverse_norm[1]
         bound = inverse_norm * float(np.linalg.norm(g)) / gmax  # |x| per unit of g/max|g|
-        return io.target_swing * self._swing_limit() * mapped.g0 / bound
+        return io.target_swing * self._drive_limit(mapped) * mapped.g0 / bound
+
+    def _drive_limit(self, mapped: MappedArray) -> float:
+        """The largest output voltage the amplifiers can hold on this array: the swing, or less where the output
+        current limit is reached first on the most heavily loaded column (G+ column plus the inverter's input
+        resistor for a main amplifier, G- column plus its feedback resistor for an inverter)."""
+        swing = self._swing_limit()
+        limit = self.config.opamp.i_limit_a
+        if limit is None or self._behavioural:
+            return swing
+        extra = 0.0 if self.config.inverter.kind == "ideal" else 1.0 / self.config.inverter.resistance_ohm
+        load = max(float(mapped.g_pos.sum(axis=0).max()), float(mapped.g_neg.sum(axis=0).max())) + extra
+        return min(swing, limit / load)
 
     def _currents(self, g: np.ndarray, i0: float) -> np.ndarray:
         gmax = float(np.max(np.abs(g)))
@@ -237,13 +263,14 @@ class InvArray:
         io, o = self.config.io, self.config.opamp
         if io.i0_a is not None or (io.adc_bits is None and o.offset_v == 0.0):
             return False
-        return float(np.max(np.abs(v))) < 0.25 * io.target_swing * self._swing_limit()
+        return float(np.max(np.abs(v))) < 0.25 * io.target_swing * self._drive_limit(self._mapped)
 
     def _solve_op(self, mapped: MappedArray, columns: np.ndarray) -> dict:
         """Steady state for every column; columns that saturate (or under-use the swing) are re-ranged and re-run."""
         n, k = columns.shape
         outputs, saturated = np.zeros((n, k)), np.zeros((n, k), dtype=bool)
         i0s, power = np.zeros(k), np.zeros(k)
+        limited, load_fraction = np.zeros(k, dtype=bool), np.zeros(k)
         pending = [c for c in range(k) if np.any(columns[:, c])]  # a zero column has x = 0 exactly
         for c in pending:
             i0s[c] = self._initial_i0(mapped, columns[:, c])
@@ -262,15 +289,24 @@ class InvArray:
                 for index, c in enumerate(pending):
                     v = v_all[:, index]
                     sat = self._is_saturated(v)
+                    # output current as a fraction of the limit in its direction (0 for the behavioural model)
+                    fraction = periphery.current_fraction(self._output_currents[:, index], self.config) \
+                        if self._output_currents is not None and self._output_currents.shape[0] else 0.0
+                    over = fraction > self.config.io.linear_fraction
                     last = attempt == attempts - 1
-                    if sat.any() and not last:
-                        i0s[c] *= 0.5 * self.config.io.target_swing * self._swing_limit() / np.max(np.abs(v))
+                    if (sat.any() or over) and not last:
+                        factor = 0.5 * self.config.io.target_swing * self._swing_limit() / np.max(np.abs(v)) \
+                            if sat.any() else 1.0
+                        if over:
+                            factor = min(factor, 0.5 * self.config.io.target_swing / fraction)
+                        i0s[c] *= factor
                         retry.append(c)
                     elif not sat.any() and not last and self._needs_upscale(v):
-                        i0s[c] *= self.config.io.target_swing * self._swing_limit() / max(np.max(np.abs(v)), 1e-30)
+                        i0s[c] *= self.config.io.target_swing * self._drive_limit(mapped) / max(np.max(np.abs(v)), 1e-30)
                         retry.append(c)
                     else:
                         outputs[:, c], saturated[:, c], power[c] = self._adc(v), sat, p_all[index]
+                        limited[c], load_fraction[c] = over, fraction
                 rescales += len(retry)
                 pending = retry
         except Exception:
@@ -279,7 +315,8 @@ class InvArray:
         if self.per_solve_noise:
             ng.clean()  # a noisy read is never reused
         return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=rescales,
-                    deck=first_deck, mapped=mapped, columns=columns)
+                    deck=first_deck, mapped=mapped, columns=columns, current_limited=limited,
+                    current_fraction=load_fraction)
 
     def _run_operating_points(self, mapped: MappedArray, currents: np.ndarray,
                               engine: bool = True) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
@@ -292,7 +329,9 @@ class InvArray:
         ng = session()
         n, k = currents.shape
         outputs = [output_node(j) for j in range(n)]
-        if engine and k > 1 and self.config.simulation.engine == "ngspice-matrix":
+        sense = self._sense_vectors()
+        self._output_currents = np.zeros((len(sense), k))
+        if engine and k > 1 and self.config.simulation.engine == "ngspice-matrix" and self._behavioural:
             return self._matrix_operating_points(mapped, currents)
         if self.per_solve_noise:
             v, p, decks = np.zeros((n, k)), np.zeros(k), []
@@ -300,8 +339,9 @@ class InvArray:
                 array = mapped.with_read_noise(self.config.device.read_noise_sigma, self._rng, self.config.device)
                 decks.append(build_deck(array, currents[:, c], self.config))
                 ng.load(decks[-1])
-                raw = ng.run(outputs + list(SUPPLY_VECTORS))
+                raw = ng.run(outputs + list(SUPPLY_VECTORS) + sense)
                 v[:, c] = [raw[name][-1] for name in outputs]
+                self._output_currents[:, c] = [raw[name][-1] for name in sense]
                 p[c] = periphery.supply_power(raw, self.config.opamp.supply_v)[-1]
             return v, p, decks[0]
         kind = "op" if k == 1 else "batch"
@@ -311,18 +351,18 @@ class InvArray:
         if ng.loaded and ng.tag == tag:
             if kind == "op":
                 ng.alter_sources({input_source_name(i): currents[i, 0] for i in range(n)})
-                raw = ng.run(outputs + list(SUPPLY_VECTORS), command="op")
+                raw = ng.run(outputs + list(SUPPLY_VECTORS) + sense, command="op")
             else:
                 ng.alter_waveforms({input_source_name(i): pwl_points(currents[i]) for i in range(n)})
                 try:
-                    raw = ng.run(["time"] + outputs + list(SUPPLY_VECTORS), command=batch_analysis(k))
+                    raw = ng.run(["time"] + outputs + list(SUPPLY_VECTORS) + sense, command=batch_analysis(k))
                 except SimulationError:
                     raw = None
         else:
             deck = build_deck(mapped, currents[:, 0] if k == 1 else currents, self.config)
             ng.load(deck, tag=tag)
             try:
-                raw = ng.run((["time"] if k > 1 else []) + outputs + list(SUPPLY_VECTORS))
+                raw = ng.run((["time"] if k > 1 else []) + outputs + list(SUPPLY_VECTORS) + sense)
             except SimulationError:
                 if k == 1:
                     raise
@@ -331,15 +371,22 @@ class InvArray:
             # The pole-free batch cannot follow an output into saturation (ngspice: "timestep too small");
             # the operating points of those columns still exist, so take them one .op at a time.
             ng.clean()
-            columns = [self._run_operating_points(mapped, currents[:, [c]], engine=False) for c in range(k)]
+            columns, column_currents = [], []
+            for c in range(k):
+                columns.append(self._run_operating_points(mapped, currents[:, [c]], engine=False))
+                column_currents.append(self._output_currents)
+            self._output_currents = np.concatenate(column_currents, axis=1)
             return (np.concatenate([c[0] for c in columns], axis=1), np.concatenate([c[1] for c in columns]),
                     columns[0][2])
         power = periphery.supply_power(raw, self.config.opamp.supply_v)
         if k == 1:
+            self._output_currents = np.array([[raw[name][-1]] for name in sense]).reshape(len(sense), 1)
             return np.array([[raw[name][-1]] for name in outputs]), power[-1:], deck
         time = raw["time"]
         samples = np.arange(k, dtype=float)
         v = np.stack([np.interp(samples, time, raw[name]) for name in outputs])
+        if sense:
+            self._output_currents = np.stack([np.interp(samples, time, raw[name]) for name in sense])
         return v, np.interp(samples, time, power), deck
 
     def engine_solve(self, conductances: MappedArray, currents: np.ndarray, nodes: list, linear_rtol: float,
@@ -413,8 +460,10 @@ class InvArray:
         ng = session()
         sim, o = self.config.simulation, self.config.opamp
         spec = self._transient_spec(mapped)
-        vectors = ["time"] + [output_node(j) for j in range(n)] + list(SUPPLY_VECTORS)
+        sense = self._sense_vectors()
+        vectors = ["time"] + [output_node(j) for j in range(n)] + list(SUPPLY_VECTORS) + sense
         outputs = np.zeros((n, k))
+        limited, slewed, load_fraction = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool), np.zeros(k)
         i0s, power, t_settle, energy = np.zeros(k), np.zeros(k), np.full(k, np.nan), np.full(k, np.nan)
         settled = np.zeros(k, dtype=bool)
         saturated = np.zeros((n, k), dtype=bool)
@@ -447,13 +496,17 @@ class InvArray:
                 saturated[:, c] = self._is_saturated(v[:, -1])
                 i0s[c], power[c] = i0, p[-1]
                 t_settle[c], energy[c], settled[c] = result.time_s, result.energy_j, result.settled
+                if sense:
+                    load_fraction[c] = periphery.current_fraction(np.stack([raw[s] for s in sense]), self.config)
+                    limited[c] = load_fraction[c] > self.config.io.linear_fraction
+                slewed[c] = periphery.slewing(time, v, self.config)
                 waveforms.append(dict(time=time, outputs=v, power=p))
                 first_deck = first_deck or deck
         finally:
             ng.clean()
         return dict(outputs=outputs, i0=i0s, power=power, saturated=saturated, rescales=0, deck=first_deck,
                     mapped=mapped, columns=columns, settling=t_settle, energy=energy, settled=settled,
-                    waveforms=waveforms)
+                    waveforms=waveforms, current_limited=limited, slewed=slewed, current_fraction=load_fraction)
 
     def _finish(self, g: np.ndarray, r: dict) -> Solution:
         mapped, columns = r["mapped"], r["columns"]
@@ -482,4 +535,5 @@ class InvArray:
             saturated=shape(r["saturated"]), i0_a=shape(r["i0"]), static_power_w=shape(r["power"]),
             settling_time_s=shape(r.get("settling")), energy_j=shape(r.get("energy")), settled=shape(r.get("settled")),
             rescales=r["rescales"], lambda_min=self._lambda_min, condition_number=mapped.condition, g0_s=mapped.g0,
-            waveforms=r.get("waveforms"))
+            waveforms=r.get("waveforms"), current_limited=shape(r.get("current_limited")),
+            slewed=shape(r.get("slewed")), output_current_fraction=shape(r.get("current_fraction")))

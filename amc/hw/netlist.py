@@ -7,6 +7,7 @@ grid: ``r_i_k`` is row i at crosspoint k (k < n: G+ column k, k >= n: G- column 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from amc.config import CircuitConfig
+from amc.hw import opamp_models
 from amc.hw.mapping import MappedArray
 
 # Shipped inside the package so a non-editable install has it; netlists/amc_opamps.lib is the same file for users.
@@ -63,9 +65,14 @@ class TransientSpec:
 
     step_s: float
     stop_s: float
+    # False: uic, all-zero capacitor states with the inputs already applied (a step at t = 0; the behavioural
+    # model's zero state is its operating point). True: start from the operating point with zero inputs and step
+    # the inputs within one time step (a transistor-level amplifier must start biased).
+    from_operating_point: bool = False
 
     def card(self) -> str:
-        # uic: start from all-zero capacitor states with the inputs already applied (a step at t = 0).
+        if self.from_operating_point:
+            return f".tran {_fmt(self.step_s)} {_fmt(self.stop_s)} 0 {_fmt(self.step_s)}"
         return f".tran {_fmt(self.step_s)} {_fmt(self.stop_s)} 0 {_fmt(self.step_s)} uic"
 
     def __repr__(self) -> str:
@@ -150,6 +157,9 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
         raise ValueError("a dynamic transient takes one right-hand side at a time")
     currents = currents.reshape(n, -1) if batch else currents.reshape(n)
     o, w = config.opamp, config.wires
+    behavioural = opamp_models.is_behavioural(o)
+    if transient is not None and not behavioural:
+        transient = dataclasses.replace(transient, from_operating_point=True)
     i0 = float(np.max(np.abs(currents)))
     scale = "max|g|" if g_scale is None else f"{g_scale:.17g}"
     lines = [
@@ -172,6 +182,9 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
     else:
         lines += ["* ---- op-amp models (amc/data/amc_opamps.lib, inlined so the deck runs anywhere) ----",
                   *model_library().strip().splitlines(), "* ---- end of models ----"]
+    if not behavioural:
+        lines += [f"* ---- op-amp model '{o.model}' ({o.name}), inlined ----",
+                  *opamp_models.library_text(o).splitlines(), "* ---- end of op-amp model ----"]
     lines += [
         f"vcc vcc 0 DC {_fmt(o.supply_v)}",
         f"vee vee 0 DC {_fmt(-o.supply_v)}",
@@ -179,12 +192,22 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
     ]
     if batch:
         lines += [f"{input_source_name(i)} 0 row_{i} DC 0 PWL({pwl_points(currents[i])})" for i in range(n)]
+    elif transient is not None and transient.from_operating_point:
+        lines += [f"{input_source_name(i)} 0 row_{i} DC 0 PWL(0 0 {_fmt(transient.step_s)} {_fmt(currents[i])})"
+                  for i in range(n)]
     else:
         lines += [f"{input_source_name(i)} 0 row_{i} DC {_fmt(currents[i])}" for i in range(n)]
     params = opamp_params(config)
     model = "amc_opamp_dc" if batch else "amc_opamp"
     lines.append("* one op-amp per row: row line to the inverting input, output drives column j")
-    lines += [f"xamp_{i} 0 row_{i} {output_node(i)} vcc vee {model} {params}" for i in range(n)]
+    if behavioural:
+        lines += [f"xamp_{i} 0 row_{i} {output_node(i)} vcc vee {model} {params}" for i in range(n)]
+    else:
+        # A 0 V source after each output measures the current it delivers (current-limit flags).
+        for i in range(n):
+            lines += [opamp_models.instance(f"xamp_{i}", dict(inp="0", inm=f"row_{i}", out=f"oa_{i}", vcc="vcc",
+                                                              vee="vee"), o),
+                      f"{amp_sense_source(i)} oa_{i} {output_node(i)} DC 0"]
     lines.append(f"* unity-gain inverters make -V_j for the G- array ({config.inverter.kind})")
     if config.inverter.kind == "ideal":
         lines += [f"xinv_{j} {output_node(j)} nout_{j} vcc vee amc_inverter_ideal IQ={_fmt(o.quiescent_current_a)}"
@@ -193,8 +216,13 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
         r = _fmt(config.inverter.resistance_ohm)
         for j in range(n):
             lines += [f"rinvin_{j} {output_node(j)} inv_{j} {r}",
-                      f"rinvfb_{j} inv_{j} nout_{j} {r}",
-                      f"xinv_{j} 0 inv_{j} nout_{j} vcc vee {model} {params}"]
+                      f"rinvfb_{j} inv_{j} nout_{j} {r}"]
+            if behavioural:
+                lines.append(f"xinv_{j} 0 inv_{j} nout_{j} vcc vee {model} {params}")
+            else:
+                lines += [opamp_models.instance(f"xinv_{j}", dict(inp="0", inm=f"inv_{j}", out=f"oi_{j}", vcc="vcc",
+                                                                  vee="vee"), o),
+                          f"{inverter_sense_source(j)} oi_{j} nout_{j} DC 0"]
     if w.enabled:
         lines.append(f"* crosspoint array on a wire grid ({w.row_ohm:g} ohm per row segment, {w.col_ohm:g} per column "
                      "segment): rp_i_j = 1/G+_ij from r_i_j to cp_j_i, rn_i_j = 1/G-_ij from r_i_(n+j) to cn_j_i; "
@@ -203,7 +231,11 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
         lines.append("* crosspoint array: rp_i_j = 1/G+_ij (row i to out_j), rn_i_j = 1/G-_ij (row i to nout_j)")
     lines += crossbar(mapped.g_pos, mapped.g_neg, [output_node(j) for j in range(n)], [f"nout_{j}" for j in range(n)],
                       w.row_ohm if w.enabled else None, w.col_ohm)
+    if transient is not None and w.has_capacitance:
+        lines += parasitic_capacitors(n, config)
     saves = " ".join(f"v({output_node(j)})" for j in range(n))
+    if not behavioural:
+        saves += " " + " ".join(f"i({s})" for s in output_sense_sources(n, config))
     lines.append(f".save {saves} i(vcc) i(vee)")
     analysis = QuasiStaticBatch(currents.shape[1]) if batch else (transient or OperatingPoint())
     lines.append(analysis.card())
@@ -213,6 +245,52 @@ def build_deck(mapped: MappedArray, currents: np.ndarray, config: CircuitConfig,
         lines.append(f".print tran {saves} i(vcc) i(vee)")
     lines.append(".end")
     return "\n".join(lines) + "\n"
+
+
+def amp_sense_source(i: int) -> str:
+    return f"vio_{i}"
+
+
+def inverter_sense_source(j: int) -> str:
+    return f"vjo_{j}"
+
+
+def output_sense_sources(n: int, config: CircuitConfig) -> list[str]:
+    """The 0 V sources that carry every op-amp's output current (non-behavioural models only)."""
+    names = [amp_sense_source(i) for i in range(n)]
+    if config.inverter.kind != "ideal":
+        names += [inverter_sense_source(j) for j in range(n)]
+    return names
+
+
+def parasitic_capacitors(n: int, config: CircuitConfig) -> list[str]:
+    """Line capacitance to ground (per crosspoint segment) and cell capacitance across every cell, for .tran decks.
+
+    On a wire grid each grid node carries one segment's capacitance; without wires the line is one node, carrying
+    all its segments (2n per row, n per column line of G+ and of G-).
+    """
+    w = config.wires
+    lines = [f"* parasitics: {w.row_cap_f:g} F per row segment, {w.col_cap_f:g} F per column segment, {w.cell_cap_f:g} F"
+             " per cell (transient decks only; open at an operating point)"]
+    if w.row_cap_f > 0:
+        if w.enabled:
+            lines += [f"cwr_{i}_{k} r_{i}_{k} 0 {_fmt(w.row_cap_f)}" for i in range(n) for k in range(2 * n)]
+        else:
+            lines += [f"cwr_{i} row_{i} 0 {_fmt(2 * n * w.row_cap_f)}" for i in range(n)]
+    if w.col_cap_f > 0:
+        if w.enabled:
+            lines += [f"cw{p}_{j}_{i} {p}_{j}_{i} 0 {_fmt(w.col_cap_f)}" for p in ("cp", "cn") for j in range(n)
+                      for i in range(n)]
+        else:
+            lines += [f"cwc_{j} {output_node(j)} 0 {_fmt(n * w.col_cap_f)}" for j in range(n)]
+            lines += [f"cwn_{j} nout_{j} 0 {_fmt(n * w.col_cap_f)}" for j in range(n)]
+    if w.cell_cap_f > 0:
+        a_pos, b_pos, a_neg, b_neg = crosspoint_nodes(n, w.enabled)
+        for i in range(n):
+            for j in range(n):
+                lines.append(f"ccp_{i}_{j} {a_pos[i, j]} {b_pos[i, j]} {_fmt(w.cell_cap_f)}")
+                lines.append(f"ccn_{i}_{j} {a_neg[i, j]} {b_neg[i, j]} {_fmt(w.cell_cap_f)}")
+    return lines
 
 
 def crossbar(g_pos: np.ndarray, g_neg: np.ndarray, pos_drivers: list, neg_drivers: list,

@@ -25,6 +25,28 @@ def saturated(v: np.ndarray, config: CircuitConfig) -> np.ndarray:
     return np.abs(v) > config.io.linear_fraction * config.opamp.v_sat
 
 
+def current_fraction(currents: np.ndarray, config: CircuitConfig) -> float:
+    """The largest op-amp output current as a fraction of its limit in its direction (sourcing: positive current out
+    of the amplifier; sinking: negative); 0 without limits. Above io.linear_fraction it is reported like saturation."""
+    o = config.opamp
+    currents = np.asarray(currents, dtype=float)
+    fraction = 0.0
+    if o.i_source_max_a is not None and currents.size:
+        fraction = max(fraction, float(np.max(currents)) / o.i_source_max_a)
+    if o.i_sink_max_a is not None and currents.size:
+        fraction = max(fraction, float(np.max(-currents)) / o.i_sink_max_a)
+    return fraction
+
+
+def slewing(time: np.ndarray, v: np.ndarray, config: CircuitConfig) -> bool:
+    """Whether any output moved at io.linear_fraction of the op-amp's slew rate or faster during the window."""
+    rate = config.opamp.slew_v_per_s
+    if rate is None or time.size < 3:
+        return False
+    slope = np.abs(np.diff(v, axis=-1)) / np.maximum(np.diff(time), 1e-300)
+    return bool(np.max(slope) >= config.io.linear_fraction * rate)
+
+
 def adc(v: np.ndarray, config: CircuitConfig) -> np.ndarray:
     """The output converter: io.adc_bits over io.adc_full_scale_fraction of the swing (None: ideal)."""
     return quantise_symmetric(v, config.io.adc_bits, config.io.adc_full_scale_fraction * swing_limit(config))

@@ -129,7 +129,34 @@ class NgspiceSession:
             raise SimulationError(f"ngspice produced no vector {name!r}", self._log)
         return np.frombuffer(ffi.buffer(info.v_realdata, info.v_length * 8), dtype=np.float64).copy()
 
+    def _complex_vector(self, name: str) -> np.ndarray:
+        from PySpice.Spice.NgSpice.Shared import ffi
+        info = self._ng._ngspice_shared.ngGet_Vec_Info(name.encode("ascii"))
+        if info == ffi.NULL or info.v_length <= 0:
+            raise SimulationError(f"ngspice produced no vector {name!r}", self._log)
+        if info.v_compdata == ffi.NULL:
+            return self._vector(name).astype(complex)
+        pairs = np.frombuffer(ffi.buffer(info.v_compdata, info.v_length * 16), dtype=np.float64)
+        return pairs[0::2] + 1j * pairs[1::2]
+
     # ---- public ---------------------------------------------------------------------------------
+    def run_ac(self, vectors: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run a loaded .ac analysis and fetch complex vectors (the frequency as a real one)."""
+        if not self.loaded:
+            raise SimulationError("no circuit is loaded")
+        self._log.clear()
+        self._ng.clear_output()
+        self._command("run")
+        failures = self._failure_lines(0)
+        if failures:
+            self._command("destroy all")
+            self._reset_control()
+            raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
+        self.runs += 1
+        result = {name: self._complex_vector(name) for name in vectors}
+        self._command("destroy all")
+        return result
+
     def load(self, deck: str, tag: object = None) -> None:
         """Parse a deck; raise SimulationError with ngspice's lines when it does not parse.
 
