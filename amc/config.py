@@ -141,7 +141,7 @@ class OpAmpConfig:
             _positive(self.gbw_hz, f"{where}.gbw_hz")
         if self.v_sat is not None:
             _positive(self.v_sat, f"{where}.v_sat")
-            if self.v_sat > self.supply_v:
+            if self.v_sat > self.supply_v and self.model not in ("transistor", "subckt"):
                 raise ConfigError(f"{where}.v_sat ({self.v_sat} V) cannot exceed supply_v ({self.supply_v} V)")
         if self.saturation_sharpness < 2:
             raise ConfigError(f"{where}.saturation_sharpness must be >= 2, got {self.saturation_sharpness}")
@@ -411,11 +411,13 @@ OPAMP_PRESETS: dict[str, dict] = {
                          supply_v=5.0, quiescent_current_a=5.5e-3, pole2_hz=500e6 * 1.7320508075688772,
                          rout_ohm=10.0, i_source_max_a=190e-3, i_sink_max_a=190e-3, slew_v_per_s=1800e6),
     # Our transistor-level CMOS two-stage op-amp (amc/data/amc_cmos_opamp.lib: Allen & Holberg level-1 cards, +-2.5 V,
-    # a 2 mA class-A output sink sized for the row load). Its gain, bandwidth, swing, output resistance, current
-    # limits, slew and quiescent current are measured by amc characterise when an array is built (the figures
-    # written here are replaced by the measured ones and are not used).
-    "cmos-2stage": dict(name="cmos-2stage", model="transistor", supply_v=2.5, v_sat=2.0, gain=1e3, gbw_hz=10e6,
-                        quiescent_current_a=2e-3),
+    # a 2 mA class-A output sink sized for the row load). Figures as measured by
+    # `amc characterise opamp amc/data/amc_cmos_opamp.lib --name amc_cmos_2stage --supply 2.5` (5 significant
+    # digits); an array re-measures them from the circuit when it is built (amc.hw.opamp_models.resolved), and
+    # tests/test_opamp_models.py holds these to that measurement.
+    "cmos-2stage": dict(name="cmos-2stage", model="transistor", supply_v=2.5, offset_v=0.0, gain=14690.0,
+                        gbw_hz=16.375e6, pole2_hz=96.108e6, rout_ohm=5824.7, i_source_max_a=91.396e-3,
+                        i_sink_max_a=2.1246e-3, slew_v_per_s=8.5936e6, v_sat=2.4601, quiescent_current_a=2.165e-3),
     "cmos-ic": dict(name="cmos-ic", gain=1679.0, gbw_hz=695.1e6, v_sat=0.9, offset_v=0.0, supply_v=1.2,
                     quiescent_current_a=58.3e-6),
 }
@@ -481,6 +483,9 @@ def from_dict(data: Mapping[str, Any], source: str = "config") -> CircuitConfig:
         if name not in OPAMP_PRESETS:
             raise ConfigError(f"{source}: unknown op-amp preset {name!r}; known: {', '.join(sorted(OPAMP_PRESETS))}")
         data["opamp"] = dict(OPAMP_PRESETS[name])
+    if isinstance(data.get("opamp"), Mapping) and "subckt" in data["opamp"] and "model" not in data["opamp"]:
+        # opamp: {subckt: FILE, name: ..., pins: [...]} is the user's own op-amp (model: subckt).
+        data["opamp"] = {**data["opamp"], "model": "subckt"}
     allowed_top = {"name"} | set(SECTIONS)
     for key in data:
         if key not in allowed_top:

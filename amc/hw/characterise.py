@@ -60,7 +60,8 @@ class OpAmpFigures:
 
     @property
     def v_sat(self) -> float:
-        return min(self.swing_pos_v, -self.swing_neg_v)
+        """The symmetric swing (never beyond the rails: an ideal-source subcircuit may 'swing' further)."""
+        return min(self.swing_pos_v, -self.swing_neg_v, self.supply_v)
 
     def opamp_fields(self) -> dict:
         """The OpAmpConfig fields these figures set (the rest of amc reads them: stability, ranging, ledger)."""

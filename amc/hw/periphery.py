@@ -4,6 +4,8 @@ One copy each, so an INV settle and an MVM read are judged, converted and powere
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from amc.config import CircuitConfig, DeviceConfig
@@ -40,10 +42,16 @@ def current_fraction(currents: np.ndarray, config: CircuitConfig) -> float:
 
 def slewing(time: np.ndarray, v: np.ndarray, config: CircuitConfig) -> bool:
     """Whether any output moved at io.linear_fraction of the op-amp's slew rate or faster during the window."""
-    rate = config.opamp.slew_v_per_s
+    rate, gbw = config.opamp.slew_v_per_s, config.opamp.gbw_hz
     if rate is None or time.size < 3:
         return False
-    slope = np.abs(np.diff(v, axis=-1)) / np.maximum(np.diff(time), 1e-300)
+    # Slopes over 1/(2 pi GBW), the fastest the loop itself can move: a resistive feed-through of the input step
+    # onto the output (through the cells and the output resistance) is instantaneous but small, not slewing.
+    window = 1.0 / (2 * math.pi * gbw) if gbw else 0.0
+    grid = np.arange(time[0], time[-1], window) if window and time[-1] - time[0] > 2 * window else time
+    v = np.atleast_2d(v)
+    resampled = np.stack([np.interp(grid, time, row) for row in v])
+    slope = np.abs(np.diff(resampled, axis=-1)) / np.diff(grid)
     return bool(np.max(slope) >= config.io.linear_fraction * rate)
 
 
