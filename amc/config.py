@@ -101,6 +101,11 @@ class OpAmpConfig:
     i_sink_max_a: Optional[float] = None
     slew_v_per_s: Optional[float] = None
     input_capacitance_f: float = 0.0
+    # Macromodel topology: None = the dominant pole is a shunt RC ahead of the output resistance (a resistive load
+    # then lowers the gain-bandwidth by RL/(RL + Rout)); a value = a Miller two-stage, the output stage a
+    # transconductance of this many siemens inside the compensation loop (gain-bandwidth independent of a resistive
+    # load, as in a Miller-compensated CMOS op-amp; amc characterise measures it as 1/|Zout| above the dominant pole).
+    output_stage_gm_s: Optional[float] = None
     subckt: Optional[str] = None
     pins: Optional[list] = None
 
@@ -114,7 +119,8 @@ class OpAmpConfig:
         if self.model not in OPAMP_MODELS:
             raise ConfigError(f"{where}.model must be one of {', '.join(OPAMP_MODELS)}, got {self.model!r}")
         if self.model == "behavioural":
-            extra = [k for k in ("pole2_hz", "i_source_max_a", "i_sink_max_a", "slew_v_per_s", "subckt", "pins")
+            extra = [k for k in ("pole2_hz", "i_source_max_a", "i_sink_max_a", "slew_v_per_s", "subckt", "pins",
+                                 "output_stage_gm_s")
                      if getattr(self, k) is not None] + [k for k in ("rout_ohm", "input_capacitance_f")
                                                           if getattr(self, k) != 0.0]
             if extra:
@@ -131,7 +137,10 @@ class OpAmpConfig:
         if self.model == "macromodel" and self.rout_ohm <= 0:
             raise ConfigError(f"{where}.rout_ohm must be positive for the macromodel (its output stage is a "
                               f"conductance), got {self.rout_ohm!r}")
-        for key in ("pole2_hz", "i_source_max_a", "i_sink_max_a", "slew_v_per_s"):
+        if self.output_stage_gm_s is not None and self.output_stage_gm_s * self.rout_ohm <= 1.0:
+            raise ConfigError(f"{where}.output_stage_gm_s x rout_ohm must exceed 1 (the output stage's own gain), got "
+                              f"{self.output_stage_gm_s * self.rout_ohm!r}")
+        for key in ("pole2_hz", "i_source_max_a", "i_sink_max_a", "slew_v_per_s", "output_stage_gm_s"):
             if getattr(self, key) is not None:
                 _positive(getattr(self, key), f"{where}.{key}")
         _non_negative(self.rout_ohm, f"{where}.rout_ohm")
@@ -361,7 +370,8 @@ def _describe_extras(config: "CircuitConfig") -> str:
         slew = "no slew limit" if o.slew_v_per_s is None else f"slew {o.slew_v_per_s / 1e6:.3g} V/us"
         pole2 = "" if o.pole2_hz is None else f", pole2 {o.pole2_hz / 1e6:.4g} MHz"
         source = f" {o.subckt}" if o.subckt else ""
-        parts.append(f"op-amp model {o.model}{source} (Rout {o.rout_ohm:.4g} ohm, Imax {limits}, {slew}{pole2}, "
+        miller = "" if o.output_stage_gm_s is None else f", Miller output stage {o.output_stage_gm_s * 1e3:.4g} mS"
+        parts.append(f"op-amp model {o.model}{source} (Rout {o.rout_ohm:.4g} ohm{miller}, Imax {limits}, {slew}{pole2}, "
                      f"Iq {o.quiescent_current_a * 1e6:.4g} uA, +-{o.supply_v:g} V)")
     if w.has_capacitance:
         parts.append(f"line capacitance {w.row_cap_f * 1e15:g}/{w.col_cap_f * 1e15:g} fF per segment, cell "
@@ -417,7 +427,8 @@ OPAMP_PRESETS: dict[str, dict] = {
     # tests/test_opamp_models.py holds these to that measurement.
     "cmos-2stage": dict(name="cmos-2stage", model="transistor", supply_v=2.5, offset_v=0.0, gain=14690.0,
                         gbw_hz=16.375e6, pole2_hz=96.108e6, rout_ohm=5824.7, i_source_max_a=91.396e-3,
-                        i_sink_max_a=2.1246e-3, slew_v_per_s=8.5936e6, v_sat=2.4601, quiescent_current_a=2.165e-3),
+                        i_sink_max_a=2.1246e-3, slew_v_per_s=8.5936e6, v_sat=2.4601, quiescent_current_a=2.165e-3,
+                        output_stage_gm_s=7.2065e-3),
     "cmos-ic": dict(name="cmos-ic", gain=1679.0, gbw_hz=695.1e6, v_sat=0.9, offset_v=0.0, supply_v=1.2,
                     quiescent_current_a=58.3e-6),
 }

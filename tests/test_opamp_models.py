@@ -174,3 +174,54 @@ def test_a_user_subcircuit_runs_end_to_end_and_its_deck_is_self_contained(tmp_pa
     ng = subprocess.run(["ngspice", "-b", "inv.cir"], capture_output=True, text=True, cwd=other)
     assert ng.returncode == 0
     assert "v(out_0)" in ng.stdout.lower() or "out_0" in ng.stdout.lower()
+
+
+def test_characterise_recovers_a_miller_macromodel_and_its_bandwidth_does_not_drop_under_load():
+    known = OpAmpConfig(name="miller", model="macromodel", gain=2e4, gbw_hz=10e6, pole2_hz=60e6, v_sat=2.0,
+                        rout_ohm=4e3, output_stage_gm_s=5e-3, i_source_max_a=20e-3, i_sink_max_a=3e-3,
+                        slew_v_per_s=6e6, supply_v=2.5, quiescent_current_a=1e-3)
+    f = characterise(known)
+    for measured, value in ((f.dc_gain, 2e4), (f.rout_ohm, 4e3), (f.output_stage_gm_s, 5e-3),
+                            (f.i_source_max_a, 20e-3), (f.i_sink_max_a, 3e-3), (f.slew_v_per_s, 6e6),
+                            (f.gbw_hz, 10e6), (f.v_sat, 2.0)):
+        assert measured == pytest.approx(value, rel=0.05)
+    # the shunt macromodel with the same figures has a flat output impedance: no Miller stage is seen
+    shunt = characterise(dataclasses.replace(known, output_stage_gm_s=None))
+    assert shunt.output_stage_gm_s is None
+    # a 1 kohm load: the Miller amplifier keeps its unity-gain frequency (gm1/2 pi Cc), the shunt one loses
+    # RL / (RL + Rout) = 1/5 of its gain-bandwidth
+    def loaded_ugf(amp: OpAmpConfig) -> float:
+        deck = "\n".join([opamp_models.macromodel_text(amp), "vcc vcc 0 DC 2.5", "vee vee 0 DC -2.5",
+                          "vin inp 0 DC 0 AC 1", "lservo out inm 1e12", "cservo inm 0 1e12", "rl out 0 1e3",
+                          opamp_models.instance("xa", dict(inp="inp", inm="inm", out="out", vcc="vcc", vee="vee"),
+                                                amp), ".ac dec 40 1 1e10", ".end"])
+        ng = session()
+        try:
+            ng.load(deck)
+            raw = ng.run_ac(["frequency", "out"])
+        finally:
+            ng.clean()
+        mag = np.abs(raw["out"])
+        return float(raw["frequency"].real[np.argmax(mag < 1.0)])
+    miller_ugf, shunt_ugf = loaded_ugf(known), loaded_ugf(dataclasses.replace(known, output_stage_gm_s=None))
+    assert miller_ugf > 0.7 * f.unity_gain_hz
+    assert shunt_ugf < 0.35 * miller_ugf
+
+
+@pytest.mark.slow
+def test_the_ledger_prices_the_transistor_op_amp_as_ngspice_simulates_it():
+    """Priced = simulated: the cost ledger's settle (single-pole state space with the measured GBW, gain and
+    quiescent current, delivered current from the rails) against ngspice's .tran of the transistor-level circuit
+    (8 levels, line and cell capacitance)."""
+    from amc.cost.ledger import settle_of_matrix
+    from amc.cost.presets import HardwareCostModel
+    hw = HardwareCostModel.preset("rram-cmos")
+    h, _ = _system(4, seed=4)
+    g = np.ones(4)
+    simulated = AnalogSolver(hw.circuit).solve(h, g, transient=True)
+    priced = settle_of_matrix(h, hw, g)
+    assert priced.time_s == pytest.approx(float(simulated.settling_time_s), rel=0.1)
+    assert priced.energy_j == pytest.approx(float(simulated.energy_j), rel=0.1)
+    # the energy is dominated by the quiescent current that buys the output stage: 2n amplifiers x 2.17 mA x 5 V
+    quiescent = 2 * 4 * 2 * hw.circuit.opamp.supply_v * hw.circuit.opamp.quiescent_current_a * priced.time_s
+    assert 0.8 < quiescent / priced.energy_j <= 1.0

@@ -45,6 +45,7 @@ class OpAmpFigures:
     phase_margin_deg: float
     pole2_hz: Optional[float]
     rout_ohm: float
+    output_stage_gm_s: Optional[float]
     i_source_max_a: float
     i_sink_max_a: float
     slew_rise_v_per_s: float
@@ -66,6 +67,7 @@ class OpAmpFigures:
     def opamp_fields(self) -> dict:
         """The OpAmpConfig fields these figures set (the rest of amc reads them: stability, ranging, ledger)."""
         return dict(gain=self.dc_gain, gbw_hz=self.gbw_hz, pole2_hz=self.pole2_hz, rout_ohm=self.rout_ohm,
+                    output_stage_gm_s=self.output_stage_gm_s,
                     i_source_max_a=self.i_source_max_a, i_sink_max_a=self.i_sink_max_a,
                     slew_v_per_s=self.slew_v_per_s, v_sat=self.v_sat, quiescent_current_a=self.quiescent_current_a)
 
@@ -89,6 +91,8 @@ class OpAmpFigures:
             ("phase margin", f"{self.phase_margin_deg:.2f} deg", m["phase_margin_deg"]),
             ("second pole", "none seen" if self.pole2_hz is None else f"{self.pole2_hz / 1e6:.5g} MHz", m["pole2_hz"]),
             ("output resistance", f"{self.rout_ohm:.5g} ohm", m["rout_ohm"]),
+            ("output stage (Miller)", "not seen (|Zout| flat)" if self.output_stage_gm_s is None else
+             f"gm2 {self.output_stage_gm_s * 1e3:.5g} mS", m["output_stage_gm_s"]),
             ("max output current", f"source {self.i_source_max_a * 1e3:.5g} mA, sink {self.i_sink_max_a * 1e3:.5g} mA",
              m["i_max"]),
             ("slew rate", f"rise {self.slew_rise_v_per_s / 1e6:.5g} V/us, fall {self.slew_fall_v_per_s / 1e6:.5g} V/us",
@@ -159,6 +163,10 @@ def characterise(opamp: OpAmpConfig) -> OpAmpFigures:
     raw = _run(_deck(opamp, ["vin inp 0 DC 0", SERVO, _amp(opamp), "iinj 0 out DC 0 AC 1"], AC_CARD),
                ["frequency", "out"], ac=True)
     rout = float(abs(raw["out"][0]))
+    # Above the dominant pole a Miller-compensated output stage closes a local loop through Cc: |Zout| falls from
+    # Rout to ~1/gm2. A fall by more than 3x marks the Miller topology and measures gm2 (Rout || 1/gm2 = |Zout|).
+    z_mid = float(abs(np.interp(math.log(ugf / 10), np.log(raw["frequency"].real), np.abs(raw["out"]))))
+    gm2 = 1.0 / z_mid - 1.0 / rout if rout > 3 * z_mid else None
     # swing (no load) and maximum output current (output held at 0 V), inputs overdriven both ways
     swing, imax = {}, {}
     for sign in (+1, -1):
@@ -179,13 +187,15 @@ def characterise(opamp: OpAmpConfig) -> OpAmpFigures:
         "phase_margin_deg": "AC, 180 deg + open-loop phase at the unity-gain frequency",
         "pole2_hz": "fitted: the phase lag at unity gain beyond the dominant pole's, as one more pole",
         "rout_ohm": "AC, open loop with the servo, 1 A injected into the output, |v(out)| at 1 mHz",
+        "output_stage_gm_s": "same AC run: 1/|Zout| - 1/Rout at a tenth of the unity-gain frequency, when |Zout| "
+                             "has fallen below Rout/3 there (the Miller loop through Cc)",
         "i_max": f"DC (.op), output held at 0 V by a 0 V source, inputs overdriven by +-{OVERDRIVE_V:g} V",
         "slew": slew_how,
         "swing": f"DC (.op), inputs overdriven by +-{OVERDRIVE_V:g} V, no load",
         "quiescent_current_a": "DC (.op), unity-gain follower at 0 V, no load, mean of the two rail currents",
     }
     return OpAmpFigures(name=opamp.name, supply_v=v, dc_gain=a0, gbw_hz=a0 * fp1, dominant_pole_hz=fp1,
-                        unity_gain_hz=ugf, phase_margin_deg=pm, pole2_hz=pole2, rout_ohm=rout,
+                        unity_gain_hz=ugf, phase_margin_deg=pm, pole2_hz=pole2, rout_ohm=rout, output_stage_gm_s=gm2,
                         i_source_max_a=imax[1], i_sink_max_a=imax[-1], slew_rise_v_per_s=rise,
                         slew_fall_v_per_s=fall, swing_pos_v=swing[1], swing_neg_v=swing[-1],
                         quiescent_current_a=iq, methods=methods)

@@ -34,6 +34,8 @@ MACRO_SUBCKT = "amc_opamp_macro"
 # C1 = GM / (2 pi GBW)); the terminal behaviour does not depend on it.
 _GM = 1e-3
 _UNLIMITED = 1e30
+# Miller macromodel: the fraction of the swing over which the output current limit falls to zero at the rail.
+RAIL_BAND = 0.05
 
 
 def _fmt(value: float) -> str:
@@ -50,6 +52,8 @@ def subckt_name(opamp: OpAmpConfig) -> str:
 
 def macromodel_text(o: OpAmpConfig) -> str:
     """The macromodel subcircuit with this config's figures written in (ports inp inm out vcc vee)."""
+    if o.output_stage_gm_s is not None:
+        return miller_macromodel_text(o)
     if o.gbw_hz is None:
         raise ConfigError(f"op-amp {o.name!r}: the macromodel needs a gain-bandwidth (opamp.gbw_hz)")
     c1 = _GM / (2 * math.pi * o.gbw_hz)
@@ -85,6 +89,62 @@ def macromodel_text(o: OpAmpConfig) -> str:
         f"bout 0 outi I = min(max((v(vint) - v(out)) / {_fmt(o.rout_ohm)}, {_fmt(-isnk)}), {_fmt(isrc)})",
         "vsense outi out DC 0",
         "* supply: quiescent current between the rails, the output current from the rail that delivers it",
+        "bsrc vcc 0 I = max(i(vsense), 0)",
+        "bsnk 0 vee I = max(-i(vsense), 0)",
+        f"iq vcc vee DC {_fmt(o.quiescent_current_a)}",
+        f".ends {MACRO_SUBCKT}",
+    ]
+    return "\n".join(lines)
+
+
+def _limits(o: OpAmpConfig) -> tuple[float, float, float, float]:
+    c = _GM / (2 * math.pi * o.gbw_hz)
+    i_slew = _UNLIMITED if o.slew_v_per_s is None else o.slew_v_per_s * c
+    vsat = _UNLIMITED if o.v_sat is None else o.v_sat
+    isrc = _UNLIMITED if o.i_source_max_a is None else o.i_source_max_a
+    isnk = _UNLIMITED if o.i_sink_max_a is None else o.i_sink_max_a
+    return i_slew, vsat, isrc, isnk
+
+
+def miller_macromodel_text(o: OpAmpConfig) -> str:
+    """The Miller two-stage macromodel: input transconductance GM (current clamped at +-ISLEW) into R1 at node n1,
+    an inverting output stage of transconductance gm2 = A2 / Rout (-A2 v(n1) behind Rout, current clamped, the
+    clamps closing at the swing limit), and the compensation capacitor Cc (with a nulling resistor 1/gm2) from n1 to the output.
+    DC gain GM R1 A2 = A0 unloaded, A0 RL / (RL + Rout) loaded; unity-gain frequency GM / (2 pi Cc) whatever the
+    resistive load; slew ISLEW / Cc; second pole gm2 / C2 from a capacitance C2 at the output stage."""
+    if o.gbw_hz is None:
+        raise ConfigError(f"op-amp {o.name!r}: the macromodel needs a gain-bandwidth (opamp.gbw_hz)")
+    gm2 = o.output_stage_gm_s
+    a2 = gm2 * o.rout_ohm
+    cc = _GM / (2 * math.pi * o.gbw_hz)
+    r1 = o.gain / (_GM * a2)
+    i_slew, vsat, isrc, isnk = _limits(o)
+    lines = [
+        f"* {MACRO_SUBCKT}: {o.name} (amc/hw/opamp_models.py, Miller two-stage): A0 {o.gain:g}, GBW {o.gbw_hz:g} Hz, "
+        f"pole2 {o.pole2_hz if o.pole2_hz is not None else 'none'}, Rout {o.rout_ohm:g} ohm, output stage "
+        f"{gm2:g} S, Isource/Isink {o.i_source_max_a}/{o.i_sink_max_a} A, slew {o.slew_v_per_s} V/s, swing "
+        f"{o.v_sat} V, Cin {o.input_capacitance_f:g} F, Iq {o.quiescent_current_a:g} A",
+        f".subckt {MACRO_SUBCKT} inp inm out vcc vee",
+        f"vos inp inp_os DC {_fmt(o.offset_v)}",
+    ]
+    if o.input_capacitance_f > 0:
+        lines += [f"cinp inp 0 {_fmt(o.input_capacitance_f)}", f"cinm inm 0 {_fmt(o.input_capacitance_f)}"]
+    lines += [
+        "* input stage: -gm (v+ - v-) clamped at +-ISLEW into R1; Cc (with Rz = 1/gm2) from n1 to the output stage",
+        f"bgm n1 0 I = min(max({_fmt(_GM)} * v(inp_os, inm), {_fmt(-i_slew)}), {_fmt(i_slew)})",
+        f"r1 n1 0 {_fmt(r1)}",
+        f"rz n1 nz {_fmt(1 / gm2)}",
+        f"cc nz outi {_fmt(cc)}",
+        "* output stage: (-A2 v(n1) - v(out)) / Rout, clamped to the current limits; each limit collapses over the",
+        "* last 5 % of the swing (the output device leaving saturation), so the unloaded output stops at +-VSAT",
+        f"bout 0 outi I = min(max((-{_fmt(a2)} * v(n1) - v(out)) / {_fmt(o.rout_ohm)}, "
+        f"{_fmt(-isnk)} * min(1, max(0, ({_fmt(vsat)} + v(out)) / {_fmt(RAIL_BAND * vsat)}))), "
+        f"{_fmt(isrc)} * min(1, max(0, ({_fmt(vsat)} - v(out)) / {_fmt(RAIL_BAND * vsat)})))",
+    ]
+    if o.pole2_hz is not None:
+        lines.append(f"c2 outi 0 {_fmt(gm2 / (2 * math.pi * o.pole2_hz))}")
+    lines += [
+        "vsense outi out DC 0",
         "bsrc vcc 0 I = max(i(vsense), 0)",
         "bsnk 0 vee I = max(-i(vsense), 0)",
         f"iq vcc vee DC {_fmt(o.quiescent_current_a)}",
