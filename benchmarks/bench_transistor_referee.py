@@ -27,7 +27,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="4,8,16")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--study-control", action="store_true",
+                        help="only the 64x64 16-level operating points: behavioural AD823, its macromodel, the "
+                             "transistor op-amp")
     args = parser.parse_args()
+    if args.study_control:
+        study_control(args.seed)
+        return
     transistor = CircuitConfig.preset("rram-cmos").replace(**{"device.levels": None})
     figures = characterise_config(transistor.opamp)
     macro = dataclasses.replace(transistor, name="rram-cmos fitted macromodel",
@@ -53,6 +59,29 @@ def main() -> None:
             print(f"| {n} | {label} | {op.error_against(exact):.3g} | {diff} | "
                   f"{float(tran.settling_time_s) * 1e9:.4g} ns | {float(tran.energy_j) * 1e9:.4g} nJ | "
                   f"{bool(op.current_limited)} | {bool(tran.slewed)} | {wall:.1f} s |")
+
+
+def study_control(seed: int = 0) -> None:
+    """The 64x64 study's one-step 16-level operating points with the AD823 macromodel instead of the behavioural
+    AD823, and with the transistor op-amp (same device draw: 16 levels, 3 % programming error, Jacobi
+    equilibration)."""
+    n = 64
+    h, _ = spd(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    g = rng.standard_normal((n, 8))
+    exact = np.linalg.solve(h, g)
+    study = {"device.levels": 16, "device.program_sigma": 0.03, "io.equilibrate": True}
+    rows = []
+    for preset in ("rram", "rram-macro", "rram-cmos"):
+        sol = AnalogSolver(CircuitConfig.preset(preset).replace(**study)).solve(h, g)
+        rows.append((preset, sol))
+    (_, behavioural), (_, macro), _ = rows
+    print()
+    print("| 64x64, 16 levels, 3 % programming error, 8 right-hand sides | x error vs numpy | current limited |")
+    print("|---|---|---|")
+    for preset, sol in rows:
+        print(f"| {preset} | {sol.error_against(exact):.4g} | {int(np.sum(sol.current_limited))}/8 |")
+    print(f"| behavioural vs macromodel, ||dx|| / ||x|| | {np.linalg.norm(macro.x - behavioural.x) / np.linalg.norm(exact):.3g} | |")
 
 
 if __name__ == "__main__":
