@@ -394,6 +394,9 @@ class InvArray:
         """(deck, MatrixSolve): ngspice solves column 0 of ``currents`` on these conductances and exports its matrix,
         which answers every column for the named node voltages (raises EngineFallback / SimulationError)."""
         o = self.config.opamp
+        if not self._behavioural:
+            # The engine's linearity check knows the behavioural limiter only.
+            raise EngineFallback(f"the matrix engine serves the behavioural op-amp only (this one is {o.model!r})")
         deck = build_deck(conductances, currents[:, 0], self.config)
         deck = "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n"  # save all
         result = matrix_operating_points(deck, [input_node(i) for i in range(conductances.n)], currents, nodes,
