@@ -108,6 +108,10 @@ class Solution:
             parts.append(f"{self.engine_fallbacks} rhs by plain ngspice (matrix engine fell back)")
         if self.saturated_any:
             parts.append(f"SATURATED ({int(np.sum(self.saturated))} outputs)")
+        if self.current_limited is not None and np.any(self.current_limited):
+            parts.append(f"CURRENT-LIMITED ({int(np.sum(self.current_limited))} rhs)")
+        if self.slewed is not None and np.any(self.slewed):
+            parts.append(f"slewed ({int(np.sum(self.slewed))} rhs)")
         return ", ".join(parts)
 
     def __repr__(self) -> str:

@@ -89,6 +89,7 @@ def test_current_limited_opamp_in_an_inv_solve_is_flagged_and_auto_ranging_avoid
     tight = base.replace(**{"opamp.i_source_max_a": 20e-6, "opamp.i_sink_max_a": 20e-6})
     fixed = AnalogSolver(tight.replace(**{"io.i0_a": i0})).solve(h, g)
     assert fixed.current_limited and fixed.output_current_fraction > 0.9
+    assert "CURRENT-LIMITED (1 rhs)" in fixed.summary() and "CURRENT-LIMITED" not in unlimited.summary()
     assert fixed.error_against(exact) > 10 * unlimited.error_against(exact)   # the limit really bent the answer
     # auto-ranging lowers the input scale until every output current is inside the limit, and says nothing is wrong
     ranged = AnalogSolver(tight).solve(h, g)
