@@ -314,14 +314,21 @@ class CircuitConfig:
         return from_dict(data, source=str(path))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field, except the op-amp-model and parasitic fields while they hold their defaults: a config that
+        uses none of them writes the dict (and so the sweep point ids and records) it wrote before they existed."""
+        data = dataclasses.asdict(self)
+        for section, defaults in (("opamp", _OPAMP_MODEL_DEFAULTS), ("wires", _PARASITIC_DEFAULTS)):
+            for key, default in defaults.items():
+                if data[section][key] == default:
+                    del data[section][key]
+        return data
 
     def replace(self, **dotted: Any) -> "CircuitConfig":
         """A copy with dotted keys overridden, e.g. ``replace(**{"opamp.gain": 1e4})``.
 
         The copy keeps the preset's name and says what changed: ``rram (modified: device.levels)``.
         """
-        data = self.to_dict()
+        data = dataclasses.asdict(self)     # every field, so any dotted key can be set
         for key, value in dotted.items():
             _set_dotted(data, key, value, source="override")
         changed = [key for key in dotted if key != "name"]
@@ -359,6 +366,12 @@ class CircuitConfig:
         name = repr(base) + ("*" if changed else "")      # * = modified; .name lists the keys
         return (f"CircuitConfig({name}: {cells} {d.g_min * 1e6:.3g}–{d.g_max * 1e6:.3g} µS{extra}; "
                 f"{o.name} A0 {o.gain:.3g}{gbw}{swing})")
+
+
+_OPAMP_MODEL_DEFAULTS = {f.name: f.default for f in fields(OpAmpConfig)
+                         if f.name in ("model", "pole2_hz", "rout_ohm", "i_source_max_a", "i_sink_max_a",
+                                       "slew_v_per_s", "input_capacitance_f", "output_stage_gm_s", "subckt", "pins")}
+_PARASITIC_DEFAULTS = {f.name: f.default for f in fields(WireConfig) if f.name.endswith("_cap_f")}
 
 
 def _describe_extras(config: "CircuitConfig") -> str:
