@@ -226,3 +226,21 @@ def test_the_ledger_prices_the_transistor_op_amp_as_ngspice_simulates_it():
     # the energy is dominated by the quiescent current that buys the output stage: 2n amplifiers x 2.17 mA x 5 V
     quiescent = 2 * 4 * 2 * hw.circuit.opamp.supply_v * hw.circuit.opamp.quiescent_current_a * priced.time_s
     assert 0.8 < quiescent / priced.energy_j <= 1.0
+
+
+@pytest.mark.slow
+def test_characterise_cli_measures_a_user_file_through_its_pin_order(tmp_path):
+    lib = tmp_path / "myamp.lib"
+    lib.write_text(USER_AMP.format(models=opamp_models.TRANSISTOR_LIBRARY.read_text()))
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "workflow.cli", "characterise", "opamp", str(lib), "--name", "myamp", "--supply", "2.5"]
+    run = subprocess.run(cmd + ["--pins", "out,vcc,vee,inm,inp", "--json"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout)
+    # the same circuit as the transistor preset, reached through another port order
+    assert figures["dc_gain"] == pytest.approx(OPAMP_PRESETS["cmos-2stage"]["gain"], rel=1e-3)
+    assert figures["i_sink_max_a"] == pytest.approx(OPAMP_PRESETS["cmos-2stage"]["i_sink_max_a"], rel=1e-3)
+    # bad input: one line, exit code 2
+    for bad in (["--pins", "out,vcc,vee,inm"], ["--pins", "out,vcc,vee,inm,inp", "--name", "nosuch"]):
+        run = subprocess.run(cmd + bad, capture_output=True, text=True, env=env)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1 and run.stderr.startswith("error:"), run.stderr
