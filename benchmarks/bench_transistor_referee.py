@@ -27,6 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="4,8,16")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shunt-fit", action="store_true",
+                        help="fit the shunt (datasheet-style) macromodel instead of the Miller one")
     parser.add_argument("--study-control", action="store_true",
                         help="only the 64x64 16-level operating points: behavioural AD823, its macromodel, the "
                              "transistor op-amp")
@@ -36,8 +38,11 @@ def main() -> None:
         return
     transistor = CircuitConfig.preset("rram-cmos").replace(**{"device.levels": None})
     figures = characterise_config(transistor.opamp)
-    macro = dataclasses.replace(transistor, name="rram-cmos fitted macromodel",
-                                opamp=figures.fitted_macromodel("cmos-2stage-macro"))
+    fitted = figures.fitted_macromodel("cmos-2stage-macro")
+    if args.shunt_fit:
+        # the datasheet-style topology: the output resistance after a shunt dominant pole (no Miller stage)
+        fitted = dataclasses.replace(fitted, output_stage_gm_s=None)
+    macro = dataclasses.replace(transistor, name="rram-cmos fitted macromodel", opamp=fitted)
     print(figures.report())
     print()
     print("| n | op-amp | x error vs numpy | transistor vs macromodel | settle time | energy / settle | "
