@@ -122,6 +122,9 @@ def solve_main(argv: list[str]) -> int:
                         "(method direct only)")
     parser.add_argument("--backend", choices=["circuit", "numpy"], default="circuit")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--seconds-since-programming", type=float, default=None, metavar="SECONDS",
+                        help="drift clock: read the array this long after programming (needs device.drift_nu > 0 "
+                             "and --operators extracted)")
     add_method_arguments(parser)
     args = parser.parse_args(argv)
     config = _config_from_args(args)
@@ -130,17 +133,19 @@ def solve_main(argv: list[str]) -> int:
     g = load_array(args.rhs, "rhs")
     if args.transient and method.name != "direct":
         raise InputError(f"--transient is only available with method direct, not {method.name!r}")
-    caught: list = []
-    if method.name == "direct" and method.array_size is None and method.operators == "per-solve":
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", AccuracyWarning)
-            solution = AnalogSolver(config, backend=args.backend).solve(h, g, transient=args.transient)
-        for item in caught:  # on stderr as one line each, and in the JSON record
-            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
-        solution.relative_error = solution.error_against(np.linalg.solve(h, g))
-        solution.analog_error = solution.relative_error if args.backend == "circuit" else None
-    else:
-        solution = MethodSolver(config, method=method, backend=args.backend).solve(h, g)
+    _check_backend_method(args, method)
+    drift_clock = _drift_clock(args, config, method)
+    # One path for every method: the CLI hands the method fields to the same solver the Python API builds
+    # (amc.solve_system), so --shift, --equilibrate, --operators ... act here exactly as they do there.
+    solver = MethodSolver(config, method=method, backend=args.backend)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AccuracyWarning)
+        solution = solver.solve(h, g, seconds_since_programming=drift_clock, transient=args.transient)
+        if args.backend == "circuit" and method.name == "direct":
+            from amc.hw.mapping import warn_if_inaccurate
+            warn_if_inaccurate(solver._impl.array_for(validate_matrix(h))[0].mapped)
+    for item in caught:  # on stderr as one line each, and in the JSON record
+        warnings.showwarning(item.message, item.category, item.filename, item.lineno)
     if args.json:
         record = solution.to_dict()
         record["config"] = config.name
@@ -164,14 +169,43 @@ def solve_main(argv: list[str]) -> int:
     return 0
 
 
+def _check_backend_method(args, method: MethodConfig) -> None:
+    """--backend numpy is numpy.linalg.solve: a method other than direct, or any method field, would be a label
+    on an answer that method did not produce."""
+    if args.backend != "numpy":
+        return
+    fields_set = sorted(key[len("method__"):] for key, value in vars(args).items()
+                        if key.startswith("method__") and value is not None)
+    if method.name != "direct" or fields_set:
+        what = f"--method {args.method}" if method.name != "direct" else "--" + fields_set[0].replace("_", "-")
+        raise ConfigError(f"--backend numpy solves exactly with numpy.linalg.solve: {what} would not be applied; "
+                          "drop it or use --backend circuit")
+
+
+def _drift_clock(args, config: CircuitConfig, method: MethodConfig) -> float:
+    """The read time for drift: refused where it would do nothing, required where drift is on."""
+    seconds = args.seconds_since_programming
+    drift = config.device.drift_nu > 0
+    if seconds is not None and not (np.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(f"--seconds-since-programming must be a non-negative number, got {seconds!r}")
+    if seconds is not None and not drift:
+        raise ConfigError("--seconds-since-programming needs conductance drift: set device.drift_nu > 0")
+    if drift and (seconds is None or seconds <= config.device.drift_t0_s):
+        raise ConfigError(f"device.drift_nu = {config.device.drift_nu:g} acts only on reads later than "
+                          f"device.drift_t0_s = {config.device.drift_t0_s:g} s after programming: give "
+                          "--seconds-since-programming SECONDS (with --operators extracted)")
+    return float(seconds or 0.0)
+
+
 def _direct_cost(h, g, config) -> dict:
     """Ledger cost of this solve on the integrated periphery (amc.cost): one programming of the 2n^2 cells, one settle,
     n DAC and n ADC conversions per column; {"error": ...} when the circuit has no dynamics to price."""
     from amc.cost import HardwareCostModel, direct_solve_cost
     try:
-        return direct_solve_cost(h, g, HardwareCostModel.for_circuit(config)).to_dict()
+        hw = HardwareCostModel.for_circuit(config)
+        return {"hardware_model": hw.describe(), **direct_solve_cost(h, g, hw).to_dict()}
     except AmcError as exc:
-        return {"error": str(exc)}
+        return {"hardware_model": f"the cost ledger (amc.cost) on circuit {config.name!r}", "error": str(exc)}
 
 
 def _method_cost(h, solution, config, method) -> dict:
@@ -182,11 +216,11 @@ def _method_cost(h, solution, config, method) -> dict:
         hw = HardwareCostModel.for_circuit(config)
         n = min(h.shape[0], method.array_size or h.shape[0])
         settle = settle_of_matrix(h[:n, :n], hw) if solution.operations.inv_settles else None
-        cost = cost_of(solution.operations, hw, n=n, settle=settle).to_dict()
+        cost = {"hardware_model": hw.describe(), **cost_of(solution.operations, hw, n=n, settle=settle).to_dict()}
         cost["note"] = "INV settle priced on the loop of H's leading block, not the shifted matrix the arrays hold"
         return cost
     except AmcError as exc:
-        return {"error": str(exc)}
+        return {"hardware_model": f"the cost ledger (amc.cost) on circuit {config.name!r}", "error": str(exc)}
 
 
 def _check_writable_dir(directory: Path, option: str) -> None:

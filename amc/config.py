@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -46,10 +47,18 @@ class DeviceConfig:
         _positive(self.g_max, f"{where}.g_max")
         if self.g_max <= self.g_min:
             raise ConfigError(f"{where}: g_max ({self.g_max:g} S) must exceed g_min ({self.g_min:g} S)")
-        if self.levels is not None and (not isinstance(self.levels, int) or self.levels < 2):
+        if self.levels is not None and (not isinstance(self.levels, numbers.Integral) or isinstance(self.levels, bool)
+                                        or self.levels < 2):
             raise ConfigError(f"{where}.levels must be an integer >= 2 or null (continuous), got {self.levels!r}")
-        _non_negative(self.program_sigma, f"{where}.program_sigma")
-        _non_negative(self.read_noise_sigma, f"{where}.read_noise_sigma")
+        if self.levels is not None:
+            object.__setattr__(self, "levels", int(self.levels))   # numpy integers too: records stay plain JSON
+        # relative Gaussian sigmas: at 1 (100 %) a third of the cells would draw a negative conductance; measured
+        # TaOx programming and read errors are a few per cent (Zuo et al. 2025), so anything >= 1 is a typo
+        for key in ("program_sigma", "read_noise_sigma"):
+            _non_negative(getattr(self, key), f"{where}.{key}")
+            if getattr(self, key) >= 1:
+                raise ConfigError(f"{where}.{key} is a relative sigma (0.03 = 3 %) and must be below 1, "
+                                  f"got {getattr(self, key)!r}")
         if not 0.0 <= self.stuck_rate < 1.0:
             raise ConfigError(f"{where}.stuck_rate must be in [0, 1), got {self.stuck_rate!r}")
         _non_negative(self.drift_nu, f"{where}.drift_nu")
@@ -146,6 +155,8 @@ class OpAmpConfig:
         _non_negative(self.rout_ohm, f"{where}.rout_ohm")
         _non_negative(self.input_capacitance_f, f"{where}.input_capacitance_f")
         _positive(self.gain, f"{where}.gain")
+        if self.gain < 1:   # an open-loop gain below 1 cannot hold the rows at virtual ground
+            raise ConfigError(f"{where}.gain is the open-loop gain in V/V and must be at least 1, got {self.gain!r}")
         if self.gbw_hz is not None:
             _positive(self.gbw_hz, f"{where}.gbw_hz")
         if self.v_sat is not None:
@@ -227,6 +238,11 @@ class IOConfig:
     def validate(self, where: str) -> None:
         if self.i0_a is not None:
             _positive(self.i0_a, f"{where}.i0_a")
+            # below 1 fA the outputs sit under any op-amp's offset and noise (and near 1e-320 they underflow to 0);
+            # above 1 A no crosspoint array carries the current
+            if not 1e-15 <= self.i0_a <= 1.0:
+                raise ConfigError(f"{where}.i0_a must be between 1e-15 A and 1 A (or null: auto-ranging), "
+                                  f"got {self.i0_a!r}")
         if not 0 < self.target_swing < 1:
             raise ConfigError(f"{where}.target_swing must be in (0, 1), got {self.target_swing}")
         if not 0 < self.linear_fraction <= 1:
@@ -292,10 +308,17 @@ class CircuitConfig:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ConfigError(f"name must be a string, got {self.name!r}")
         for f in fields(self):
-            value = getattr(self, f.name)
-            if hasattr(value, "validate"):
-                value.validate(f.name)
+            if f.name == "name":
+                continue
+            value, section = getattr(self, f.name), SECTIONS[f.name]
+            if not isinstance(value, section):
+                hint = (f"; for a preset use CircuitConfig.preset({value!r})" if isinstance(value, str) else "")
+                raise ConfigError(f"{f.name} must be a {section.__name__}, got {type(value).__name__} {value!r}"
+                                  f"{hint}")
+            value.validate(f.name)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -523,7 +546,9 @@ def from_dict(data: Mapping[str, Any], source: str = "config") -> CircuitConfig:
     kwargs: dict[str, Any] = {}
     for key, value in merged.items():
         if key == "name":
-            kwargs["name"] = str(value)
+            if not isinstance(value, str):
+                raise ConfigError(f"{source}: name must be a string, got {value!r}")
+            kwargs["name"] = value
             continue
         kwargs[key] = _build_section(SECTIONS[key], value, f"{source}: {key}")
     try:

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import typing
 from typing import Any, Mapping, Type, Union
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def build(cls, data: Mapping[str, Any], where: str, error: Type[Exception]):
@@ -32,6 +36,8 @@ def coerce(value: Any, tp: Any, key: str, error: Type[Exception]) -> Any:
             return None
         if len(args) == 1:
             return coerce(value, args[0], key, error)
+        if float in args and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            return float(value)              # YAML 1.1 reads 1e-3 (no dot) as a string: it is a number
         return copy.deepcopy(value)          # a union of several types: the dataclass validates it
     if value is None and tp is not Any:
         raise error(f"{key}: null is not allowed here")

@@ -42,6 +42,10 @@ class AnalogSolver:
         config = circuit_config(config)
         if backend not in ("circuit", "numpy"):
             raise ConfigError(f"backend must be 'circuit' or 'numpy', got {backend!r}")
+        if backend == "circuit" and config.device.drift_nu > 0:
+            raise ConfigError("conductance drift (device.drift_nu) acts on reads at a time after programming, which "
+                              "AnalogSolver does not take: use amc.MethodSolver(config, method={'name': 'direct', "
+                              "'operators': 'extracted'}).solve(H, g, seconds_since_programming=...)")
         self.config = config
         self.backend = backend
         self.array = InvArray(config)

@@ -102,6 +102,8 @@ def build_sweep(data: Mapping[str, Any], source: str = "sweep", base_dir: Option
     kind = data.get("kind", "circuit")
     if kind not in KINDS:
         raise ConfigError(f"{source}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if data.get("name") is not None and not isinstance(data.get("name"), str):
+        raise ConfigError(f"{source}: name must be a string, got {data.get('name')!r}")
     name = str(data.get("name") or default_name)
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"{source}: name {name!r} must use letters, digits, '-', '_' or '.' only")

@@ -13,7 +13,7 @@ dropped beyond ``cache_size``), so a K-FAC factor keeps its array between invers
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
@@ -42,6 +42,9 @@ def method_config(method: Union[str, dict, MethodConfig, None], options: dict, s
         return method.replace(**{ALIASES.get(k, k): v for k, v in options.items()}) if options else method
     if method is None:
         method = "direct"
+    if not isinstance(method, (str, Mapping)):
+        raise ConfigError(f"{source}: a method is a preset or method name or a mapping, got "
+                          f"{type(method).__name__} {method!r}; presets: {', '.join(PRESETS)}")
     if isinstance(method, str):
         spec = {"preset": method} if method in PRESETS else {"name": method}
         if method not in PRESETS and method not in METHOD_NAMES:
@@ -124,11 +127,14 @@ class MethodSolver:
         g = validate_rhs(g, h.shape[0])
         if transient and self.method != "direct":
             raise ConfigError(f"transient solves are for method direct, not {self.method!r}")
-        if self._impl is None:
-            return numpy_solution(h, g, method=self.method)
+        if seconds_since_programming and self.method not in ("direct", "hp-inv"):
+            raise ConfigError(f"seconds_since_programming (the drift clock) is for methods direct and hp-inv, not "
+                              f"{self.method!r}")
+        if self._impl is None:      # numpy.linalg.solve, labelled as what it is (not as the configured method)
+            return numpy_solution(h, g)
         if transient:
             return self._impl.solve(h, g, transient=True)
-        if seconds_since_programming and self.method in ("direct", "hp-inv"):
+        if seconds_since_programming:
             return self._impl.solve(h, g, seconds_since_programming)
         return self._impl.solve(h, g)
 
