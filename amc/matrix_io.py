@@ -10,6 +10,8 @@ from amc.errors import InputError
 
 def load_array(path: str | Path, what: str = "array") -> np.ndarray:
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a directory; give a file (.npy, .mtx, .csv or .txt)")
     if not path.is_file():
         raise InputError(f"{what} file not found: {path}")
     suffix = path.suffix.lower()
