@@ -51,21 +51,21 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     except DataError as exc:
         print(f"data error: {exc}", file=sys.stderr)
         return 2
-    except TrainingError as exc:
+    except TrainingError as exc:     # a run that could not go on (diverged, circuit failure with stop): rc 2
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     except OSError as exc:  # read-only or full output directory
         print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except ImportError as exc:
         print(f"error: {exc} (the circuit backend needs the amc package and ngspice)", file=sys.stderr)
-        return 1
+        return 2
     except Exception as exc:
         from amc.errors import AmcError
         if not isinstance(exc, AmcError):
             raise
         print(f"error: {exc}", file=sys.stderr)     # e.g. ngspice missing: never silently digital
-        return 1
+        return 2
     f = res.final
     print(f"{cfg.name}: {res.stopped} after {res.steps} steps ({res.steps / res.steps_per_epoch:.2f} epochs); "
           f"test accuracy {f.get('test_acc', float('nan')):.4f}, train accuracy {f.get('train_acc', float('nan')):.4f}, "

@@ -55,7 +55,8 @@ def _dispatch(argv: list[str] | None) -> int:
         return run(getattr(training_cli, f"{command}_main"), rest)
     if command == "cost":
         from amc.cost.cli import cost_main
-        return run(cost_main, rest)
+        from training.config import load_config
+        return run(lambda args: cost_main(args, load_training_config=load_config), rest)
     if command == "characterise":
         from amc.characterise_cli import characterise_main
         return run(characterise_main, rest)

@@ -26,6 +26,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from amc.errors import ConfigError
+from amc.hw.counters import OperationCounts
+from amc.record_schema import operation_metrics
 
 # One ngspice per process: threads of one dask worker take turns.
 _NGSPICE_LOCK = threading.Lock()
@@ -200,9 +202,11 @@ def run_circuit_point(spec: Mapping[str, Any]) -> dict:
     if method != "direct" or solve.get("array_size") is not None:
         return {**metrics, **_run_method_point(config, h, g, exact, solve)}
     solver = AnalogSolver(config, backend=solve.get("backend", "circuit"))
+    operations = OperationCounts()
     if solve.get("op", True):
         t0 = time.perf_counter()
         sol = solver.solve(h, g)
+        operations = operations + sol.operations
         metrics.update({
             "relative_error": sol.error_against(exact),
             "relative_residual": float(sol.relative_residual),
@@ -218,6 +222,7 @@ def run_circuit_point(spec: Mapping[str, Any]) -> dict:
     if solve.get("transient", False):
         t0 = time.perf_counter()
         sol = solver.solve(h, g, transient=True)
+        operations = operations + sol.operations
         metrics.update({
             "tran_relative_error": sol.error_against(exact),
             "settling_time_s": _scalar(sol.settling_time_s),
@@ -235,27 +240,30 @@ def run_circuit_point(spec: Mapping[str, Any]) -> dict:
             metrics["inverse_lambda_min"] = 1.0 / metrics["lambda_min"]
     elif metrics.get("lambda_min"):
         metrics["inverse_lambda_min"] = 1.0 / metrics["lambda_min"]
+    metrics.update(operation_metrics(operations, h.shape[0]))
     return metrics
 
 
 def _run_method_point(config, h: np.ndarray, g: np.ndarray, exact: np.ndarray, solve: Mapping[str, Any]) -> dict:
     """HP-INV / BlockAMC (amc.solve_system): accuracy, equivalent bits and array-operation counts."""
-    from amc import solve_system
+    from amc import MethodSolver
     options = dict(solve.get("options") or {})
     for key in ("array_size", "iterations"):
         if solve.get(key) is not None:
             options[key] = solve[key]
     t0 = time.perf_counter()
-    sol = solve_system(h, g, method=solve.get("method", "direct"), config=config,
-                       backend=solve.get("backend", "circuit"), **options)
+    solver = MethodSolver(config, method=solve.get("method", "direct"), backend=solve.get("backend", "circuit"),
+                          **options)
+    sol = solver.solve(h, g)
+    cfg = solver.method_config
+    array_n = min(h.shape[0], cfg.array_size or (32 if cfg.name == "blockamc" else h.shape[0]))
     error = float(np.linalg.norm(sol.x - exact) / np.linalg.norm(exact))
     label = solve.get("method") if isinstance(solve.get("method"), str) else sol.method
     metrics = {"method": label, "relative_error": error, "analog_error": sol.analog_error,
                "equivalent_bits": float(-np.log2(max(error, 2.0 ** -60))),
                "relative_residual": float(sol.relative_residual), "saturated": bool(np.any(sol.saturated)),
                "iterations": len(sol.history) - 1 if sol.history else None, "op_time_s": time.perf_counter() - t0}
-    for key, value in sol.operations.to_dict().items():
-        metrics[f"ops_{key}"] = value
+    metrics.update(operation_metrics(sol.operations, array_n))
     return metrics
 
 

@@ -11,6 +11,8 @@ record carries the learning curves, so a point needs nothing from the worker's d
 """
 from __future__ import annotations
 
+from amc.hw.counters import OperationCounts
+
 import copy
 import math
 import shutil
@@ -140,6 +142,10 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
         steps = max(result.steps, 1)
         for key in ("inv_settles", "mvm_reads", "digital_flops"):
             metrics[f"hw_{key}_per_step"] = hardware.get(key, 0) / steps
+        from amc.record_schema import COUNT_FIELDS, operation_metrics
+        sizes = [int(k) for k in (solver.get("sizes") or {})]
+        counts = OperationCounts(**{k: hardware.get(k, 0) for k in COUNT_FIELDS})
+        metrics.update(operation_metrics(counts, max(sizes) if sizes else 1))
         cost = hardware.get("cost") or {}
         if "energy_j" in cost:
             metrics["cost_time_s_per_step"] = cost["time_s"] / steps

@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -69,6 +68,36 @@ def _hw(args) -> HardwareCostModel:
     return hw.replace(**changes) if changes else hw
 
 
+POSITIVE_INTS = ("n", "k", "array_size", "iterations", "slices", "inverse_slices", "parallel_arrays", "channels",
+                 "pool", "classes", "repeats", "inverse_every")
+POSITIVE_FLOATS = ("lambda_min", "adc_fom", "pulses_per_cell")
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _check_args(args) -> None:
+    """Every number given is checked before any work (a bad --array-size fails at once, not after the CPU timing);
+    an unset option stays None and takes its documented default."""
+    for key in POSITIVE_INTS:
+        value = getattr(args, key, None)
+        if value is not None and value < 1:
+            raise InputError(f"--{key.replace('_', '-')} must be a positive integer, got {value}")
+    if getattr(args, "array_size", None) is not None and args.array_size < 2:
+        raise InputError(f"--array-size must be at least 2 (rows of one array), got {args.array_size}")
+    for key in POSITIVE_FLOATS:
+        value = getattr(args, key, None)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"--{key.replace('_', '-')} must be a finite positive number, got {value}")
+    figure = getattr(args, "figure", None)
+    if figure:
+        out = Path(figure)
+        if out.suffix.lower() not in FIGURE_SUFFIXES:
+            raise InputError(f"--figure {figure}: the file name must end in {', '.join(FIGURE_SUFFIXES)} "
+                             "(the format follows the suffix)")
+        parent = out.parent if str(out.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"--figure {figure}: directory {parent} does not exist")
+
+
 def _gpu(args) -> GpuModel:
     return GpuModel.from_json(args.gpu_json) if getattr(args, "gpu_json", None) else GpuModel()
 
@@ -119,18 +148,25 @@ def circuit_main(argv: list[str]) -> int:
     p.add_argument("--lambda-min", type=float, help="smallest eigenvalue of the loop matrix (closed form)")
     p.add_argument("--k", type=int, default=1, help="right-hand sides solved per programming (default 1)")
     args = p.parse_args(argv)
+    _check_args(args)
+    if args.matrix and (args.n is not None or args.lambda_min is not None):
+        raise InputError("--n and --lambda-min describe an array without a matrix; with --matrix the size and "
+                         "lambda_min come from H: give one or the other")
+    if args.rhs and not args.matrix:
+        raise InputError("--rhs goes with --matrix")
+    if args.matrix and args.rhs and args.k != 1:
+        raise InputError("--k counts right-hand sides of ones; with --rhs they are the columns of g")
     hw = _hw(args)
     if args.matrix:
+        from amc.hw.mapping import validate_matrix, validate_rhs
         from amc.matrix_io import load_array
-        h = load_array(args.matrix, "matrix")
-        g = load_array(args.rhs, "rhs") if args.rhs else np.ones((h.shape[0], args.k))
+        h = validate_matrix(load_array(args.matrix, "matrix"))
+        g = validate_rhs(load_array(args.rhs, "rhs"), h.shape[0]) if args.rhs else np.ones((h.shape[0], args.k))
         cost = direct_solve_cost(h, g, hw)
         what = f"matrix {args.matrix} (n = {h.shape[0]}, {g.reshape(h.shape[0], -1).shape[1]} right-hand sides)"
     else:
         if args.n is None or args.lambda_min is None:
             raise InputError("give --matrix FILE, or both --n and --lambda-min")
-        if args.k < 1:
-            raise InputError(f"--k must be a positive integer, got {args.k}")
         settle = settle_of_size(args.n, args.lambda_min, hw)
         cost = cost_of(solve_counts(args.n, args.k), hw, n=args.n, settle=settle)
         what = (f"n = {args.n}, loop lambda_min = {args.lambda_min:g}, {args.k} right-hand sides (closed form, "
@@ -158,10 +194,11 @@ def _training_layers(cfg: dict, args) -> tuple[list[LayerFactors], int, int, int
     train = cfg.get("train") or {}
     if (opt.get("name") or "kfac") != "kfac":
         raise InputError(f"optimizer {opt.get('name')!r} has no K-FAC factors to cost; use a kfac config")
-    channels = args.channels or int(model.get("channels", 8))
-    pool = args.pool or int(model.get("pool", 4))
-    kernel = int(model.get("kernel", 5))
-    classes = args.classes or data.get("n_classes") or (13 if data.get("source") == "emnist" else 26)
+    channels = args.channels if args.channels is not None else int(model.get("channels") or 8)
+    pool = args.pool if args.pool is not None else int(model.get("pool") or 4)
+    kernel = int(model.get("kernel") or 5)
+    classes = args.classes if args.classes is not None else (
+        data.get("n_classes") or (13 if data.get("source") == "emnist" else 26))
     layers = reference_cnn(channels=channels, pool=pool, kernel=kernel, classes=int(classes))
     inverse_every = int(opt.get("inverse_every", 10))
     batch = int(train.get("batch_size", 64))
@@ -169,7 +206,22 @@ def _training_layers(cfg: dict, args) -> tuple[list[LayerFactors], int, int, int
     return layers, inverse_every, batch, n_train
 
 
-def training_main(argv: list[str]) -> int:
+def _read_training_config(args, load_training_config) -> dict:
+    """The training config as `amc train` reads it (validated, with --channels/--pool/--classes applied as
+    overrides) when the caller hands over that loader; else the raw mapping (amc alone cannot import training/)."""
+    overrides = [f"model.{k}={getattr(args, k)}" for k in ("channels", "pool") if getattr(args, k) is not None]
+    if args.classes is not None:
+        overrides.append(f"data.n_classes={args.classes}")
+    if load_training_config is not None:
+        try:
+            return load_training_config(args.config, overrides).to_dict()
+        except ValueError as exc:      # training's ConfigError: the same refusal `amc train` gives
+            raise InputError(str(exc)) from None
+    from amc.yamlio import read_yaml_mapping
+    return read_yaml_mapping(args.config, what="training config")
+
+
+def training_main(argv: list[str], load_training_config=None) -> int:
     p = argparse.ArgumentParser(prog="amc cost training", description="K-FAC cost per step and per epoch.")
     p.add_argument("config", help="training YAML (configs/train/*.yaml)")
     _add_hw_arguments(p)
@@ -179,8 +231,8 @@ def training_main(argv: list[str]) -> int:
     p.add_argument("--classes", type=int, help="override the number of classes")
     p.add_argument("--repeats", type=int, default=5, help="CPU timing repeats (best of)")
     args = p.parse_args(argv)
-    from amc.yamlio import read_yaml_mapping
-    cfg = read_yaml_mapping(args.config, what="training config")
+    _check_args(args)
+    cfg = _read_training_config(args, load_training_config)
     layers, inverse_every, batch, n_train = _training_layers(cfg, args)
     hw, flow = _hw(args), _dataflow(args)
     lambdas = REFERENCE_LOOP_LAMBDA if [(l.a_dim, l.g_dim) for l in layers] == [(26, 7), (64, 13)] else None
@@ -255,6 +307,7 @@ def network_main(argv: list[str]) -> int:
                    help=f"loop lambda_min of every factor (default: measured for 'reference', else "
                         f"{DEFAULT_LOOP_LAMBDA})")
     args = p.parse_args(argv)
+    _check_args(args)
     hw = _hw(args)
     layers = ARCHITECTURES[args.network]()
     lambdas = args.lambda_min if args.lambda_min is not None else (
@@ -304,8 +357,9 @@ def solve_main(argv: list[str]) -> int:
     p.add_argument("--lambda-min", type=float, default=DEFAULT_LOOP_LAMBDA)
     p.add_argument("--include-programming", action="store_true")
     args = p.parse_args(argv)
+    _check_args(args)
     hw = _hw(args)
-    size = args.array_size or args.n
+    size = args.array_size if args.array_size is not None else args.n
     flow = Dataflow("hpinv", iterations=args.iterations, slices=args.slices)
     setup, step = factor_counts(args.n, 1, size, flow)
     n_arr = min(args.n, size)
@@ -337,64 +391,86 @@ def solve_main(argv: list[str]) -> int:
 
 
 # ---- a finished study ---------------------------------------------------------------------------------------
-def _study_counts(record: dict) -> Optional[tuple[OperationCounts, int, Optional[float]]]:
-    params, metrics = record.get("params") or {}, record.get("metrics") or {}
-    n = (params.get("matrix") or {}).get("n")
-    if n is None or record.get("status") != "ok":
-        return None
-    solve = params.get("solve") or {}
-    size = solve.get("array_size") or (solve.get("options") or {}).get("array_size") or n
-    a = min(int(n), int(size))
-    settles = metrics.get("ops_inv_solves", 1 if solve.get("method", "direct") == "direct" else 0)
-    reads = metrics.get("ops_mvm_operations", 0)
-    progs = metrics.get("ops_programmings", 1)
-    # the sweep records count arrays programmed, not cells: every programmed array is taken as a full a x a pair
-    counts = OperationCounts(programmings=int(progs), cells_programmed=int(progs) * 2 * a * a,
-                             inv_settles=int(settles), mvm_reads=int(reads),
-                             dac_conversions=int(settles + reads) * a, adc_conversions=int(settles + reads) * a)
-    return counts, a, metrics.get("lambda_min")
-
-
-def study_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="amc cost study", description="Price the operation counts of a finished study.")
-    p.add_argument("results", help="results directory holding records.jsonl")
-    _add_hw_arguments(p)
-    p.add_argument("--lambda-min", type=float, default=DEFAULT_LOOP_LAMBDA,
-                   help="loop lambda_min where a record has none")
-    args = p.parse_args(argv)
-    path = Path(args.results) / "records.jsonl"
-    if not path.exists():
-        raise InputError(f"{args.results}: no records.jsonl (is it a finished sweep/compare results directory?)")
-    hw = _hw(args)
-    rows, costs, out = [], {}, []
-    for line in path.read_text().splitlines():
+def study_records(path: Path) -> list[dict]:
+    """The records of a study file, latest per id; a line that is not a record is an error naming its line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    latest: dict = {}
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:
+            if number == len(lines):      # a last line cut short by a killed run: the sweep repairs it on resume
+                continue
+            raise InputError(f"{path}, line {number}: not a JSON record ({line[:40]!r}...); the file was damaged "
+                             "or edited") from None
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise InputError(f"{path}, line {number}: not a study record (no string 'id')")
+        latest[record["id"]] = record
+    return list(latest.values())
+
+
+def study_main(argv: list[str]) -> int:
+    from amc.record_schema import read_operations
+    p = argparse.ArgumentParser(prog="amc cost study", description="Price the operation counts of a finished study.")
+    p.add_argument("results", help="results directory holding records.jsonl")
+    _add_hw_arguments(p)
+    p.add_argument("--lambda-min", type=float, default=None,
+                   help=f"loop lambda_min where a record has none (default {DEFAULT_LOOP_LAMBDA})")
+    args = p.parse_args(argv)
+    _check_args(args)
+    directory = Path(args.results)
+    if not directory.is_dir():
+        raise InputError(f"{args.results}: not a directory (give the results directory of a sweep or training study)")
+    path = directory / "records.jsonl"
+    if not path.exists():
+        raise InputError(f"{args.results}: no records.jsonl (is it a finished sweep/compare results directory?)")
+    hw = _hw(args)
+    rows, costs, out = [], {}, []
+    skipped = {"not ok": 0, "no analog operations": 0}
+    for record in study_records(path):
+        if record.get("status") != "ok":
+            skipped["not ok"] += 1
             continue
-        priced = _study_counts(record)
+        priced = read_operations(record.get("metrics") or {}, f"{path}, record {record['id']}")
         if priced is None:
+            skipped["no analog operations"] += 1
             continue
         counts, a, lam = priced
-        settle = settle_of_size(a, lam or args.lambda_min, hw) if counts.inv_settles else None
+        if not (counts.inv_settles or counts.mvm_reads or counts.programmings):
+            skipped["no analog operations"] += 1
+            continue
+        lam_used = lam or args.lambda_min or DEFAULT_LOOP_LAMBDA
+        settle = settle_of_size(a, lam_used, hw) if counts.inv_settles else None
         cost = cost_of(counts, hw, n=a, settle=settle)
-        rows.append((record["id"], a, counts.inv_settles, counts.mvm_reads, fmt_time(cost.time_s),
+        rows.append((record["id"], a, counts.programmings, counts.inv_settles, counts.mvm_reads,
+                     f"{lam_used:.3g}" + ("" if lam else " (default)"), fmt_time(cost.time_s),
                      fmt_energy(cost.energy_j)))
         costs[str(record["id"])] = cost
-        out.append({"id": record["id"], "cost": cost.to_dict()})
+        out.append({"id": record["id"], "array_n": a, "lambda_min": lam_used, "lambda_min_measured": lam is not None,
+                    "cost": cost.to_dict()})
     if not rows:
-        raise InputError(f"{path}: no finished circuit records with a matrix size to price")
+        raise InputError(f"{path}: no finished records with analog operation counts to price "
+                         f"({skipped['not ok']} not ok, {skipped['no analog operations']} digital or without counts)")
+    note = ", ".join(f"{v} {k}" for k, v in skipped.items() if v)
     if args.json:
-        print(json.dumps({"hardware": hw.describe(), "records": out}))
+        print(json.dumps({"hardware": hw.describe(), "records": out, "skipped": skipped}))
     else:
         print(hw.describe())
-        _print_table(rows, ("record", "array", "INV settles", "MVM reads", "time", "energy"))
+        _print_table(rows, ("record", "array", "programmings", "INV settles", "MVM reads", "loop lambda_min",
+                            "time", "energy"))
+        if note:
+            print(f"not priced: {note}")
     if args.figure:
         first = dict(list(costs.items())[:12])
-        plot_costs(first, args.figure, f"study {Path(args.results).name}, preset {hw.name}",
-                   "operation counts from records.jsonl; cells = 2 a^2 per programmed array")
+        plot_costs(first, args.figure, f"study {directory.name}, preset {hw.name}",
+                   "operation counts read from records.jsonl" + (f"; first 12 of {len(costs)}" if len(costs) > 12
+                                                                  else ""))
         print(f"wrote {args.figure}")
     return 0
 
@@ -403,10 +479,14 @@ COMMANDS = {"circuit": circuit_main, "training": training_main, "network": netwo
             "study": study_main}
 
 
-def cost_main(argv: list[str]) -> int:
+def cost_main(argv: list[str], load_training_config=None) -> int:
+    """``load_training_config``: training's own config loader (the `amc` command passes it), so `cost training`
+    refuses exactly what `amc train` refuses."""
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     if argv[0] not in COMMANDS:
         raise InputError(f"unknown cost command {argv[0]!r}; use one of {', '.join(COMMANDS)}")
+    if argv[0] == "training":
+        return training_main(argv[1:], load_training_config)
     return COMMANDS[argv[0]](argv[1:])
