@@ -25,25 +25,26 @@ from typing import Optional
 
 import numpy as np
 
-DEFAULTS = dict(n=32, condition=5.0, preset="rram", levels=8, n_classes=10, n_train=2000, n_test=500,
-                epochs=4.0, seeds=[0, 1, 2], target=0.6, max_block=32)
-QUICK = dict(n=8, condition=10.0, preset="rram", levels=8, n_classes=6, n_train=300, n_test=120,
+# Sized for <= 2 minutes on a quiet 2-core machine (README, "make sim"). Condition 30: three CG iterations alone
+# cannot solve it, so the analog preconditioner decides the answer (the identity control is clearly worse).
+DEFAULTS = dict(n=16, condition=30.0, preset="rram", levels=8, training_levels=16, n_classes=10, n_train=1500,
+                n_test=500, epochs=3.0, seeds=[0, 1], target=0.6, max_block=32)
+QUICK = dict(n=8, condition=30.0, preset="rram", levels=8, training_levels=16, n_classes=6, n_train=300, n_test=120,
              epochs=1.0, seeds=[0], target=0.3, max_block=16)
+COST_PRESET = "rram-ic"     # the integrated circuit the README's cost section prices (amc/cost)
 # The circuit stage's refinement and its control: the same PCG iterations with the identity for the analog INV.
 CIRCUIT_METHOD = {"preset": "hpinv-pcg", "iterations": 3, "operators": "extracted"}
 KFAC = {"name": "kfac", "lr": 0.03, "damping": 1e-2, "ema": 0.95, "factor_every": 1, "inverse_every": 10}
 DIRECT = {"name": "direct", "equilibrate": True, "operators": "extracted"}
-HPINV2 = {"preset": "hpinv-pcg", "iterations": 2, "operators": "extracted"}
+# The control of the one-step INV row: the same K-FAC loop with the identity in place of every inverse the array
+# computes. With K-FAC's momentum 0 and no KL clip the step is then lr * gradient: plain SGD at K-FAC's lr.
+IDENTITY_CONTROL = "sgd"
 OPTIMIZERS = {
     # label: (optimizer section of the training config, extra point keys); lrs from
-    # configs/compare/synthetic-letters.yaml. Every circuit row is decided by the arrays: one-step INV, or two
-    # PCG iterations beside their identity control.
+    # configs/compare/synthetic-letters.yaml.
     "kfac-exact": ({**KFAC, "solver": {"backend": "numpy"}}, {}),
-    "kfac-direct": ({**KFAC, "solver": {"backend": "circuit", "method": DIRECT}}, {"device.levels": 16}),
-    "kfac-hpinv2": ({**KFAC, "solver": {"backend": "circuit", "method": HPINV2}}, {"device.levels": 8}),
-    "kfac-hpinv2-identity": ({**KFAC, "solver": {"backend": "circuit",
-                                                 "method": {**HPINV2, "preconditioner": "identity"}}},
-                             {"device.levels": 8}),
+    "kfac-direct": ({**KFAC, "solver": {"backend": "circuit", "method": DIRECT}}, {}),
+    "identity-control": ({"name": "sgd", "lr": KFAC["lr"], "momentum": 0.0, "solver": {"backend": "numpy"}}, {}),
     "sgd-momentum": ({"name": "sgd", "lr": 0.03, "momentum": 0.9, "solver": {"backend": "numpy"}}, {}),
     "adam": ({"name": "adam", "lr": 0.01, "solver": {"backend": "numpy"}}, {}),
 }
@@ -99,7 +100,7 @@ def circuit_stage(out: Path, settings: dict) -> dict:
     np.savetxt(out / "solution.csv", np.column_stack([exact, op.x, tran.x]), delimiter=",",
                header="x_numpy,x_circuit_op,x_circuit_tran", comments="")
     summary = {
-        "n": int(h.shape[0]), "preset": config.name, "condition_number": float(np.linalg.cond(h)),
+        "n": int(h.shape[0]), "preset": config.name, "opamp": config.opamp.name, "condition_number": float(np.linalg.cond(h)),
         "relative_error_op": op.error_against(exact), "relative_error_tran": tran.error_against(exact),
         "relative_residual": float(op.relative_residual), "saturated": bool(np.any(op.saturated)),
         "static_power_w": float(np.max(op.static_power_w)), "settling_time_s": float(np.max(tran.settling_time_s)),
@@ -112,13 +113,34 @@ def circuit_stage(out: Path, settings: dict) -> dict:
         "hpinv_wall_s": t_refined,
         "deck": str(out / "inv_circuit_op.cir"), "deck_tran": str(out / "inv_circuit_tran.cir"),
     }
+    summary["on_chip"] = on_chip_cost(h, g, config.device.levels)
     (out / "circuit.json").write_text(json.dumps(summary, indent=2))
     _waveform_figure(tran, out, summary)
-    _say(f"      relative error {summary['relative_error_op']:.2e} (.op, one 8-level INV), "
+    _say(f"      relative error {summary['relative_error_op']:.2e} (.op, one {config.device.levels}-level INV), "
          f"{summary['relative_error_hpinv_pcg']:.2e} (3 PCG iterations with the INV), "
-         f"{summary['relative_error_identity_control']:.2e} (same without it), settling {si(summary['settling_time_s'], 's')}, "
-         f"energy {si(summary['energy_j'], 'J')}; deck: {summary['deck']}")
+         f"{summary['relative_error_identity_control']:.2e} (same without it); deck: {summary['deck']}")
+    _say(f"      board-level parts ({config.opamp.name} op-amps, ngspice .tran): settling "
+         f"{si(summary['settling_time_s'], 's')}, energy {si(summary['energy_j'], 'J')}, static power "
+         f"{si(summary['static_power_w'], 'W')}")
+    c = summary["on_chip"]
+    _say(f"      on chip ({c['preset']}, the cost ledger of the README's cost section): one solve "
+         f"{si(c['time_s'], 's')}, {si(c['energy_j'], 'J')} with programming; the settle alone "
+         f"{si(c['settle_time_s'], 's')}, {si(c['settle_energy_j'], 'J')}")
     return summary
+
+
+def on_chip_cost(h: np.ndarray, g: np.ndarray, levels) -> dict:
+    """The same solve priced on the integrated circuit of the README's cost section (amc.cost, preset rram-ic):
+    programming of the 2n^2 cells, the settle from the array's own dynamics, the conversions."""
+    from amc.config import CircuitConfig
+    from amc.cost import HardwareCostModel, direct_solve_cost
+    hw = HardwareCostModel.for_circuit(CircuitConfig.preset(COST_PRESET).replace(**{"device.levels": levels}))
+    cost = direct_solve_cost(h, g, hw)
+    settle_t = cost.time_breakdown.get("INV settles", 0.0)
+    settle_e = sum(v for k, v in cost.breakdown.items() if k in ("opamps", "crosspoint array"))
+    return {"preset": COST_PRESET, "hardware_model": hw.describe(), "time_s": cost.time_s,
+            "energy_j": cost.energy_j, "settle_time_s": settle_t, "settle_energy_j": settle_e,
+            "breakdown": cost.breakdown}
 
 
 def _waveform_figure(tran, out: Path, summary: dict) -> None:
@@ -162,7 +184,8 @@ def training_sweep(settings: dict, circuit_preset: str, levels: Optional[int]):
                 point["training.optimizer.solver.method"] = "direct"
             points.append(point)
     data = {"name": "sim_training", "kind": "training",
-            "description": "circuit-in-the-loop K-FAC vs SGD-momentum and Adam on synthetic letters",
+            "description": "circuit-in-the-loop K-FAC vs its identity control (plain SGD at K-FAC's lr), "
+                           "SGD-momentum and Adam on synthetic letters",
             "base": {"circuit": {"preset": circuit_preset, "device": {"levels": levels}}, "training": training},
             "points": points, "timeout_s": 900,
             "plots": ["training_curves", "epochs_to_target"]}
@@ -172,7 +195,7 @@ def training_sweep(settings: dict, circuit_preset: str, levels: Optional[int]):
 def training_stage(out: Path, settings: dict, workers: int, progress: bool) -> list[dict]:
     from .engine import run_sweep
     from .store import RECORDS, latest_by_id, read_records
-    sweep = training_sweep(settings, settings["preset"], settings["levels"])
+    sweep = training_sweep(settings, settings["preset"], settings["training_levels"])
     _say(f"[2/3] training: {len(sweep)} runs ({', '.join(OPTIMIZERS)} x seeds {settings['seeds']}), "
          f"synthetic letters {settings['n_classes']} classes, {settings['n_train']}/{settings['n_test']} images, "
          f"{settings['epochs']:g} epoch(s), {workers} worker(s)")
@@ -184,17 +207,49 @@ def training_stage(out: Path, settings: dict, workers: int, progress: bool) -> l
 
 
 # ---- 3. summary ----------------------------------------------------------------------------------
-def _group(r: dict) -> str:
+CONTROL_LABEL = "identity control (K-FAC, identity for the inverses = SGD lr 0.03)"
+
+
+def _group(r: dict, levels) -> str:
     label = (r.get("metrics") or {}).get("optimizer") or "?"
-    levels = (r.get("params") or {}).get("device.levels")
-    return f"{label} ({levels} levels)" if label.startswith("kfac-circuit") and levels else label
+    if label == IDENTITY_CONTROL:
+        return CONTROL_LABEL
+    return f"{label} ({levels} levels)" if label.startswith("kfac-circuit") else label
+
+
+def verdict(circuit: dict, table: dict, settings: dict) -> str:
+    """One line: where the analog array decided the outcome (its control clearly worse), and where it did not."""
+    a, b = circuit["relative_error_hpinv_pcg"], circuit["relative_error_identity_control"]
+    parts = []
+    if b > 2 * a:
+        parts.append(f"the analog array decides the solve: {circuit['hpinv_iterations']} PCG iterations preconditioned "
+                     f"by the {circuit['levels']}-level INV reach relative error {a:.2g}, the identity control "
+                     f"{b:.2g} ({b / a:.1f}x worse)")
+    else:
+        parts.append(f"the analog INV made no clear difference to the solve ({a:.2g} with it, {b:.2g} without)")
+    circ = next((e for k, e in table.items() if k.startswith("kfac-circuit")), None)
+    ctrl = table.get(CONTROL_LABEL)
+    if circ and ctrl:
+        x, y = circ["epochs_to_target_mean"], ctrl["epochs_to_target_mean"]
+        all_x = circ["reached_target"].split("/")
+        reached_all = all_x[0] == all_x[1] and int(all_x[1]) > 0
+        target = f"{100 * settings['target']:g} %"
+        if reached_all and (y is None or y > 1.5 * x):
+            shown = f"not reached in {settings['epochs']:g} epochs" if y is None else f"{y:.2f} epochs"
+            parts.append(f"in training it decides too: K-FAC on the {settings['training_levels']}-level one-step INV "
+                         f"reaches {target} in {x:.2f} epochs, its identity control {shown}")
+        else:
+            parts.append(f"in training the array made no measurable difference against its identity control "
+                         f"(epochs to {target}: {x if x is None else round(x, 2)} vs "
+                         f"{y if y is None else round(y, 2)})")
+    return "Verdict: " + "; ".join(parts) + "."
 
 
 def summarise(circuit: dict, runs: list[dict], settings: dict) -> tuple[str, dict]:
     from training.report import fallback_mark
     by_opt: dict[str, list[dict]] = {}
     for r in runs:
-        by_opt.setdefault(_group(r), []).append(r)
+        by_opt.setdefault(_group(r, settings["training_levels"]), []).append(r)
     rows, hw_rows, table = [], [], {}
     for label in sorted(by_opt):
         rs = by_opt[label]
@@ -232,14 +287,26 @@ def summarise(circuit: dict, runs: list[dict], settings: dict) -> tuple[str, dic
         shown = label + (f" **{mark}**" if mark else "")
         rows.append(f"| {shown} | {len(ok)}/{len(rs)} | {acc_s} | {ett_s} ({entry['reached_target']}) |")
     c = circuit
+    chip = c["on_chip"]
     lines = [
+        verdict(circuit, table, settings),
+        "",
         "## Circuit (INV, one solve)",
         "",
-        "| n | preset | levels | cond(H) | rel. error (.op) | rel. error (.tran) | settling time | energy | static power |",
+        f"Settling time, energy and static power: board-level {c['opamp']} op-amps simulated by ngspice (.tran), "
+        "the published PCB demonstrations, not a chip.",
+        "",
+        "| n | preset | levels | cond(H) | rel. error (.op) | rel. error (.tran) | settling time (board) | "
+        "energy (board) | static power (board) |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| {c['n']} | {c['preset']} | {c['levels'] or 'continuous'} | {c['condition_number']:.3g} | {c['relative_error_op']:.2e} | "
         f"{c['relative_error_tran']:.2e} | {si(c['settling_time_s'], 's')} | "
         f"{si(c['energy_j'], 'J')} | {si(c['static_power_w'], 'W')} |",
+        "",
+        f"On chip (preset {chip['preset']}, the cost ledger behind the README's cost section: integrated op-amps, "
+        f"8-bit converters, write-verify): this solve costs {si(chip['time_s'], 's')} and {si(chip['energy_j'], 'J')} "
+        f"including the programming of the {2 * c['n'] ** 2} cells; the settle alone {si(chip['settle_time_s'], 's')}, "
+        f"{si(chip['settle_energy_j'], 'J')}.",
         "",
         f"{c['hpinv_iterations']} PCG iterations preconditioned by this INV array (residuals on the 6-slice analog MVM): "
         f"relative error {c['relative_error_hpinv_pcg']:.2e}; the same iterations with the identity instead of the "
@@ -259,7 +326,8 @@ def summarise(circuit: dict, runs: list[dict], settings: dict) -> tuple[str, dic
         "|---|---|---|---|---|---|---|---|",
         *hw_rows,
     ]
-    return "\n".join(lines) + "\n", {"circuit": circuit, "training": table, "settings": settings}
+    return "\n".join(lines) + "\n", {"circuit": circuit, "training": table, "settings": settings,
+                                      "verdict": lines[0]}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -298,6 +366,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for f in figures:
             print(f"  figure: {f}")
         print(f"  summary: {out / 'summary.md'}")
+        print(data["verdict"])
         return 0
 
     return run_guarded(job, [])
