@@ -46,10 +46,16 @@ LOG_KEYS = {"opamp.gain", "opamp.gbw_hz", "matrix.condition", "inverse_lambda_mi
 
 # ---- data ----------------------------------------------------------------------------------------
 def load(directory: Path) -> tuple[list[dict], dict]:
-    from .store import RECORDS, latest_by_id, read_records
+    from amc.errors import ConfigError
+    from .store import RECORDS, check_intact, latest_by_id, read_records
+    check_intact(Path(directory) / RECORDS, ConfigError)
     records, _ = read_records(Path(directory) / RECORDS)
     meta_path = Path(directory) / "sweep.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{meta_path}: not the JSON the sweep engine writes (damaged?); delete it and rerun the "
+                          "sweep command to rewrite it") from None
     return list(latest_by_id(records).values()), meta
 
 

@@ -56,6 +56,38 @@ def read_records(path: str | Path) -> tuple[list[dict], int]:
     return records, bad
 
 
+def damaged_lines(path: str | Path) -> list[int]:
+    """1-based numbers of the lines before the last that are not complete records (a cut-off LAST line is the
+    one thing a crash can leave; anything else was written by someone else and must not be skipped quietly)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    bad = []
+    for number, line in enumerate(lines[:-1], 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad.append(number)
+            continue
+        if not (isinstance(record, dict) and "id" in record):
+            bad.append(number)
+    return bad
+
+
+def check_intact(path: str | Path, error: type[Exception] = None) -> None:
+    """Raise (StoreError by default) naming the first damaged line of a results file."""
+    bad = damaged_lines(path)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise (error or StoreError)(f"{path}: line {bad[0]}{more} is not a sweep record (the file was edited or "
+                                    "damaged); nothing was changed: fix or delete that line, or move the file aside")
+
+
 def latest_by_id(records: Iterable[dict]) -> dict[str, dict]:
     """The last record of every point id (a retried point supersedes its earlier failure)."""
     out: dict[str, dict] = {}
@@ -94,6 +126,11 @@ class ResultStore:
             os.close(self._lock_fd)
             self._lock_fd = None
             raise StoreError(f"another sweep is writing to {self.dir} (lock {self.dir / LOCK} is held)") from None
+        try:
+            check_intact(self.path)
+        except StoreError:
+            self.close()
+            raise
         try:
             self._repair()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -84,8 +84,13 @@ def plot_main(argv: list[str]) -> int:
         raise ConfigError(f"results directory not found: {directory}")
     if (args.x or args.y or args.hue) and args.only:
         raise ConfigError("--only names built-in figures; --x/--y/--hue draw one figure of your choice: use one")
-    if (args.x or args.y or args.hue) and not load(directory)[0]:
-        raise ConfigError(f"no records in {directory} (records.jsonl missing or empty)")
+    records_path = directory / "records.jsonl"
+    if not records_path.exists():
+        raise ConfigError(f"{directory}: no records.jsonl (not the results directory of a sweep or of make sim)")
+    if not load(directory)[0]:
+        size = records_path.stat().st_size
+        raise ConfigError(f"{records_path}: no complete record" + (f" in its {size} bytes (damaged?)" if size else
+                                                                     " (empty: the sweep has not finished a point)"))
     figures = plot_results(directory, sweep_plots=args.only, x=args.x, y=args.y, hue=args.hue)
     if not figures:
         print(f"no built-in figure applies to the records in {directory}; draw one with "
