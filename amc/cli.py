@@ -74,7 +74,8 @@ def netlist_main(argv: list[str]) -> int:
         warn_if_inaccurate(array.mapped)
     for item in caught:
         warnings.showwarning(item.message, item.category, item.filename, item.lineno)
-    deck = array.deck(g, transient=args.transient)
+    from amc.hw.netlist import standalone
+    deck = standalone(array.deck(g, transient=args.transient))
     tmp = out.with_name(out.name + ".tmp")
     try:
         tmp.write_text(deck)
@@ -82,7 +83,8 @@ def netlist_main(argv: list[str]) -> int:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write the deck {out}: {exc.strerror}") from None
-    print(f"wrote {out} (n = {array.n}, G0 = {array.mapped.g0:.4g} S); run it with: ngspice -b {out}")
+    print(f"wrote {out} (n = {array.n}, G0 = {array.mapped.g0:.4g} S); run it with: ngspice -b {out} > ngspice.out"
+          + ("" if args.transient else f"; then x: amc readback {out} ngspice.out"))
     return 0
 
 

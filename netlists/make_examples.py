@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from amc import CircuitConfig, InvArray
+from amc.hw.netlist import standalone
 
 HERE = Path(__file__).resolve().parent
 H4 = np.array([[2.0, -0.5, 0.2, 0.0], [-0.5, 1.5, -0.3, 0.1], [0.2, -0.3, 1.2, -0.4], [0.0, 0.1, -0.4, 1.0]])
@@ -16,7 +17,7 @@ def write(name: str, preset: str, h: np.ndarray, g: np.ndarray, transient: bool 
     deck = deck.replace("* amc-cosim closed-loop inversion (INV) circuit", f"* example: {name} (preset {preset})", 1)
     expected = " ".join(f"{v:.6g}" for v in np.linalg.solve(h, g))
     deck = deck.replace(".end\n", f"* expected x = H^-1 g = {expected}\n.end\n")
-    (HERE / "examples" / f"{name}.cir").write_text(deck)
+    (HERE / "examples" / f"{name}.cir").write_text(standalone(deck))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ USAGE = """usage: amc COMMAND [options]
 commands:
   netlist   write the ngspice deck of the inversion circuit for H x = g
   solve     solve H x = g through the simulated circuit (or numpy)
+  readback  x from the output of `ngspice -b deck.cir` for a deck amc wrote
   train     train the letter CNN (configs/train/*.yaml)
   compare   epochs-to-target study of optimisers (configs/compare/*.yaml)
   sweep     run a YAML sweep study (configs/sweeps/*.yaml)
@@ -50,6 +51,9 @@ def _dispatch(argv: list[str] | None) -> int:
         return run(netlist_main, rest)
     if command == "solve":
         return run(solve_main, rest)
+    if command == "readback":
+        from amc.readback import readback_main
+        return run(readback_main, rest)
     if command in ("train", "compare"):
         from training import cli as training_cli
         return run(getattr(training_cli, f"{command}_main"), rest)

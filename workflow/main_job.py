@@ -25,9 +25,9 @@ from typing import Optional
 
 import numpy as np
 
-# Sized for <= 2 minutes on a quiet 2-core machine (README, "make sim"). Condition 30: three CG iterations alone
+# Sized for <= 2 minutes on a quiet 2-core machine (README, "make sim"). Condition 10: three CG iterations alone
 # cannot solve it, so the analog preconditioner decides the answer (the identity control is clearly worse).
-DEFAULTS = dict(n=16, condition=30.0, preset="rram", levels=8, training_levels=16, n_classes=10, n_train=1500,
+DEFAULTS = dict(n=16, condition=10.0, preset="rram", levels=8, training_levels=16, n_classes=10, n_train=1500,
                 n_test=500, epochs=3.0, seeds=[0, 1], target=0.6, max_block=32)
 QUICK = dict(n=8, condition=30.0, preset="rram", levels=8, training_levels=16, n_classes=6, n_train=300, n_test=120,
              epochs=1.0, seeds=[0], target=0.3, max_block=16)
@@ -91,9 +91,9 @@ def circuit_stage(out: Path, settings: dict) -> dict:
     refined = solve_system(h, g, method=CIRCUIT_METHOD, config=config)
     t_refined = time.perf_counter() - t0
     control = solve_system(h, g, method={**CIRCUIT_METHOD, "preconditioner": "identity"}, config=config)
-    from amc.hw.netlist import with_g_scale
+    from amc.hw.netlist import standalone, with_g_scale
     g_scale = float(np.max(np.abs(g)))  # the header then holds all it takes to turn V(out_j) back into x
-    (out / "inv_circuit_op.cir").write_text(with_g_scale(op.netlist, g_scale))
+    (out / "inv_circuit_op.cir").write_text(standalone(with_g_scale(op.netlist, g_scale)))
     (out / "inv_circuit_tran.cir").write_text(with_g_scale(tran.netlist, g_scale))
     np.save(out / "H.npy", h)
     np.save(out / "g.npy", g)
@@ -351,7 +351,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     from amc.cli import run as run_guarded  # AmcError -> one line on stderr
 
     def job(_argv) -> int:
+        t0 = time.time()
         circuit = circuit_stage(out / "circuit", settings)
+        circuit_wall = time.time() - t0
         runs = training_stage(out / "training", settings, workers, progress=not args.no_progress)
         _say("[3/3] summary")
         text, data = summarise(circuit, runs, settings)
@@ -360,8 +362,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print()
         print(text)
         figures = sorted(str(p) for p in out.rglob("figures/*.png")) + sorted(str(p) for p in (out / "circuit").glob("*.png"))
-        print(f"results in {out.resolve()}  ({time.time() - started:.0f} s)")
-        print(f"  circuit deck: {circuit['deck']}  (rerun: ngspice -b {circuit['deck']})")
+        import resource
+        cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for f in ("ru_utime", "ru_stime"))     # this process and its finished worker processes
+        print(f"results in {out.resolve()}  ({time.time() - started:.0f} s wall, {cpu:.0f} s CPU; circuit stage "
+              f"{circuit_wall:.0f} s)")
+        print(f"  circuit deck: {circuit['deck']}  (rerun: ngspice -b {circuit['deck']} > ngspice.out; x: "
+              f"amc readback {circuit['deck']} ngspice.out)")
         print(f"  training records: {out / 'training' / 'records.jsonl'} (CSV: records.csv)")
         for f in figures:
             print(f"  figure: {f}")

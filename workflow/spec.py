@@ -134,6 +134,12 @@ def build_sweep(data: Mapping[str, Any], source: str = "sweep", base_dir: Option
         raise ConfigError(f"{source}: points must be a list of mappings (dotted key -> value), got {explicit!r}")
     if not grid and not explicit:
         raise ConfigError(f"{source}: empty grid: give at least one grid key with a list of values, or points")
+    # An error the base gives on its own belongs to the base, not to whichever grid key is checked first.
+    try:
+        _make_point(base, {}, kind, f"{source}: base")
+        base_error = None
+    except ConfigError as exc:
+        base_error = str(exc).replace(f"{source}: base", "", 1)
     for key, values in grid.items():
         where = f"{source}: grid key {key!r}"
         for part in _tied(str(key)):
@@ -143,7 +149,12 @@ def build_sweep(data: Mapping[str, Any], source: str = "sweep", base_dir: Option
         if not values:
             raise ConfigError(f"{where}: empty list of values (the grid would have no points)")
         for value in values:  # each value alone on the base: errors name the key that carries them
-            _make_point(base, {str(key): value}, kind, where)
+            try:
+                _make_point(base, {str(key): value}, kind, where)
+            except ConfigError as exc:
+                if base_error is not None and str(exc).replace(where, "", 1) == base_error:
+                    raise ConfigError(f"{source}: base{base_error}") from None
+                raise
     combos: list[tuple[dict, str]] = []
     keys = [str(k) for k in grid]
     if keys:

@@ -1,0 +1,73 @@
+"""`amc readback deck.cir ngspice.out`: x from what `ngspice -b` printed for a deck amc wrote.
+
+The deck's header holds the mapping (G0, I0, max|g|, the equilibration d); the output holds the op-amp outputs,
+either as the control block's ``v(out_j) = value`` lines or as ngspice's full operating-point listing
+(``out_j  value``). x_j = -V(out_j) * G0 / I0 * max|g| * d_j.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from amc.errors import InputError
+from amc.hw.netlist import parse_header
+
+_PRINTED = re.compile(r"^\s*v\(out_(\d+)\)\s*=\s*(\S+)\s*$", re.M)
+_LISTED = re.compile(r"^\s*out_(\d+)\s+([-+0-9.eE]+)\s*$", re.M)
+
+
+def readback(deck: str, output: str) -> np.ndarray:
+    try:
+        header = parse_header(deck)
+    except ValueError as exc:
+        raise InputError(f"the deck: {exc} (readback reads decks written by amc netlist / make sim)") from None
+    if header["g_scale"] is None:
+        raise InputError("the deck's header does not record max|g| (a solver-internal deck): x cannot be recovered")
+    if "\n.tran" in deck or re.search(r"^\.tran", deck, re.M):
+        raise InputError("readback reads an operating point; this is a transient deck (its .print table is the "
+                         "waveform)")
+    n = header["n"]
+    volts = {int(j): float(v) for j, v in _PRINTED.findall(output)} or \
+        {int(j): float(v) for j, v in _LISTED.findall(output)}
+    missing = [j for j in range(n) if j not in volts]
+    if missing:
+        raise InputError(f"the ngspice output holds no value for out_{missing[0]} ({len(missing)} of {n} outputs "
+                         "missing): is it the output of `ngspice -b` on this deck?")
+    v = np.array([volts[j] for j in range(n)])
+    d = np.asarray(header["d"]) if header["d"] else np.ones(n)
+    return -v * header["g0"] / header["i0"] * header["g_scale"] * d
+
+
+def readback_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="amc readback", description="x from the output of `ngspice -b deck.cir` "
+                                "(e.g. ngspice -b deck.cir > ngspice.out; amc readback deck.cir ngspice.out).")
+    p.add_argument("deck", help="the deck amc wrote (.cir)")
+    p.add_argument("output", help="what ngspice -b printed ('-' for standard input)")
+    p.add_argument("--json", action="store_true", help="print {\"x\": [...]}")
+    args = p.parse_args(argv)
+    deck = _read(args.deck, "deck")
+    output = sys.stdin.read() if args.output == "-" else _read(args.output, "ngspice output")
+    x = readback(deck, output)
+    if args.json:
+        print(json.dumps({"x": x.tolist()}))
+    else:
+        np.set_printoptions(precision=9, linewidth=120)
+        print("x =", x)
+    return 0
+
+
+def _read(path: str, what: str) -> str:
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a directory")
+    if not p.is_file():
+        raise InputError(f"{what} not found: {p}")
+    try:
+        return p.read_text(errors="replace")
+    except OSError as exc:
+        raise InputError(f"{what} {p}: cannot read ({exc.strerror})") from None
