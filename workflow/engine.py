@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 
 from amc.errors import ConfigError
 
-from .points import TIMEOUT_MARKERS, run_point
+from .points import RECYCLE, TIMEOUT_MARKERS, run_point
 from .spec import Point, Sweep
 from .store import ResultStore, StoreError, latest_by_id
 
@@ -102,6 +102,7 @@ def run_sweep(sweep: Sweep, out_dir: Optional[Path] = None, workers: int = 1, ex
         bar = _progress(len(todo), sweep.name, progress)
 
         def record(rec: dict) -> None:
+            rec.pop(RECYCLE, None)        # a request to the process pool, not part of the result
             rec["sweep"] = sweep.name
             rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             store.append(rec)
@@ -192,9 +193,10 @@ def _run_processes(todo: list[Point], sweep: Sweep, record: Callable[[dict], Non
                                      initargs=(os.getpid(),))
         inflight: dict[cf.Future, Point] = {}
         broken = False
+        recycle = False     # a worker used half its ngspice failure budget: drain, then start fresh workers
         try:
-            while queue or inflight:
-                while queue and len(inflight) < workers:
+            while (queue and not recycle) or inflight:
+                while queue and not recycle and len(inflight) < workers:
                     point = queue.pop(0)
                     payload = point.payload(sweep.timeout_s)
                     payload.update(marker_dir=str(marker_dir), hard_timeout=True)
@@ -210,6 +212,7 @@ def _run_processes(todo: list[Point], sweep: Sweep, record: Callable[[dict], Non
                         continue
                     except Exception as exc:  # pickling problems and the like: record and go on
                         rec = _error_record(point, f"{type(exc).__name__}: {exc}", "worker")
+                    recycle |= bool(rec.pop(RECYCLE, False))
                     record(rec)
                 if broken:
                     break

@@ -39,6 +39,10 @@ class PointTimeout(Exception):
 
 
 # ---- entry point ----------------------------------------------------------------------------------
+# A record carrying this key asks the engine to replace the worker process that wrote it (ngspice failure budget).
+RECYCLE = "_recycle_worker"
+
+
 def run_point(payload: Mapping[str, Any]) -> dict:
     """Run one point; return its record (status ok or error). Safe to call in any process or thread."""
     start = time.time()
@@ -66,6 +70,9 @@ def run_point(payload: Mapping[str, Any]) -> dict:
         record["error"] = (f"timeout: the point ran longer than timeout_s = {timeout:g} s "
                            "(it finished late; its metrics are kept)")
     record["wall_time_s"] = time.time() - start
+    from amc.hw import runner
+    if runner._SESSION is not None and runner._SESSION.failures_left <= runner._SESSION.failure_budget // 2:
+        record[RECYCLE] = True      # read and removed by the engine: this worker process is replaced
     return record
 
 

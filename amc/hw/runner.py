@@ -30,6 +30,10 @@ INSTALL_HINT = ("install it with `make install` (or `sudo apt-get install libngs
 # Lines ngspice prints on a failed parse or analysis even when the API call itself returns 0.
 _FAILURE_MARKERS = ("error", "aborted", "timestep too small", "iteration limit", "singular matrix",
                     "unknown subckt", "could not find", "no such", "unable to find")
+# libngspice does not return all the memory of a failed parse (~0.8 MB for a 16x16 array deck) or analysis (tens of
+# KB through the matrix engine). A process stops using ngspice after this many failures, so its memory stays
+# bounded (200 x 0.8 MB); sweep workers are recycled at half of it (workflow.engine), so a sweep never hits it.
+FAILURE_BUDGET = int(os.environ.get("AMC_NGSPICE_FAILURE_BUDGET", "200"))
 # ...and lines that merely echo the deck (its title may contain any word).
 _BENIGN = ("warning:", "note: can't find init file", "unsupported ngspice version", "circuit:")
 
@@ -98,6 +102,8 @@ class NgspiceSession:
         self.unrecoverable = ""
         self.tag: object = None
         self.runs = 0
+        self.failures = 0              # failed parses and analyses inside libngspice (see FAILURE_BUDGET)
+        self.failure_budget = FAILURE_BUDGET
         self._commands = 0
 
     # ---- low level ------------------------------------------------------------------------------
@@ -164,6 +170,7 @@ class NgspiceSession:
         """
         if self.unrecoverable:
             raise SimulationError(self.unrecoverable)
+        self._check_budget()
         self.clean()
         self._log.clear()
         self._ng.clear_output()  # PySpice keeps its own copy of every line; drop it
@@ -174,6 +181,7 @@ class NgspiceSession:
         rc = self._ng._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
         failures = self._failure_lines(0)
         if rc or failures:
+            self.failures += 1
             self.loaded = True  # whatever ngspice kept of the deck must go
             self.clean()
             self._reset_control()
@@ -192,9 +200,11 @@ class NgspiceSession:
         # Keep only this analysis' lines: a reused circuit would otherwise accumulate them without bound.
         self._log.clear()
         self._ng.clear_output()
+        self._check_budget()
         self._command(command)
         failures = self._failure_lines(0)
         if failures:
+            self.failures += 1
             self._command("destroy all")
             self._reset_control()
             raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
@@ -213,6 +223,17 @@ class NgspiceSession:
         """Change DC values of independent sources of the loaded circuit without re-parsing it."""
         for name, value in values.items():
             self._command(f"alter {name} = {value:.17g}")
+
+    @property
+    def failures_left(self) -> int:
+        return self.failure_budget - self.failures
+
+    def _check_budget(self) -> None:
+        if self.failures >= self.failure_budget:
+            raise SimulationError(f"ngspice failed {self.failures} times in this process (the budget is "
+                                  f"{self.failure_budget}); libngspice keeps part of the memory of every failure, so "
+                                  "this process stops using it: start a new process (sweep workers are recycled "
+                                  "automatically; AMC_NGSPICE_FAILURE_BUDGET sets the budget)")
 
     def _reset_control(self) -> None:
         # A failed parse or command leaves a frame on ngspice's control stack (256 deep): after 255 failures the next
@@ -236,6 +257,7 @@ class NgspiceSession:
             self._command("op")
             failures = self._failure_lines(0)
             if failures:
+                self.failures += 1
                 raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
             self.runs += 1
             matrix_file, rhs_file = os.path.join(workdir, "matrix.txt"), os.path.join(workdir, "rhs.txt")

@@ -1,0 +1,58 @@
+"""Repeated ngspice parse and analysis failures in one process: libngspice keeps part of each failure's memory, so a
+process stops using it after a failure budget (and sweep workers are replaced at half of it). Memory stays bounded."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = r"""
+import json, numpy as np
+from amc import CircuitConfig, InvArray
+from amc.errors import SimulationError
+from amc.hw.runner import session
+def rss_mb():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS'):
+                return int(line.split()[1]) / 1024
+rng = np.random.default_rng(0)
+a = rng.standard_normal((16, 16)); h = a @ a.T / 16 + np.eye(16)
+deck = InvArray(CircuitConfig.preset('ideal')).program(h).deck(np.ones(16))
+lines = deck.splitlines()
+k = next(i for i, l in enumerate(lines) if l.startswith('rp_0_0 '))
+lines[k] = 'rp_0_0 row_0 out_0 1k 2k 3k 4k'          # passes amc's checks, fails in ngspice's parser
+unparsable = '\n'.join(lines) + '\n'
+singular = '* two sources in a loop\nv1 1 0 1\nv2 1 0 2\nr1 1 0 1k\n.op\n.end\n'
+s = session()
+s.load(deck); s.run(['v(out_0)'], 'op')              # warm up the library
+out = {'refused': 0, 'messages': set()}
+rss = [rss_mb()]
+for i in range(120):
+    try:
+        s.load(unparsable if i % 2 == 0 else singular)
+        s.run(['v(1)'], 'op')
+    except SimulationError as exc:
+        text = str(exc).splitlines()[0]
+        out['refused'] += 'budget' in text
+        out['messages'].add(text[:60])
+    rss.append(rss_mb())
+out.update(failures=s.failures, growth_to_budget=rss[60] - rss[0], growth_after=rss[-1] - rss[60],
+           messages=sorted(out['messages']))
+print(json.dumps(out))
+"""
+
+
+def test_failures_stop_at_the_budget_and_memory_stays_flat():
+    env = dict(os.environ, AMC_NGSPICE_FAILURE_BUDGET="50")
+    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["failures"] == 50                            # 25 parse + 25 analysis failures reached ngspice
+    assert out["refused"] == 70                             # every later attempt refused before ngspice
+    assert any("could not parse" in m for m in out["messages"])
+    assert any("analysis failed" in m for m in out["messages"])
+    # ~0.8 MB per failed 16x16 parse: bounded by the budget, and nothing more once it is spent
+    assert out["growth_to_budget"] < 50, out
+    assert abs(out["growth_after"]) < 2.0, out
