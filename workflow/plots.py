@@ -91,11 +91,13 @@ def conditions(meta: dict, records: list[dict]) -> str:
         circuit = circuit.get("preset") or circuit.get("name") or "custom circuit"
     if circuit and not any(k.startswith(("circuit", "preset")) for k in swept):
         parts.append(f"preset {circuit}")
+    # a point key "device.levels" overrides the base's "circuit.device.levels": that value is not shared by all
+    swept_too = swept | {f"circuit.{k}" for k in swept} | {f"{k}.preset" for k in swept if k == "circuit"}
     fixed = []
     for key, value in _flat(base).items():
         if key.startswith("circuit") and not key.startswith("circuit."):
             continue
-        if key not in swept and not isinstance(value, (dict, list)):
+        if key not in swept_too and not isinstance(value, (dict, list)):
             fixed.append(f"{key} = {_fmt(value)}")
     seeds = sorted({k for k in swept if _is_seed(k)})
     if seeds:
