@@ -29,7 +29,7 @@ import numpy as np
 # cannot solve it, so the analog preconditioner decides the answer (the identity control is clearly worse).
 DEFAULTS = dict(n=16, condition=10.0, preset="rram", levels=8, training_levels=16, n_classes=10, n_train=1500,
                 n_test=500, epochs=3.0, seeds=[0, 1], target=0.6, max_block=32)
-QUICK = dict(n=8, condition=30.0, preset="rram", levels=8, training_levels=16, n_classes=6, n_train=300, n_test=120,
+QUICK = dict(n=8, condition=10.0, preset="rram", levels=8, training_levels=16, n_classes=6, n_train=300, n_test=120,
              epochs=1.0, seeds=[0], target=0.3, max_block=16)
 COST_PRESET = "rram-ic"     # the integrated circuit the README's cost section prices (amc/cost)
 # The circuit stage's refinement and its control: the same PCG iterations with the identity for the analog INV.
