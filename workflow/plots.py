@@ -119,14 +119,17 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 
 def _wrap(text: str, width: int) -> str:
+    """Every line of the conditions (never cut: a figure states them all; the figure grows instead)."""
     import textwrap
-    return "\n".join(textwrap.wrap(text, width)[:3])
+    return "\n".join(line for part in text.split("\n") for line in textwrap.wrap(part, width))
 
 
 # ---- drawing -------------------------------------------------------------------------------------
 def _new_figure(title: str, subtitle: str = ""):
     import matplotlib.pyplot as plt  # the backend is the caller's: inline in Jupyter, a file writer elsewhere
-    fig, ax = plt.subplots(figsize=(6.4, 4.4 + 0.15 * subtitle.count("\n")), dpi=110)
+    title = _wrap(title, 80)         # a long title is wrapped, never clipped at the figure's edge
+    lines = title.count("\n") + (subtitle.count("\n") + 1 if subtitle else 0)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4 + 0.16 * lines), dpi=110)
     ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9 if subtitle else 10)
     ax.grid(True, which="both", alpha=0.3)
     return fig, ax
@@ -152,6 +155,9 @@ def line_figure(records: list[dict], x_key: str, metric: str, group_key: Optiona
     """Metric vs a swept key, one curve per value of group_key and of every other swept key but seeds;
     mean ± std over the seeds."""
     label, scale, logy = METRICS.get(metric, (metric, 1.0, False))
+    # device.levels: null means continuous cells: drawn as a level line per curve, not dropped
+    continuous = [r for r in records if r.get("status") == "ok" and x_key == "device.levels"
+                  and _value(r, x_key) is None and _finite(_value(r, metric))]
     ok = [r for r in records if r.get("status") == "ok" and _finite(_value(r, x_key)) and _finite(_value(r, metric))]
     failed = sum(1 for r in records if r.get("status") != "ok")
     if not ok:
@@ -164,6 +170,11 @@ def line_figure(records: list[dict], x_key: str, metric: str, group_key: Optiona
     for r in ok:
         g = tuple(_value(r, k) for k in curve_keys)
         groups[g][float(_value(r, x_key))].append(float(_value(r, metric)) * scale)
+    flat: dict[tuple, list[float]] = defaultdict(list)
+    for r in continuous:
+        flat[tuple(_value(r, k) for k in curve_keys)].append(float(_value(r, metric)) * scale)
+    if _is_seed(x_key) or _is_seed(group_key):      # a seed drawn on an axis is not averaged over
+        subtitle = _drop_seed(subtitle, {x_key, group_key})
     averaged = any(len(v) > 1 for grp in groups.values() for v in grp.values())
     extra = f" ({failed} failed point(s) not shown)" if failed else ""
     main = (title or f"{label} vs {KEY_LABELS.get(x_key, x_key)}") + extra
@@ -172,22 +183,63 @@ def line_figure(records: list[dict], x_key: str, metric: str, group_key: Optiona
     def order(values: tuple):
         return tuple((v is None, v if _finite(v) else str(v)) for v in values)
 
-    for g in sorted(groups, key=order):
+    import matplotlib.pyplot as plt
+    ordered = sorted(groups, key=order)
+    palette = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20").colors
+    markers = "osD^vP*Xph"
+    drawn: list[tuple[tuple, list, np.ndarray]] = []
+    for i, g in enumerate(ordered):
         xs = sorted(groups[g])
         means = np.array([np.mean(groups[g][x]) for x in xs])
         stds = np.array([np.std(groups[g][x]) for x in xs])
         curve = ", ".join(f"{_short(k)} = {_fmt(v)}" for k, v in zip(curve_keys, g)) or None
-        ax.errorbar(xs, means, yerr=stds if np.any(stds > 0) else None, marker="o", ms=4, capsize=3, label=curve)
+        twin = next((c for c, cx, cm in drawn if cx == xs and np.allclose(cm, means, rtol=1e-9, atol=0)), None)
+        if twin is not None and curve:      # drawn on top of an earlier one: say so rather than hide it
+            curve += " (identical to " + ", ".join(f"{_fmt(v)}" for v in twin) + ")"
+        colour = palette[i % len(palette)]
+        ax.errorbar(xs, means, yerr=stds if np.any(stds > 0) else None, marker=markers[i % len(markers)], ms=4,
+                    capsize=3, label=curve, color=colour, ls="--" if twin is not None else "-")
+        drawn.append((g, xs, means))
+        if g in flat:
+            ax.axhline(np.mean(flat[g]), color=colour, ls=":", lw=1,
+                       label=(curve + ": " if curve else "") + "continuous cells (levels: null)")
+    for g in flat:
+        if g not in groups:
+            ax.axhline(np.mean(flat[g]), color="k", ls=":", lw=1, label="continuous cells (levels: null)")
     ax.set_xlabel(KEY_LABELS.get(x_key, x_key))
     ax.set_ylabel(label + (" (mean ± std)" if averaged else ""))
     if x_key in LOG_KEYS and all(x > 0 for grp in groups.values() for x in grp):
         ax.set_xscale("log", base=2 if x_key == "device.levels" else 10)
     if logy and all(m > 0 for grp in groups.values() for vals in grp.values() for m in vals):
         ax.set_yscale("log")
-    if curve_keys:
-        ax.legend(fontsize=7 if len(groups) > 6 else 8)
+    elif "(%)" in label:
+        # Accuracies: never zoom a difference of one or two test images into a steep slope; show at least 10
+        # percentage points around the data.
+        lo, hi = ax.get_ylim()
+        if hi - lo < 10:
+            mid = (hi + lo) / 2
+            ax.set_ylim(max(0.0, mid - 5), min(100.0, max(0.0, mid - 5) + 10))
+    if curve_keys or flat:
+        if len(groups) > 6:         # beside the axes, not over the data
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+            fig.set_size_inches(fig.get_size_inches()[0] + 3.2, fig.get_size_inches()[1])
+        else:
+            ax.legend(fontsize=8)
     _tidy_log_axes(ax)
     return _save(fig, out, name)
+
+
+def _drop_seed(subtitle: str, keys: set) -> str:
+    """The conditions without 'mean ± std over KEY' for a seed key that is an axis or the curves."""
+    import re
+    flat = subtitle.replace("\n", " ")
+    found = re.search(r"mean ± std over ([^;]+)$", flat)
+    if not found:
+        return subtitle
+    rest = [k.strip() for k in found.group(1).split(",") if k.strip() not in keys]
+    head = flat[:found.start()].rstrip("; ")
+    text = head + (("; " if head else "") + "mean ± std over " + ", ".join(rest) if rest else "")
+    return _wrap(text, 105)
 
 
 def _short(key: str) -> str:
@@ -265,7 +317,7 @@ def epochs_to_target(records: list[dict], out: Path, name: str = "epochs_to_targ
             # Never a zero-height "best" bar: a target nobody reached is drawn as missing.
             ax.bar(i, top, color="none", edgecolor="tab:gray", hatch="//", linewidth=1)
             ax.text(i, top / 2, f"n/r\n(0/{n_runs} reached)", ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(len(labels)), labels, rotation=15, fontsize=8)
+    ax.set_xticks(range(len(labels)), [_wrap(l, 22) for l in labels], rotation=30, ha="right", fontsize=7)
     ax.set_xlabel("optimiser")
     ax.set_ylabel("epochs to target accuracy")
     return _save(fig, out, name)

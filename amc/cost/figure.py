@@ -49,13 +49,28 @@ def plot_costs(analog: Mapping[str, Cost], path, title: str, conditions: str,
         everything = {**{l: (c.time_s, c.energy_j) for l, c in analog.items()}, **digital}
         names = list(everything)
         colours = ["#2ca02c" if n in analog else "#7f7f7f" for n in names]
+        reference = labels[0]
         for axis, index, what in ((axes[0][1], 0, "time (s)"), (axes[0][2], 1, "energy (J)")):
-            axis.bar(names, [everything[n][index] for n in names], color=colours)
+            # Points, not bars: a bar on a log axis has no true baseline, so its height exaggerates ratios.
+            values = [everything[n][index] for n in names]
+            axis.scatter(range(len(names)), values, color=colours, s=40, zorder=3)
+            for i, (n, v) in enumerate(zip(names, values)):
+                ratio = v / everything[reference][index]
+                axis.annotate(f"{ratio:.3g}x" if n != reference else "1x (ref.)", (i, v), xytext=(0, 6),
+                              textcoords="offset points", ha="center", fontsize=7)
             axis.set_yscale("log")
+            lo, hi = min(values), max(values)
+            axis.set_ylim(lo / 3, hi * 3)
+            axis.set_xlim(-0.5, len(names) - 0.5)
+            axis.set_xticks(range(len(names)), names)
             axis.set_ylabel(what)
-            axis.set_title(f"{what.split()[0]}: analog (green) vs digital (grey)")
+            axis.set_title(f"{what.split()[0]}: analog (green) vs digital (grey);\nlabels: ratio to {reference}",
+                           fontsize=9)
+            axis.grid(True, which="major", axis="y", alpha=0.3)
             axis.tick_params(axis="x", labelrotation=30, labelsize=7)
-    fig.suptitle(f"{title}\n{conditions}", fontsize=9)
+    import textwrap
+    wrapped = "\n".join(textwrap.wrap(conditions, 60 * ncols))
+    fig.suptitle(f"{title}\n{wrapped}", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

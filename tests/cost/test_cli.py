@@ -46,7 +46,8 @@ def test_solve_json_has_cost(tmp_path, capsys):
                  "rram-ic", "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     cost = record["cost"]
-    assert set(cost) == {"time_s", "energy_j", "breakdown"}
+    assert set(cost) == {"hardware_model", "time_s", "energy_j", "breakdown"}
+    assert cost["hardware_model"].startswith("rram-ic: op-amp cmos-ic")
     assert sum(cost["breakdown"].values()) == pytest.approx(cost["energy_j"], rel=1e-12)
     # one programming of the 2 x 5 x 5 differential array dominates a single settle
     assert cost["breakdown"]["programming"] > cost["breakdown"]["opamps"]
@@ -67,16 +68,24 @@ def test_gpu_benchmark_skips_cleanly_without_gpu():
 
 
 def test_cost_study_prices_records(tmp_path, capsys):
-    records = [
-        {"id": "p0", "status": "ok", "params": {"matrix": {"n": 16}, "solve": {"method": "hp-inv", "iterations": 3}},
-         "metrics": {"ops_inv_solves": 3, "ops_mvm_operations": 24, "ops_programmings": 9}},
-        {"id": "p1", "status": "error", "params": {"matrix": {"n": 16}}, "metrics": {}},
-    ]
+    """A record written with the shared schema (amc.record_schema) is priced exactly as the ledger prices its counts;
+    engine-written sweeps and training studies: tests/test_user_inputs.py."""
+    from amc.cost import HardwareCostModel, cost_of
+    from amc.cost.ledger import settle_of_size
+    from amc.hw.counters import OperationCounts
+    from amc.record_schema import operation_metrics
+    counts = OperationCounts(programmings=9, cells_programmed=9 * 2 * 16 * 16, inv_settles=3, mvm_reads=24,
+                             dac_conversions=27 * 16, adc_conversions=27 * 16, digital_flops=1e4)
+    records = [{"id": "p0", "status": "ok", "params": {}, "metrics": {**operation_metrics(counts, 16),
+                                                                        "lambda_min": 0.05}},
+               {"id": "p1", "status": "error", "params": {}, "metrics": {}}]
     (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     assert main(["cost", "study", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [r["id"] for r in out["records"]] == ["p0"]
-    cost = out["records"][0]["cost"]
-    assert cost["breakdown"]["programming"] > 0 and cost["breakdown"]["ADC"] > 0
+    assert [r["id"] for r in out["records"]] == ["p0"] and out["skipped"]["not ok"] == 1
+    hw = HardwareCostModel.for_circuit("rram-ic")
+    expected = cost_of(counts, hw, n=16, settle=settle_of_size(16, 0.05, hw))
+    assert out["records"][0]["cost"]["energy_j"] == pytest.approx(expected.energy_j, rel=1e-12)
+    assert out["records"][0]["cost"]["time_s"] == pytest.approx(expected.time_s, rel=1e-12)
     assert main(["cost", "study", str(tmp_path / "missing")]) == 2
     assert "no records.jsonl" in capsys.readouterr().err
