@@ -425,6 +425,9 @@ def study_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     _check_args(args)
     directory = Path(args.results)
+    if not directory.exists():
+        raise InputError(f"{args.results}: no such directory, so no records.jsonl (give the results directory of a "
+                         "sweep or training study)")
     if not directory.is_dir():
         raise InputError(f"{args.results}: not a directory (give the results directory of a sweep or training study)")
     path = directory / "records.jsonl"
