@@ -536,7 +536,8 @@ def from_dict(data: Mapping[str, Any], source: str = "config") -> CircuitConfig:
     allowed_top = {"name"} | set(SECTIONS)
     for key in data:
         if key not in allowed_top:
-            raise ConfigError(f"{source}: unknown key {key!r}; allowed: {', '.join(sorted(allowed_top | {'preset'}))}")
+            raise ConfigError(f"{source}: unknown key {key!r}{schema.suggest(key, allowed_top | {'preset'})}; allowed: "
+                              f"{', '.join(sorted(allowed_top | {'preset'}))}")
     merged = base
     for key, value in data.items():
         if key in SECTIONS and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):

@@ -23,7 +23,7 @@ def build(cls, data: Mapping[str, Any], where: str, error: Type[Exception]):
     bad = [k for k in data if k not in allowed]
     if bad:
         raise error(f"unknown key{'s' if len(bad) > 1 else ''} {', '.join(repr(join(where, k)) for k in bad)}"
-                    f"; allowed keys{' in ' + where if where else ''}: {', '.join(allowed)}")
+                    f"{suggest(bad[0], allowed)}; allowed keys{' in ' + where if where else ''}: {', '.join(allowed)}")
     return cls(**{k: coerce(v, hints[k], join(where, k), error) for k, v in data.items()})
 
 
@@ -89,7 +89,8 @@ def set_dotted(data: dict, key: str, value: Any, error: Type[Exception], source:
             nxt = node[part] = {}
         if not isinstance(nxt, (dict, list)):
             if nxt is None:
-                raise error(f"{source}: unknown key {key!r}")
+                options = list(node) if isinstance(node, dict) else []
+                raise error(f"{source}: unknown key {key!r}{suggest(part, options)}")
             raise error(f"{source}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping (key {key!r})")
         node = nxt
     last = parts[-1]
@@ -97,8 +98,15 @@ def set_dotted(data: dict, key: str, value: Any, error: Type[Exception], source:
         node[int(last)] = value
         return
     if not create and last not in node:
-        raise error(f"{source}: unknown key {key!r}")
+        raise error(f"{source}: unknown key {key!r}{suggest(last, list(node) if isinstance(node, dict) else [])}")
     node[last] = value
+
+
+def suggest(key: Any, options) -> str:
+    """' (did you mean 'levels'?)' for a near miss among ``options``, else ''."""
+    import difflib
+    close = difflib.get_close_matches(str(key), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def join(where: str, key: str) -> str:

@@ -39,6 +39,7 @@ from typing import Any, Mapping, Optional
 
 from amc.config import OPAMP_PRESETS, PRESETS, SECTIONS, CircuitConfig
 from amc.errors import ConfigError
+from amc.schema import suggest
 from amc.yamlio import read_yaml_mapping
 
 from .matrices import validate_matrix_spec
@@ -98,7 +99,7 @@ def build_sweep(data: Mapping[str, Any], source: str = "sweep", base_dir: Option
     """Validate a sweep mapping and expand it into points (see the module docstring for the format)."""
     for key in data:
         if key not in TOP_KEYS:
-            raise ConfigError(f"{source}: unknown key {key!r}; allowed: {', '.join(TOP_KEYS)}")
+            raise ConfigError(f"{source}: unknown key {key!r}{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
     kind = data.get("kind", "circuit")
     if kind not in KINDS:
         raise ConfigError(f"{source}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -213,7 +214,7 @@ def _resolve_base(base: Any, kind: str, source: str, base_dir: Optional[Path]) -
         raise ConfigError(f"{source}: base must be a mapping, got {base!r}")
     for key in base:
         if key not in BASE_KEYS:
-            raise ConfigError(f"{source}: unknown key 'base.{key}'; allowed: {', '.join('base.' + k for k in BASE_KEYS)}")
+            raise ConfigError(f"{source}: unknown key 'base.{key}'{suggest(key, BASE_KEYS)}; allowed: {', '.join('base.' + k for k in BASE_KEYS)}")
     circuit = base.get("circuit", "rram")
     if isinstance(circuit, str):
         looks_like_path = circuit.endswith((".yaml", ".yml")) or "/" in circuit
@@ -265,14 +266,16 @@ def _section_of(key: str) -> tuple[str, str]:
 def _check_key(key: str, kind: str, where: str) -> None:
     section, rest = _section_of(key)
     if not section:
-        raise ConfigError(f"{where}: unknown key {key!r}: a key starts with one of "
+        heads = sorted(SECTIONS) + ["circuit", "matrix", "solve", "training", "seed"]
+        raise ConfigError(f"{where}: unknown key {key!r}{suggest(key.partition('.')[0], heads)}: a key starts with one of "
                           f"{', '.join(sorted(SECTIONS))}, circuit, matrix, solve, training or is 'seed'")
     if section in ("matrix", "solve", "training", "circuit") and not rest and key != "name":
         raise ConfigError(f"{where}: key {key!r} needs a field after the dot (e.g. matrix.n)")
     if section == "matrix" and kind != "circuit":
         raise ConfigError(f"{where}: key {key!r}: matrix.* applies to circuit sweeps only (this sweep is kind {kind})")
     if section == "solve" and rest not in SOLVE_DEFAULTS:
-        raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join('solve.' + k for k in SOLVE_DEFAULTS)}")
+        raise ConfigError(f"{where}: unknown key {key!r}{suggest(rest, SOLVE_DEFAULTS)}; allowed: "
+                          f"{', '.join('solve.' + k for k in SOLVE_DEFAULTS)}")
 
 
 def _set_nested(tree: dict, dotted: str, value: Any, where: str) -> None:

@@ -205,11 +205,13 @@ def _set(data: dict, key: str, value: Any, source: str) -> None:
     if key.startswith("mvm."):
         sub = key[4:]
         if sub not in mvm_names:
-            raise ConfigError(f"{source}: unknown key method.{key}; known: mvm.{', mvm.'.join(sorted(mvm_names))}")
+            raise ConfigError(f"{source}: unknown key method.{key}{schema.suggest(sub, mvm_names)}; known: "
+                              f"mvm.{', mvm.'.join(sorted(mvm_names))}")
         data["mvm"] = {**dict(data.get("mvm", {})), sub: value}
         return
     if key not in names:
-        raise ConfigError(f"{source}: unknown key method.{key}; known: {', '.join(sorted(names))}")
+        raise ConfigError(f"{source}: unknown key method.{key}{schema.suggest(key, names)}; known: "
+                          f"{', '.join(sorted(names))}")
     data[key] = value
 
 
