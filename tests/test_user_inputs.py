@@ -286,3 +286,14 @@ def test_solve_json_cost_names_its_hardware_model(capsys, system):
     assert rec["cost"]["hardware_model"].startswith("rram-ic: op-amp cmos-ic") and rec["cost"]["energy_j"] > 0
     rec = solve_json(capsys, m, r, "--preset", "ideal")
     assert "error" in rec["cost"] and "ideal" in rec["cost"]["hardware_model"]
+
+
+@pytest.mark.slow
+def test_train_runtime_errors_exit_2(capsys, tmp_path):
+    argv = ["train", ROOT / "configs/train/synthetic-kfac.yaml", "--set", "train.max_steps=1", "--set",
+            "data.n_train=64", "--set", "data.n_test=32", "--set", "data.n_classes=4", "--set",
+            f"train.out_dir={tmp_path}", "--set", "train.progress=false"]
+    rc, _, err = amc(capsys, *argv)
+    assert rc == 0, err
+    rc, _, err = amc(capsys, *argv, "--set", "model.channels=4")      # resume from another configuration
+    assert rc == 2 and "written by a different configuration" in err and "Traceback" not in err
