@@ -105,7 +105,7 @@ def conditions(meta: dict, records: list[dict]) -> str:
     if not parts and not fixed:
         return ""
     text = "; ".join(parts + fixed)
-    return _wrap(text, 105)
+    return _wrap(text, 85)
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -239,7 +239,7 @@ def _drop_seed(subtitle: str, keys: set) -> str:
     rest = [k.strip() for k in found.group(1).split(",") if k.strip() not in keys]
     head = flat[:found.start()].rstrip("; ")
     text = head + (("; " if head else "") + "mean ± std over " + ", ".join(rest) if rest else "")
-    return _wrap(text, 105)
+    return _wrap(text, 85)
 
 
 def _short(key: str) -> str:
