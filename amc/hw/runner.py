@@ -30,10 +30,12 @@ INSTALL_HINT = ("install it with `make install` (or `sudo apt-get install libngs
 # Lines ngspice prints on a failed parse or analysis even when the API call itself returns 0.
 _FAILURE_MARKERS = ("error", "aborted", "timestep too small", "iteration limit", "singular matrix",
                     "unknown subckt", "could not find", "no such", "unable to find")
-# libngspice does not return all the memory of a failed parse (~0.8 MB for a 16x16 array deck) or analysis (tens of
-# KB through the matrix engine). A process stops using ngspice after this many failures, so its memory stays
-# bounded (200 x 0.8 MB); sweep workers are recycled at half of it (workflow.engine), so a sweep never hits it.
-FAILURE_BUDGET = int(os.environ.get("AMC_NGSPICE_FAILURE_BUDGET", "200"))
+# libngspice does not return all the memory of a failure, in proportion to the deck: ~0.6-0.8 MB for a failed parse
+# of a 16x16 array deck (~780 lines; tests/test_ngspice_failure_budget.py), tens of KB for a failed analysis through
+# the matrix engine, next to nothing for a 5-line deck. Each failure is charged the lines of its deck; a process stops
+# using ngspice once the charge reaches this budget (about 200 failed 16x16 parses, ~150 MB), and sweep workers are
+# replaced at half of it (workflow.engine), so a sweep never reaches it.
+FAILURE_BUDGET = int(os.environ.get("AMC_NGSPICE_FAILURE_BUDGET", "160000"))
 # ...and lines that merely echo the deck (its title may contain any word).
 _BENIGN = ("warning:", "note: can't find init file", "unsupported ngspice version", "circuit:")
 
@@ -102,8 +104,10 @@ class NgspiceSession:
         self.unrecoverable = ""
         self.tag: object = None
         self.runs = 0
-        self.failures = 0              # failed parses and analyses inside libngspice (see FAILURE_BUDGET)
+        self.failures = 0              # failed parses and analyses inside libngspice
+        self.failed_lines = 0          # their decks' lines: the charge against FAILURE_BUDGET
         self.failure_budget = FAILURE_BUDGET
+        self._deck_lines = 0
         self._commands = 0
 
     # ---- low level ------------------------------------------------------------------------------
@@ -178,10 +182,11 @@ class NgspiceSession:
         lines = [line for line in deck.splitlines() if line.strip()] + [""]
         _refuse_known_parse_failures(lines)
         keep = [ffi.new("char[]", line.encode("utf8")) for line in lines] + [FFI.NULL]
+        self._deck_lines = len(lines)
         rc = self._ng._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
         failures = self._failure_lines(0)
         if rc or failures:
-            self.failures += 1
+            self._charge(len(lines))
             self.loaded = True  # whatever ngspice kept of the deck must go
             self.clean()
             self._reset_control()
@@ -204,7 +209,7 @@ class NgspiceSession:
         self._command(command)
         failures = self._failure_lines(0)
         if failures:
-            self.failures += 1
+            self._charge(self._deck_lines)
             self._command("destroy all")
             self._reset_control()
             raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
@@ -226,14 +231,20 @@ class NgspiceSession:
 
     @property
     def failures_left(self) -> int:
-        return self.failure_budget - self.failures
+        """What is left of the failure budget, in deck lines."""
+        return self.failure_budget - self.failed_lines
+
+    def _charge(self, lines: int) -> None:
+        self.failures += 1
+        self.failed_lines += max(int(lines), 1)
 
     def _check_budget(self) -> None:
-        if self.failures >= self.failure_budget:
-            raise SimulationError(f"ngspice failed {self.failures} times in this process (the budget is "
-                                  f"{self.failure_budget}); libngspice keeps part of the memory of every failure, so "
-                                  "this process stops using it: start a new process (sweep workers are recycled "
-                                  "automatically; AMC_NGSPICE_FAILURE_BUDGET sets the budget)")
+        if self.failed_lines >= self.failure_budget:
+            raise SimulationError(f"ngspice failed {self.failures} times in this process on decks of "
+                                  f"{self.failed_lines} lines in all (the budget is {self.failure_budget} lines); "
+                                  "libngspice keeps part of the memory of every failure, so this process stops using "
+                                  "it: start a new process (sweep workers are replaced automatically; "
+                                  "AMC_NGSPICE_FAILURE_BUDGET sets the budget)")
 
     def _reset_control(self) -> None:
         # A failed parse or command leaves a frame on ngspice's control stack (256 deep): after 255 failures the next
@@ -257,7 +268,7 @@ class NgspiceSession:
             self._command("op")
             failures = self._failure_lines(0)
             if failures:
-                self.failures += 1
+                self._charge(self._deck_lines)
                 raise SimulationError(f"ngspice analysis failed: {failures[0].strip()}", self._log)
             self.runs += 1
             matrix_file, rhs_file = os.path.join(workdir, "matrix.txt"), os.path.join(workdir, "rhs.txt")
