@@ -271,6 +271,13 @@ def run(main, argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as exc:
+        # Ctrl-C while a module is being imported: Python wraps the KeyboardInterrupt raised inside a class body
+        # (dataclass __set_name__) into a RuntimeError
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+            return 130
+        raise
     except OSError as exc:
         # Files the user named or a directory it must write to: read-only, full disk, missing.
         where = f"{exc.filename}: " if exc.filename else ""
