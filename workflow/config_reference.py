@@ -17,7 +17,8 @@ import typing
 from typing import Any
 
 # Units follow from the SI naming convention of the configs (amc/config.py: "every physical quantity is in SI").
-UNITS = (("_ohm", "Ω"), ("_hz", "Hz"), ("_s", "s"), ("_a", "A"), ("_v", "V"), ("_j", "J"), ("_w", "W"))
+UNITS = (("_ohm", "Ω"), ("_hz", "Hz"), ("_v_per_s", "V/s"), ("_gm_s", "S"), ("_s", "s"), ("_a", "A"), ("_v", "V"),
+         ("_j", "J"), ("_w", "W"), ("_f", "F"))
 NAMED_UNITS = {"g_min": "S", "g_max": "S", "v_sat": "V", "target_swing": "fraction of the swing",
                "linear_fraction": "fraction of v_sat", "program_sigma": "relative (0.03 = 3 %)",
                "read_noise_sigma": "relative (0.03 = 3 %)", "stuck_rate": "fraction of cells",
@@ -49,6 +50,16 @@ MEANINGS = {
     "model.channels": "convolution output channels", "model.kernel": "convolution kernel size (pixels)",
     "model.pool": "max-pool window (must divide the convolution output)", "optimizer.lr": "learning rate",
     "train.epochs": "epochs to train (fractions allowed)", "train.batch_size": "images per step",
+    "opamp.pole2_hz": "macromodel: second pole (null: none)",
+    "opamp.rout_ohm": "macromodel: open-loop output resistance",
+    "opamp.i_source_max_a": "macromodel: output current limit when sourcing (null: unlimited)",
+    "opamp.i_sink_max_a": "macromodel: output current limit when sinking (null: unlimited)",
+    "opamp.slew_v_per_s": "macromodel: slew-rate limit (null: none)",
+    "opamp.input_capacitance_f": "macromodel: capacitance at the inputs",
+    "opamp.subckt": "model subckt: the user's subcircuit file (run `amc characterise` on it)",
+    "opamp.pins": "model subckt: the subcircuit's ports by role, in its port order (each of amc.config.PIN_ROLES once)",
+    "wires.col_cap_f": "column-line capacitance per crosspoint segment (transient decks only)",
+    "wires.cell_cap_f": "capacitance across each cell (transient decks only)",
     "train.evals_per_epoch": "test evaluations per epoch (the learning curve's points)",
     "train.out_dir": "where the run's log and checkpoint go ({name}: the config's name)",
     "train.checkpoint": "write a checkpoint at every evaluation", "train.max_steps": "stop after this many steps",
