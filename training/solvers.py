@@ -20,6 +20,7 @@ hardware's time per training step, required when the circuit drifts).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -146,6 +147,9 @@ class CircuitSolver:
         self._cost_model = None
         self._step = 0
         self._programmed_at: dict = {}
+        # loop lambda_min of every programmed array this run solved with, by factor size (the cost ledger prices a
+        # run with its own settles: amc cost training --run)
+        self.lambda_by_size: dict = {}
 
     # ---- time ------------------------------------------------------------------------------------------------
     def tick(self, step: int) -> None:
@@ -215,6 +219,12 @@ class CircuitSolver:
                 self.counts[key] += values.get(key, 0)
             if n is not None and hasattr(ops, "to_dict"):
                 self._price(ops, n, getattr(result, "lambda_min", None))
+        lam = getattr(result, "lambda_min", None)
+        if n is not None and lam is not None and np.isfinite(lam) and lam > 0:
+            entry = self.lambda_by_size.setdefault(n, [0, 0.0, float(lam)])   # count, sum of logs, minimum
+            entry[0] += 1
+            entry[1] += math.log(lam)
+            entry[2] = min(entry[2], float(lam))
         analog = getattr(result, "analog_error", None)
         if analog is not None:
             self.analog_err.add(analog)
@@ -263,6 +273,9 @@ class CircuitSolver:
                  method=self.description)
         if self.iterations.count:
             h["iterations_mean"] = self.iterations.mean
+        if self.lambda_by_size:
+            h["loop_lambda_min_by_size"] = {str(n): {"geomean": math.exp(total / count), "min": low, "solves": count}
+                                            for n, (count, total, low) in sorted(self.lambda_by_size.items())}
         if self._cost is not None or self._cost_error is not None:
             h["cost"] = self._cost.to_dict() if self._cost_error is None and self._cost is not None else \
                 {"error": self._cost_error}

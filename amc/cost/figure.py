@@ -8,7 +8,8 @@ from amc.errors import InputError
 from amc.cost.ledger import COMPONENTS, Cost
 
 COLOURS = {"opamps": "#1f77b4", "crosspoint array": "#aec7e8", "DAC": "#ff7f0e", "ADC": "#ffbb78",
-           "programming": "#d62728", "digital control": "#9467bd", "digital remainder": "#c5b0d5"}
+           "programming": "#d62728", "digital control": "#9467bd", "digital remainder": "#c5b0d5",
+           "static": "#8c564b"}
 
 
 def _scale(values: list[float], unit: str) -> tuple[float, str]:

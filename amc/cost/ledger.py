@@ -13,8 +13,11 @@ What is priced, and how:
   while converters work: the ADC samples at the end of the window).
 - MVM read: TIAs (the circuit's op-amp) settle to half an ADC LSB; the array dissipates V_read^2 G per cell.
 - Conversions: Walden FOM * 2^ENOB each (presets.ConverterModel); one conversion time per settle/read.
-- Programming: write-verify pulses (V I t each) and verify reads (one ADC conversion and V_read^2 G t each);
-  one endurance cycle per programmed cell (``Cost.cell_cycles``).
+- Programming: write-verify pulses (V I t each, drawn through the charge pump: / WriteVerifyModel.pump_efficiency)
+  and verify reads (one ADC conversion and V_read^2 G t each); one endurance cycle per write pulse
+  (``Cost.cell_cycles``).
+- Static: ``static_cost`` -- what the arrays' periphery draws over a whole step (gating policy, wake-ups,
+  converter references, logic leakage); it needs the step's critical path, so the step-level ledgers add it.
 - Digital: control traffic per conversion and the method's digital flops (presets.DigitalModel), the flops spread
   over one unit per output column of the n-column array.
 """
@@ -31,8 +34,9 @@ from amc.hw.counters import OperationCounts
 from amc.cost.presets import HardwareCostModel
 from amc.cost.settle import SettleCost, settle_cost, settle_law
 
-COMPONENTS = ("opamps", "crosspoint array", "DAC", "ADC", "programming", "digital control", "digital remainder")
-TIME_PARTS = ("INV settles", "MVM reads", "conversions", "programming", "digital remainder")
+COMPONENTS = ("opamps", "crosspoint array", "DAC", "ADC", "programming", "digital control", "digital remainder",
+              "static")
+TIME_PARTS = ("INV settles", "MVM reads", "conversions", "programming", "digital remainder", "wake-up")
 
 
 @dataclass
@@ -43,7 +47,7 @@ class Cost:
     energy_j: float
     breakdown: dict = field(default_factory=dict)
     time_breakdown: dict = field(default_factory=dict)
-    cell_cycles: float = 0.0   # endurance cycles consumed, summed over cells (one per programmed cell)
+    cell_cycles: float = 0.0   # endurance cycles consumed, summed over cells (one per write pulse)
 
     @classmethod
     def zero(cls) -> "Cost":
@@ -158,7 +162,7 @@ def programming(cells: float, n: int, hw: HardwareCostModel) -> tuple[float, flo
     verify_s = w.pulse_width_s + hw.adc.time_s
     per_cell_s = w.pulses_per_cell * (w.pulse_width_s + verify_s)
     g_mean = 0.5 * (d.g_min + d.g_max)
-    per_cell_j = w.pulses_per_cell * (w.pulse_voltage_v * w.pulse_current_a * w.pulse_width_s
+    per_cell_j = w.pulses_per_cell * (w.pulse_voltage_v * w.pulse_current_a * w.pulse_width_s / w.pump_efficiency()
                                       + w.verify_read_v ** 2 * g_mean * verify_s + hw.adc.energy_j(hw.adc_bits))
     parallel = w.cells_in_parallel or n
     return math.ceil(cells / parallel) * per_cell_s, cells * per_cell_j
@@ -218,7 +222,66 @@ def cost_of(counts: OperationCounts, hw: HardwareCostModel, *, n: int, settle: O
         time[part] /= parallel_arrays
     energy["digital remainder"] = counts.digital_flops * hw.digital.energy_per_flop_j
     time["digital remainder"] = counts.digital_flops / (hw.digital.flops_per_s * n)
-    return Cost.from_parts(energy, time, cell_cycles=float(counts.cells_programmed))
+    return Cost.from_parts(energy, time, cell_cycles=float(counts.cells_programmed) * hw.write.pulses_per_cell)
+
+
+# ---- what the periphery draws over a whole step -------------------------------------------------------------------
+def opamp_power_w(n: int, hw: HardwareCostModel) -> float:
+    """Quiescent power of one n x n INV array's 2n amplifiers (n row op-amps, n column inverters)."""
+    o = hw.circuit.opamp
+    return 2 * n * 2 * o.supply_v * o.quiescent_current_a
+
+
+def converters_of(n: int, hw: HardwareCostModel) -> tuple[int, int]:
+    """(DACs, ADCs) of one n x n array: a DAC per row, an ADC per ``outputs_per_adc`` columns."""
+    return n, -(-n // hw.outputs_per_adc)
+
+
+def static_power_w(n: int, hw: HardwareCostModel) -> float:
+    """Power one n x n array's periphery draws whatever it does: converter references/bias and logic leakage."""
+    s = hw.static
+    dacs, adcs = converters_of(n, hw)
+    converter = (dacs * hw.dac.energy_j(hw.dac_bits) * hw.dac.sample_rate_hz
+                 + adcs * hw.adc.energy_j(hw.adc_bits) * hw.adc.sample_rate_hz) * s.converter_static_fraction
+    logic = n * hw.digital.flops_per_s * hw.digital.energy_per_flop_j * s.logic_leakage_fraction
+    return converter + logic
+
+
+def static_cost(arrays, step_time_s: float, hw: HardwareCostModel) -> tuple[float, float]:
+    """(static energy J, wake-up time s) of arrays over a step whose critical path is ``step_time_s``.
+
+    arrays: (n, busy_s, settle_s) per array: its size, the time it settles/reads/converts in the step and the part
+    of that already priced as op-amp settle energy. Always-on: the op-amps draw quiescent power for the rest of the
+    step. Gated: for the rest of the busy window only, plus one wake-up per array per step (its time added once:
+    the arrays wake together). References and leakage draw for the whole step either way. Linear in step_time_s
+    for a fixed busy time."""
+    if not step_time_s >= 0:
+        raise InputError(f"step time must be non-negative, got {step_time_s!r}")
+    s = hw.static
+    gated = s.policy == "gated"
+    wake = s.wake_time_s if gated and arrays else 0.0
+    energy = 0.0
+    for n, busy_s, settle_s in arrays:
+        p_amp = opamp_power_w(n, hw)
+        on = (busy_s + s.wake_time_s) if gated else (step_time_s + wake)
+        energy += p_amp * max(on - settle_s, 0.0)
+        energy += static_power_w(n, hw) * (step_time_s + wake)
+    return energy, wake
+
+
+def area_mm2(sizes, hw: HardwareCostModel) -> dict:
+    """Area (mm^2) of INV arrays of the given sizes with their periphery: differential cells, 2n amplifiers, the
+    converters, one digital unit per column (doubled cells and amplifiers when double-buffered)."""
+    a = hw.area
+    copies = 2 if hw.double_buffered else 1
+    parts = {"cells": 0.0, "op-amps": 0.0, "converters": 0.0, "digital units": 0.0}
+    for n in sizes:
+        dacs, adcs = converters_of(n, hw)
+        parts["cells"] += copies * 2 * n * n * a.cell_um2 * 1e-6
+        parts["op-amps"] += copies * 2 * n * a.opamp_um2 * 1e-6
+        parts["converters"] += (dacs + adcs) * a.converter_um2 * 1e-6
+        parts["digital units"] += n * a.fma_unit_um2 * 1e-6
+    return parts
 
 
 def price_arrays(items, hw: HardwareCostModel, parallel: bool = True) -> Cost:

@@ -86,13 +86,29 @@ class WriteVerifyModel:
     # select a row by its word line); the ledger takes the array size for it unless this is set.
     cells_in_parallel: Optional[int] = None
     # Wong et al. 2012: endurance 1e6-1e12 cycles reported across metal-oxide RRAM; 1e6, the low end, for
-    # multi-level programming (binary TaOx reached 1e12, Lee et al. 2011).
+    # multi-level programming (binary TaOx reached 1e12, Lee et al. 2011). Counted per write pulse (each pulse of a
+    # write-verify train stresses the cell), not per programming.
     endurance_cycles: float = 1e6
+    # Write pulses above the chip supply come from an on-chip charge pump. Tanzawa & Tanaka, "A dynamic analysis of
+    # the Dickson charge pump circuit", IEEE JSSC 32, 1231 (1997): an N-stage Dickson pump draws (N + 1) times its
+    # output current from the supply, so its efficiency is at most V_out / ((N + 1) V_dd) with N = ceil(V_out/V_dd) - 1.
+    # ASSUMPTION: 1.2 V supply (the op-amp's rail) and a further 0.7 for the pump's parasitic (bottom-plate, clock
+    # driver) losses; Tanzawa & Tanaka put the self-load at about 1/3 of the pump capacitance.
+    supply_v: float = 1.2
+    pump_parasitic_efficiency: float = 0.7
+
+    def pump_efficiency(self) -> float:
+        if self.pulse_voltage_v <= self.supply_v:
+            return 1.0
+        stages = math.ceil(self.pulse_voltage_v / self.supply_v) - 1
+        return self.pulse_voltage_v / ((stages + 1) * self.supply_v) * self.pump_parasitic_efficiency
 
     def validate(self, where: str) -> None:
         for name in ("pulses_per_cell", "pulse_width_s", "pulse_voltage_v", "pulse_current_a", "verify_read_v",
-                     "endurance_cycles"):
+                     "endurance_cycles", "supply_v", "pump_parasitic_efficiency"):
             _positive(getattr(self, name), f"{where}.{name}")
+        if self.pump_parasitic_efficiency > 1:
+            raise ConfigError(f"{where}.pump_parasitic_efficiency must be in (0, 1]")
         if self.cells_in_parallel is not None and (not isinstance(self.cells_in_parallel, int)
                                                    or self.cells_in_parallel < 1):
             raise ConfigError(f"{where}.cells_in_parallel must be a positive integer or null")
@@ -139,6 +155,66 @@ class DigitalModel:
             _positive(getattr(self, name), f"{where}.{name}")
 
 
+GATING_POLICIES = ("gated", "always-on")
+
+
+@dataclass(frozen=True)
+class StaticModel:
+    """Power drawn whether or not the arrays compute, and the op-amps' gating policy.
+
+    ``gated``: each array's op-amps are powered for its busy window in a step (settles, reads and the conversions
+    between them: a few ns apart, too short to gate) and off otherwise, paying one wake-up per array per step.
+    ``always-on``: the op-amps draw their quiescent power for the whole step.
+    Converter references/bias and logic leakage are on for the whole step under both policies (a reference buffer
+    takes microseconds to settle, longer than the step's idle gaps)."""
+
+    policy: str = "gated"
+    # ASSUMPTION: 100 ns to wake an integrated op-amp from power-down (bias currents and common-mode feedback settling;
+    # the op-amp's own small-signal settling at 695 MHz GBW is ~ns, bias start-up dominates), drawing its quiescent
+    # current meanwhile. On the critical path once per step (arrays wake together).
+    wake_time_s: float = 100e-9
+    # ASSUMPTION: a converter's static draw (reference buffer, bias, comparator clocking) is 10 % of its power at full
+    # rate. Verbruggen et al. 2012 (presets.SAR_ADC) is "fully dynamic", so its core leaks little; the reference it
+    # needs does not.
+    converter_static_fraction: float = 0.1
+    # ASSUMPTION: logic leakage 5 % of the logic's power at full activity (a low-power 40-nm process; high-performance
+    # processes leak several times more). Applied alike to the analog side's digital units and the digital engine.
+    logic_leakage_fraction: float = 0.05
+
+    def validate(self, where: str) -> None:
+        if self.policy not in GATING_POLICIES:
+            raise ConfigError(f"{where}.policy must be one of {', '.join(GATING_POLICIES)}, got {self.policy!r}")
+        if not (isinstance(self.wake_time_s, (int, float)) and self.wake_time_s >= 0):
+            raise ConfigError(f"{where}.wake_time_s must be >= 0")
+        for name in ("converter_static_fraction", "logic_leakage_fraction"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                raise ConfigError(f"{where}.{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class AreaModel:
+    """Silicon area of the analog side: cells, op-amps, converters and the digital units beside the arrays."""
+
+    # ASSUMPTION: a 1T1R cell of 60 F^2 at F = 40 nm (0.096 um^2): the access transistor must pass the 100 uA write
+    # current, so it is several times minimum width (1T1R cells are quoted from ~6 F^2 for selector-limited designs
+    # to tens of F^2 for transistor-limited ones).
+    cell_um2: float = 60 * 0.040 ** 2
+    # ASSUMPTION: 2,500 um^2 per op-amp (a compact two-stage/folded-cascode amplifier with its compensation capacitor
+    # in 130 nm; the cited cmos-ic design gives no layout area). Every row has one and every column an inverter.
+    opamp_um2: float = 2500.0
+    # ASSUMPTION: 5,000 um^2 for an 8-bit 250 MS/s SAR ADC in 40 nm (capacitive DAC, comparator, logic); a DAC is
+    # priced like an ADC as its energy is.
+    converter_um2: float = 5000.0
+    # The digital units beside the arrays (DigitalModel: one FP32 FMA per column): Horowitz 2014, 45 nm, FP32 add
+    # 4,184 um^2 + FP32 multiply 7,700 um^2.
+    fma_unit_um2: float = 4184.0 + 7700.0
+
+    def validate(self, where: str) -> None:
+        for name in ("cell_um2", "opamp_um2", "converter_um2", "fma_unit_um2"):
+            _positive(getattr(self, name), f"{where}.{name}")
+
+
 @dataclass(frozen=True)
 class HardwareCostModel:
     """Everything the ledger needs to price operation counts: the circuit plus its periphery."""
@@ -152,12 +228,23 @@ class HardwareCostModel:
     adc_bits: int = 8
     dac_bits: int = 8
     # ASSUMPTION: one ADC per output and one DAC per input (no multiplexing): every settle costs one conversion time.
+    # ADC sharing (the CLI's --columns-per-adc): k columns per ADC cost k conversion times per settle and 1/k of the
+    # converters' area and static power.
     outputs_per_adc: int = 1
     write: WriteVerifyModel = field(default_factory=WriteVerifyModel)
     read: ReadModel = field(default_factory=ReadModel)
     digital: DigitalModel = field(default_factory=DigitalModel)
+    static: StaticModel = field(default_factory=StaticModel)
+    area: AreaModel = field(default_factory=AreaModel)
+    # Double-buffered programming: a second array per factor is written while the first serves solves, so the write
+    # leaves the critical path (when it fits in the steps between inverse updates) at twice the cells and op-amps.
+    double_buffered: bool = False
 
     def __post_init__(self) -> None:
+        self.static.validate("static")
+        self.area.validate("area")
+        if not isinstance(self.double_buffered, bool):
+            raise ConfigError(f"double_buffered must be true or false, got {self.double_buffered!r}")
         self.adc.validate("adc")
         self.dac.validate("dac")
         self.write.validate("write")
