@@ -221,60 +221,198 @@ def _read_training_config(args, load_training_config) -> dict:
     return read_yaml_mapping(args.config, what="training config")
 
 
+def _run_circuit(cfg: dict) -> Optional[CircuitConfig]:
+    """The circuit a training config simulates (optimizer.solver.circuit), or None for a digital config."""
+    solver = (cfg.get("optimizer") or {}).get("solver") or {}
+    if solver.get("backend", "numpy") != "circuit":
+        return None
+    circuit = solver.get("circuit") or "rram"
+    if isinstance(circuit, str):
+        return CircuitConfig.preset(circuit)
+    from amc.config import from_dict
+    return from_dict(circuit, source="training config optimizer.solver.circuit")
+
+
+def _priced_hw(cfg: dict, args) -> tuple[HardwareCostModel, str]:
+    """Priced = simulated: the run's own circuit (levels, op-amp, converter bits) unless --preset/--config override
+    it, which the returned note says."""
+    run = _run_circuit(cfg)
+    overridden = bool(getattr(args, "preset", None) or getattr(args, "circuit_config", None))
+    if run is not None and not overridden:
+        hw = HardwareCostModel.for_circuit(run)
+        io = run.io
+        bits = {k: getattr(io, k) for k in ("adc_bits", "dac_bits") if getattr(io, k) is not None}
+        hw = hw.replace(**bits) if bits else hw
+        note = (f"circuit from the run ({run.name}, {run.device.levels or 'continuous'} levels); converters "
+                + ("as simulated" if bits else f"{hw.adc_bits}-bit (ledger ASSUMPTION: the run reads its outputs at "
+                                               f"full precision)"))
+    else:
+        hw = HardwareCostModel.for_circuit(args.circuit_config and CircuitConfig.from_yaml(args.circuit_config)
+                                           or args.preset or "rram-ic")
+        note = ("circuit overridden on the command line: NOT the simulated one" if run is not None
+                else "digital config: circuit " + hw.name)
+    changes = {}
+    if args.adc_fom is not None:
+        import dataclasses
+        changes["adc"] = dataclasses.replace(hw.adc, fom_j_per_step=args.adc_fom)
+        changes["dac"] = dataclasses.replace(hw.dac, fom_j_per_step=args.adc_fom)
+    if args.pulses_per_cell is not None:
+        import dataclasses
+        changes["write"] = dataclasses.replace(hw.write, pulses_per_cell=args.pulses_per_cell)
+    import dataclasses
+    changes["static"] = dataclasses.replace(hw.static, policy=args.gating)
+    changes["outputs_per_adc"] = args.columns_per_adc
+    changes["double_buffered"] = args.double_buffered
+    return hw.replace(**changes), note
+
+
+def _study_lambdas(layers, study) -> Optional[dict]:
+    """Loop lambda_min per (layer, factor) from the study's measured geometric mean per factor size."""
+    measured = study["analog"].lambda_by_size if study else {}
+    if not measured:
+        return None
+    out = {}
+    for l in layers:
+        for kind, d in (("A", l.a_dim), ("G", l.g_dim)):
+            if d not in measured:
+                raise InputError(f"the study measured no loop lambda_min for factor size {d} ({l.name} {kind}): "
+                                 f"it is not a run of this config")
+            out[(l.name, kind)] = measured[d]
+    return out
+
+
+def _add_verdict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", help="finished training sweep (records.jsonl): measured lambda_min, settles and "
+                                   "programmings per step, energy and time to target")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="fp32",
+                   help="equal-technology engine precision (default fp32)")
+    p.add_argument("--engine-units", type=int, help="engine MAC units (default: the analog step's array columns)")
+    p.add_argument("--gating", choices=("gated", "always-on"), default="gated", help="op-amp power policy")
+    p.add_argument("--columns-per-adc", type=int, default=1, help="array columns sharing one ADC (default 1)")
+    p.add_argument("--double-buffered", action="store_true", help="program a spare array set while one serves")
+
+
 def training_main(argv: list[str], load_training_config=None) -> int:
-    p = argparse.ArgumentParser(prog="amc cost training", description="K-FAC cost per step and per epoch.")
+    p = argparse.ArgumentParser(prog="amc cost training", description="K-FAC cost per step and per epoch, and with "
+                                "--study to the target accuracy, against three digital baselines.")
     p.add_argument("config", help="training YAML (configs/train/*.yaml)")
     _add_hw_arguments(p)
     _add_dataflow_arguments(p, 64)
+    _add_verdict_arguments(p)
     p.add_argument("--channels", type=int, help="override model.channels")
     p.add_argument("--pool", type=int, help="override model.pool")
     p.add_argument("--classes", type=int, help="override the number of classes")
     p.add_argument("--repeats", type=int, default=5, help="CPU timing repeats (best of)")
     args = p.parse_args(argv)
     _check_args(args)
+    from amc.cost.node import DigitalNode
+    from amc.cost.to_target import CnnShape, read_study
+    from amc.cost.verdict import verdict
+    if args.columns_per_adc < 1 or args.repeats < 1:
+        raise InputError("--columns-per-adc and --repeats must be positive integers")
     cfg = _read_training_config(args, load_training_config)
     layers, inverse_every, batch, n_train = _training_layers(cfg, args)
-    hw, flow = _hw(args), _dataflow(args)
-    lambdas = REFERENCE_LOOP_LAMBDA if [(l.a_dim, l.g_dim) for l in layers] == [(26, 7), (64, 13)] else None
+    hw, circuit_note = _priced_hw(cfg, args)
+    flow = _dataflow(args)
+    study = read_study(args.study) if args.study else None
+    lambdas = _study_lambdas(layers, study)
+    if lambdas is not None:
+        lambda_note = "measured by the study's runs (geometric mean per factor)"
+    elif [(l.a_dim, l.g_dim) for l in layers] == [(26, 7), (64, 13)]:
+        lambdas, lambda_note = REFERENCE_LOOP_LAMBDA, "table (continuous-conductance factors, not this run's)"
+    else:
+        lambda_note = f"default {DEFAULT_LOOP_LAMBDA} (not measured)"
+    scales = {}
+    if study is not None and study["analog"].settles_per_step:
+        plan = kfac_step_cost(layers, hw, flow, args.array_size, inverse_every, lambdas)
+        scales["settle_scale"] = study["analog"].settles_per_step / plan.counts_per_step.inv_settles
+        planned_prog = sum(factor_counts(d, 0, args.array_size, flow)[0].programmings
+                           for l in layers for d in (l.a_dim, l.g_dim)) / inverse_every
+        scales["programming_scale"] = study["analog"].programmings_per_step / planned_prog
     analog = kfac_step_cost(layers, hw, flow, args.array_size, inverse_every, lambdas, not args.layers_serial,
-                            args.parallel_arrays)
-    cpu = measure_cpu_kfac(layers, inverse_every, repeats=args.repeats)
-    gpu = gpu_kfac(layers, inverse_every, _gpu(args))
+                            args.parallel_arrays, **scales)
+    node = DigitalNode(precision=args.precision, units=args.engine_units or sum(analog.array_sizes))
+    shape = CnnShape(channels=layers[0].g_dim, pool=args.pool or int((cfg.get("model") or {}).get("pool", 4)),
+                     kernel=int((cfg.get("model") or {}).get("kernel", 5)), classes=layers[-1].g_dim, batch=batch)
+    result = verdict(analog, layers, inverse_every, node, _gpu(args), hw.static.logic_leakage_fraction,
+                     args.repeats, shape, study)
+    entries = result["entries"]
     steps = math.ceil(n_train / batch)
     sizes = "; ".join(f"{l.name} A {l.a_dim}, G {l.g_dim}" for l in layers)
-    conditions = (f"{flow.describe()}, arrays {args.array_size}x{args.array_size} (settle band ±{hw.circuit.simulation.settle_tol * 100:g} %), inverse_every {inverse_every}, "
-                  f"batch {batch}, {steps} steps/epoch; factors {sizes}")
-    record = {"hardware": hw.describe(), "conditions": conditions, "per_step": analog.per_step.to_dict(),
+    conditions = (f"{flow.describe()}, arrays {args.array_size}x{args.array_size} (settle band "
+                  f"±{hw.circuit.simulation.settle_tol * 100:g} %), inverse_every {inverse_every}, batch {batch}, "
+                  f"{steps} steps/epoch; factors {sizes}; op-amps {hw.static.policy}, {hw.outputs_per_adc} "
+                  f"column(s) per ADC{', double-buffered' if hw.double_buffered else ''}")
+    reached_note = None
+    if study is not None and study["analog"].runs and not study["analog"].reached:
+        reached_note = f"this configuration did not reach the target: {study['analog'].describe()}"
+    record = {"hardware": hw.describe(), "circuit": circuit_note, "conditions": conditions, **entries,
+              "engine": node.describe(), "per_step": analog.per_step.to_dict(),
               "per_step_time_breakdown": analog.per_step.time_breakdown,
               "inverse_update": analog.inverse_update.to_dict(), "per_epoch": analog.per_epoch(steps).to_dict(),
-              "counts_per_step": analog.counts_per_step.to_dict(),
-              "cpu_per_step": cpu.to_dict(), "gpu_per_step": gpu.to_dict(),
-              "lambda_min": "measured (reference variant)" if lambdas else f"default {DEFAULT_LOOP_LAMBDA}"}
+              "counts_per_step": analog.counts_per_step.to_dict(), "lambda_min": lambda_note,
+              "lambda_min_used": {f"{k[0]} {k[1]}": v for k, v in lambdas.items()} if isinstance(lambdas, dict)
+              else lambdas, "measured_over_planned": scales or None, "reached": reached_note,
+              "cpu_per_step": entries["cpu"], "gpu_per_step": entries["gpu"]}
+    if "study" in result:
+        record["study"] = result["study"]
     if args.json:
         print(json.dumps(record))
     else:
-        print(hw.describe())
-        print(conditions)
-        s = analog.per_step
-        rows = [("analog (" + flow.name + ")", fmt_time(s.time_s), fmt_energy(s.energy_j), "1", "1"),
-                ("CPU measured", fmt_time(cpu.time_s), fmt_energy(cpu.energy_j), f"{cpu.time_s / s.time_s:.3g}x",
-                 f"{cpu.energy_j / s.energy_j:.3g}x"),
-                ("GPU model", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j), f"{gpu.time_s / s.time_s:.3g}x",
-                 f"{gpu.energy_j / s.energy_j:.3g}x")]
-        _print_table(rows, ("per training step", "time", "energy", "digital/analog time", "digital/analog energy"))
-        print("analog energy: " + breakdown_line(s))
-        print("analog time:   " + ", ".join(f"{k} {fmt_time(v)}" for k, v in s.time_breakdown.items() if v > 0)
-              + f" (critical path {fmt_time(s.time_s)})")
-        print(f"one inverse update: {fmt_time(analog.inverse_update.time_s)}, "
-              f"{fmt_energy(analog.inverse_update.energy_j)}; per epoch ({steps} steps): "
-              f"{fmt_time(analog.per_epoch(steps).time_s)}, {fmt_energy(analog.per_epoch(steps).energy_j)}")
-        print(f"CPU: {cpu.detail['energy_from']}; GPU: {gpu.detail['gpu']} ({gpu.detail['gpu_source']})")
+        _print_training(record, entries, analog, hw, steps)
     if args.figure:
         plot_costs({f"analog {flow.name}": analog.per_step}, args.figure,
                    f"K-FAC cost per training step, preset {hw.name}", conditions,
-                   {"CPU (measured)": (cpu.time_s, cpu.energy_j), "GPU (model)": (gpu.time_s, gpu.energy_j)})
+                   {name: (e["time_s"], e["energy_j"]) for name, e in entries.items() if name != "analog"})
         print(f"wrote {args.figure}")
     return 0
+
+
+def _print_training(record: dict, entries: dict, analog, hw, steps: int) -> None:
+    print(hw.describe())
+    print(record["circuit"] + "; loop lambda_min: " + record["lambda_min"])
+    print(record["conditions"])
+    print(record["engine"])
+    a = entries["analog"]
+    labels = {"analog": "analog", "digital_same_node": "digital, same node", "cpu": "CPU measured",
+              "gpu": "GPU model (batched)"}
+    rows = []
+    for name, e in entries.items():
+        area = "" if e.get("area_mm2") is None else f"{e['area_mm2']:.3g}"
+        row = [labels[name], fmt_time(e["time_s"]), fmt_energy(e["energy_j"]), area,
+               f"{e['time_s'] / a['time_s']:.3g}x", f"{e['energy_j'] / a['energy_j']:.3g}x"]
+        if "energy_to_target_j" in e:
+            row += ["—" if e["energy_to_target_j"] is None else fmt_energy(e["energy_to_target_j"]),
+                    "—" if e["time_to_target_s"] is None else fmt_time(e["time_to_target_s"])]
+        rows.append(tuple(row))
+    header = ("per training step (K-FAC work)", "time", "energy", "area mm²", "time / analog", "energy / analog")
+    if "study" in record:
+        header += ("energy to target", "time to target")
+    _print_table(rows, header)
+    s = analog.per_step
+    print("analog energy: " + breakdown_line(s))
+    print("analog time:   " + ", ".join(f"{k} {fmt_time(v)}" for k, v in s.time_breakdown.items() if v > 0)
+          + f" (critical path {fmt_time(s.time_s)})")
+    print(f"one inverse update: {fmt_time(analog.inverse_update.time_s)}, "
+          f"{fmt_energy(analog.inverse_update.energy_j)}; per epoch ({steps} steps): "
+          f"{fmt_time(analog.per_epoch(steps).time_s)}, {fmt_energy(analog.per_epoch(steps).energy_j)}; "
+          f"endurance cycles per cell and step {s.cell_cycles / max(2 * sum(n * n for n in analog.array_sizes), 1):.3g}")
+    c = entries["cpu"]
+    print(f"CPU: {c['cpu']}, {c['energy_from']}; float64 {fmt_time(c['float64_time_s'])}; Python dispatch floor "
+          f"{fmt_time(c['dispatch_floor_s'])}; GPU: {entries['gpu']['gpu']} at {entries['gpu']['power_w']:g} W, "
+          f"unbatched {fmt_time(entries['gpu']['unbatched_time_s'])}")
+    if "study" in record:
+        st = record["study"]
+        print(f"study: analog {st['analog_runs']}; all-digital {st['digital_runs']}")
+        for base, t in a["to_target_by_rest_baseline"].items():
+            print(f"  analog + rest of step on {labels[base]}: preconditioner {100 * t['preconditioner_share_energy']:.2g} % "
+                  f"of step energy, {100 * t['preconditioner_share_time']:.2g} % of step time")
+        for name in ("digital_same_node", "cpu", "gpu"):
+            e = entries[name]
+            print(f"  {labels[name]}: preconditioner {100 * e['preconditioner_share_energy']:.2g} % of step energy, "
+                  f"{100 * e['preconditioner_share_time']:.2g} % of step time")
+    if record["reached"]:
+        print("NOTE: " + record["reached"])
 
 
 # ---- network: the larger-task table ---------------------------------------------------------------------------

@@ -20,11 +20,23 @@ from scipy.linalg import lapack
 from amc.errors import ConfigError, InputError
 from amc.cost.workloads import LayerFactors, kfac_flops
 
-# AMD EPYC 7763 (Zen 3 "Milan"): 280 W default TDP for 64 cores (AMD product page): 4.4 W per core.
-# ASSUMPTION: lscpu on this VM says only "AMD EPYC", 2 cores; we take the per-core share of a current EPYC part and
-# count only the cores BLAS uses. RAPL (/sys/class/powercap) is read instead whenever it is readable.
+# ASSUMPTION for the energy when RAPL is not readable: the per-core share of a current server socket's TDP, AMD EPYC
+# 7763 (Zen 3 "Milan"): 280 W default TDP for 64 cores (AMD product page), 4.4 W per core, times the cores the
+# measurement used. The CPU's own name is read from /proc/cpuinfo and printed beside it.
 CPU_WATTS_PER_CORE = 280.0 / 64
 RAPL_PATH = Path("/sys/class/powercap/intel-rapl:0/energy_uj")
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name as the machine reports it (/proc/cpuinfo), never assumed."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
 
 
 @dataclass(frozen=True)
@@ -53,8 +65,9 @@ _SET = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "
 def set_blas_threads(n: int) -> int:
     """Set the thread count of every loaded OpenBLAS/MKL; returns how many libraries took it (0: unknown BLAS).
 
-    Small factorisations on a shared 2-core machine run ~100x slower with a multi-threaded BLAS fighting other jobs
-    (training/_blas.py measured 200 ms against 3 ms for a 289 x 289 solve), so the CPU baseline is one core."""
+    The CPU baseline uses every core (digital at its best); measure_cpu_kfac restores the previous count after
+    timing, because small factorisations elsewhere in the process run far slower with a multi-threaded BLAS
+    fighting other jobs (training/_blas.py measured 200 ms against 3 ms for a 289 x 289 solve)."""
     import ctypes
     try:
         with open("/proc/self/maps") as f:
@@ -76,74 +89,151 @@ def set_blas_threads(n: int) -> int:
     return changed
 
 
-def _spd(d: int, rng: np.random.Generator) -> np.ndarray:
+_GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
+        "openblas_get_num_threads", "MKL_Get_Max_Threads")
+
+
+def blas_threads() -> Optional[int]:
+    """The thread count of the first loaded OpenBLAS/MKL that reports one (None: unknown)."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({ln.split()[-1] for ln in f if ("blas" in ln or "mkl" in ln) and ".so" in ln})
+    except OSError:
+        return None
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in _GET:
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                return int(fn())
+    return None
+
+
+def _spd(d: int, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
     x = rng.standard_normal((d, 2 * d))
-    return x @ x.T / (2 * d) + 1e-2 * np.eye(d)
+    return (x @ x.T / (2 * d) + 1e-2 * np.eye(d)).astype(dtype)
 
 
 def _spd_inverse(m: np.ndarray) -> np.ndarray:
-    c, info = lapack.dpotrf(m, lower=1)
+    potrf, potri = (lapack.spotrf, lapack.spotri) if m.dtype == np.float32 else (lapack.dpotrf, lapack.dpotri)
+    c, info = potrf(m, lower=1)
     if info:
         raise InputError(f"Cholesky failed (info {info}): the factor is not positive definite")
-    inv, info = lapack.dpotri(c, lower=1)
+    inv, info = potri(c, lower=1)
     return inv
 
 
-def measure_cpu_kfac(layers: list[LayerFactors], inverse_every: int, repeats: int = 5, seed: int = 0,
-                     watts_per_core: float = CPU_WATTS_PER_CORE) -> DigitalCost:
-    """Exact K-FAC inverse and apply work per training step in NumPy/LAPACK (float64), timed on this CPU.
+def _best(fn, repeats: int) -> tuple[float, Optional[float]]:
+    """Best-of-``repeats`` wall time (other jobs share the machine: the minimum is its capability), RAPL energy."""
+    times, energies = [], []
+    for _ in range(repeats):
+        e0, t0 = _rapl_energy(), time.perf_counter()
+        fn()
+        t1, e1 = time.perf_counter(), _rapl_energy()
+        times.append(t1 - t0)
+        if e0 is not None and e1 is not None:
+            energies.append(e1 - e0)
+    return min(times), (min(energies) if energies else None)
 
-    Best of ``repeats`` (other jobs share the machine; the minimum is the machine's capability). Energy: RAPL when
-    readable, else time x watts_per_core x BLAS threads.
-    """
-    if inverse_every < 1:
-        raise InputError(f"inverse_every must be a positive integer, got {inverse_every!r}")
+
+def _kfac_kernels(layers: list[LayerFactors], dtype, seed: int):
+    """(update variants, apply) closures doing one step's K-FAC linear algebra in ``dtype``."""
     rng = np.random.default_rng(seed)
-    factors = [(_spd(l.a_dim, rng), _spd(l.g_dim, rng), rng.standard_normal((l.g_dim, l.a_dim))) for l in layers]
+    factors = [(_spd(l.a_dim, rng, dtype), _spd(l.g_dim, rng, dtype),
+                rng.standard_normal((l.g_dim, l.a_dim)).astype(dtype)) for l in layers]
+    by_size: dict = {}
+    for a, g, _ in factors:
+        for m in (a, g):
+            by_size.setdefault(m.shape[0], []).append(m)
+    stacks = [np.stack(ms) for ms in by_size.values()]
     inverses = [(_spd_inverse(a), _spd_inverse(g)) for a, g, _ in factors]
 
-    def update():
-        for a, g, _ in factors:
-            _spd_inverse(a)
-            _spd_inverse(g)
+    def lapack_each():              # potrf + potri per factor: the fewest flops, one call pair per factor
+        for m in (m for a, g, _ in factors for m in (a, g)):
+            _spd_inverse(m)
+
+    def batched():                  # one compiled call per distinct size (LU-based inverse: more flops, fewer calls)
+        for stack in stacks:
+            np.linalg.inv(stack)
 
     def apply():
         for (ai, gi), (_, _, dw) in zip(inverses, factors):
-            # potri fills one triangle: symmetric use through the lower triangle is what a real code would do;
-            # the full product costs the same flops
             gi @ dw @ ai
 
-    def best(fn) -> tuple[float, Optional[float]]:
-        times, energies = [], []
-        for _ in range(repeats):
-            e0, t0 = _rapl_energy(), time.perf_counter()
-            fn()
-            t1, e1 = time.perf_counter(), _rapl_energy()
-            times.append(t1 - t0)
-            if e0 is not None and e1 is not None:
-                energies.append(e1 - e0)
-        return min(times), (min(energies) if energies else None)
+    return {"LAPACK potrf+potri per factor": lapack_each, "numpy inv batched per size": batched}, apply
 
-    threads = 1 if set_blas_threads(1) else (os.cpu_count() or 1)
-    apply()  # warm-up (BLAS thread pool, caches)
-    update()
-    t_update, e_update = best(update)
-    t_apply, e_apply = best(apply)
+
+def measure_cpu_kfac(layers: list[LayerFactors], inverse_every: int, repeats: int = 5, seed: int = 0,
+                     watts_per_core: float = CPU_WATTS_PER_CORE, dtype=np.float32,
+                     threads: Optional[int] = None, reference: bool = True) -> DigitalCost:
+    """K-FAC inverse and apply work per training step in NumPy/LAPACK, timed on this CPU in ``dtype`` (float32: the
+    precision of the analog answer is far below it), the faster of per-factor LAPACK and batched per-size calls for
+    the inverse update, and the faster of every core and one core (``threads`` fixes it): on a machine shared with
+    other jobs a multi-threaded BLAS can be 10x slower on small products. Energy: RAPL when readable, else
+    time x watts_per_core x the cores used. reference: also time float64 (reported, not used)."""
+    if not isinstance(inverse_every, int) or inverse_every < 1:
+        raise InputError(f"inverse_every must be a positive integer, got {inverse_every!r}")
+    choices = [threads] if threads else sorted({os.cpu_count() or 1, 1}, reverse=True)
+    results = [with_blas_threads(n, lambda n=n: _measure(layers, inverse_every, repeats, seed, watts_per_core,
+                                                          dtype, n, reference)) for n in choices]
+    return min(results, key=lambda c: c.time_s)
+
+
+def with_blas_threads(n: int, fn):
+    """fn() with every loaded BLAS set to n threads, the previous count restored after."""
+    before = blas_threads()
+    took = set_blas_threads(n)
+    try:
+        result = fn()
+    finally:
+        if before is not None:
+            set_blas_threads(before)
+    if hasattr(result, "detail"):
+        result.detail["blas_threads_set"] = bool(took)
+    return result
+
+
+def _measure(layers, inverse_every, repeats, seed, watts_per_core, dtype, threads, reference) -> DigitalCost:
+    updates, apply = _kfac_kernels(layers, dtype, seed)
+    apply()                         # warm-up (BLAS thread pool, caches)
+    timed = {}
+    for name, fn in updates.items():
+        fn()
+        timed[name] = _best(fn, repeats)
+    how_update = min(timed, key=lambda k: timed[k][0])
+    t_update, e_update = timed[how_update]
+    t_apply, e_apply = _best(apply, repeats)
     t_step = t_apply + t_update / inverse_every
     if e_update is not None and e_apply is not None:
         energy, how = e_apply + e_update / inverse_every, "RAPL package energy"
     else:
-        energy, how = t_step * watts_per_core * threads, f"time x {watts_per_core:.3g} W/core x {threads} BLAS threads"
+        energy, how = t_step * watts_per_core * threads, (f"time x {watts_per_core:.3g} W/core x {threads} cores "
+                                                          f"(TDP share; RAPL not readable)")
+    # the Python-dispatch floor: the same calls on 1 x 1 matrices
+    tiny_updates, tiny_apply = _kfac_kernels([LayerFactors(l.name, 1, 1) for l in layers], dtype, seed)
+    t_dispatch = _best(tiny_apply, repeats)[0] + _best(tiny_updates[how_update], repeats)[0] / inverse_every
     inv_flops, step_flops = kfac_flops(layers)
-    return DigitalCost(t_step, energy, {"inverse_update_s": t_update, "apply_s": t_apply, "energy_from": how,
-                                        "flops_per_step": step_flops + inv_flops / inverse_every,
-                                        "cpu": "this machine (lscpu: AMD EPYC), float64, best of %d" % repeats})
+    detail = {"inverse_update_s": t_update, "apply_s": t_apply, "inverse_update_by": how_update,
+              "energy_from": how, "flops_per_step": step_flops + inv_flops / inverse_every,
+              "dispatch_floor_s": t_dispatch, "threads": threads,
+              "dtype": np.dtype(dtype).name,
+              "cpu": f"{cpu_model_name()} ({os.cpu_count()} cores visible), {np.dtype(dtype).name}, best of {repeats}"}
+    if reference and np.dtype(dtype) != np.float64:
+        ref = _measure(layers, inverse_every, repeats, seed, watts_per_core, np.float64, threads, False)
+        detail["float64_time_s"], detail["float64_energy_j"] = ref.time_s, ref.energy_j
+    return DigitalCost(t_step, energy, {**detail, "breakdown": {"inverse update": energy * (t_update / inverse_every)
+                                                                / t_step, "apply": energy * t_apply / t_step}})
 
 
 @dataclass(frozen=True)
 class GpuModel:
-    """Roofline-with-latency model of a GPU: t = max(flops / (peak x efficiency), bytes / bandwidth) + launches x
-    launch overhead; energy = t x board power x power_fraction.
+    """Roofline-with-latency model of a GPU: t = max(sum of flops / (peak x efficiency(size)), bytes / bandwidth) +
+    launches x launch overhead; energy = t x the power the work adds (``dynamic_power_w`` when measured, else
+    board power x power_fraction).
 
     The JSON written by benchmarks/bench_gpu_cholesky.py has these fields, so a measured GPU replaces the model.
     """
@@ -153,41 +243,63 @@ class GpuModel:
     peak_flops: float = 19.5e12
     bandwidth_bytes_per_s: float = 1555e9
     board_power_w: float = 400.0
-    # ASSUMPTION: 3 % of peak for batched factorisations and products of matrices below ~500: MAGMA's batched
+    # Efficiency against matrix size is one smooth roofline-like curve, e(n) = e_max n^2 / (n^2 + h^2) (work per
+    # matrix grows as n^3, the latency-bound part of a factorisation as n: e ~ n^2 for small n, saturating at e_max),
+    # with h set so that e(reference_size) = small_matrix_efficiency. ASSUMPTION: 3 % at n = 64: MAGMA's batched
     # small-matrix Cholesky (Abdelfattah, Haidar, Tomov, Dongarra, "Fast Cholesky factorization on GPUs for batch and
-    # native modes in MAGMA", J. Comput. Sci. 20, 2017) runs at a few percent of peak at these sizes. Replace it
-    # with the measured value from benchmarks/bench_gpu_cholesky.py.
+    # native modes in MAGMA", J. Comput. Sci. 20, 2017) runs at a few percent of peak at these sizes; 70 % (e_max)
+    # for thousands of rows, where cuBLAS/cuSOLVER run compute-bound near peak. Replace both with measurements from
+    # benchmarks/bench_gpu_cholesky.py. (The former model jumped from 3 % to 70 % between n = 512 and 513.)
     small_matrix_efficiency: float = 0.03
-    # ASSUMPTION: 70 % of peak for factorisations and products of matrices above small_matrix_limit (thousands of
-    # rows), where cuBLAS/cuSOLVER/MAGMA run compute-bound near peak; only ResNet-18's big factors reach it.
     large_matrix_efficiency: float = 0.7
-    small_matrix_limit: int = 512
+    reference_size: int = 64
     # ASSUMPTION: 5 us per dependent kernel launch (launch + completion latency of a small CUDA kernel, the commonly
     # measured order); measured by benchmarks/bench_gpu_cholesky.py where a GPU exists.
     launch_overhead_s: float = 5e-6
-    # The datasheet gives maximum power only; a GPU running latency-bound small kernels draws less. 1.0 (TDP) is the
-    # upper bound we use; the README states how the ratio scales with it.
-    power_fraction: float = 1.0
+    # Energy charged is the power the kernels add, not the board's TDP. ASSUMPTION: 25 % of TDP (100 W) for
+    # latency-bound small kernels: the CUDA context alone lifts an idle A100/H100 by 26-50 W (DVFS step; Vadari,
+    # "The model parking tax", arXiv 2605.23918), and a few busy SMs add far less than a compute-bound kernel's
+    # ~400 W. Scale the energy ratios by it; a measured dynamic_power_w (measured minus idle) replaces it.
+    power_fraction: float = 0.25
+    dynamic_power_w: Optional[float] = None
     bytes_per_word: int = 4          # FP32, the precision of HP-INV's 24-bit comparison
     source: str = "model (datasheet + stated assumptions)"
 
     def __post_init__(self):
         for key in ("peak_flops", "bandwidth_bytes_per_s", "board_power_w", "small_matrix_efficiency",
-                    "large_matrix_efficiency", "small_matrix_limit", "launch_overhead_s", "power_fraction"):
+                    "large_matrix_efficiency", "reference_size", "launch_overhead_s", "power_fraction"):
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"GPU model {key} must be positive, got {value!r}")
+        if not self.small_matrix_efficiency < self.large_matrix_efficiency <= 1:
+            raise ConfigError("GPU model: need small_matrix_efficiency < large_matrix_efficiency <= 1")
+        if self.dynamic_power_w is not None and not self.dynamic_power_w > 0:
+            raise ConfigError(f"GPU model dynamic_power_w must be positive, got {self.dynamic_power_w!r}")
+
+    @property
+    def half_size(self) -> float:
+        e, big = self.small_matrix_efficiency, self.large_matrix_efficiency
+        return self.reference_size * (big / e - 1.0) ** 0.5
 
     def efficiency(self, size: int) -> float:
-        return self.small_matrix_efficiency if size <= self.small_matrix_limit else self.large_matrix_efficiency
+        n2 = float(size) ** 2
+        return self.large_matrix_efficiency * n2 / (n2 + self.half_size ** 2)
 
-    def time_s(self, flops: float, words: float, launches: int, size: int = 0) -> float:
-        compute = flops / (self.peak_flops * self.efficiency(size))
-        memory = words * self.bytes_per_word / self.bandwidth_bytes_per_s
+    def batch_time_s(self, work: list[tuple[float, float, int]], launches: int) -> float:
+        """Time of ``launches`` dependent batched kernels doing ``work``: (flops, words, matrix size) per matrix."""
+        compute = sum(f / (self.peak_flops * self.efficiency(n)) for f, _, n in work)
+        memory = sum(w for _, w, _ in work) * self.bytes_per_word / self.bandwidth_bytes_per_s
         return max(compute, memory) + launches * self.launch_overhead_s
 
+    def time_s(self, flops: float, words: float, launches: int, size: int = 0) -> float:
+        return self.batch_time_s([(flops, words, max(size, 1))], launches)
+
+    @property
+    def power_w(self) -> float:
+        return self.dynamic_power_w if self.dynamic_power_w is not None else self.board_power_w * self.power_fraction
+
     def energy_j(self, time_s: float) -> float:
-        return time_s * self.board_power_w * self.power_fraction
+        return time_s * self.power_w
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -198,6 +310,8 @@ class GpuModel:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"GPU model file {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"GPU model file {path}: expected a JSON object")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known - {"measurements"})
         if unknown:
@@ -205,22 +319,37 @@ class GpuModel:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def gpu_kfac(layers: list[LayerFactors], inverse_every: int, gpu: GpuModel = GpuModel()) -> DigitalCost:
-    """Per training step: the batched inverse update (one potrf + potri launch pair per distinct factor size,
-    amortised over inverse_every) and the two matmuls per layer every step."""
-    if inverse_every < 1:
+def _inverse_work(d: int) -> tuple[float, float, int]:
+    return float(d) ** 3, 2.0 * d * d, d
+
+
+def _apply_work(a: int, g: int) -> list[tuple[float, float, int]]:
+    # dW A^-1 (g x a times a x a), then G^-1 (dW A^-1) (g x g times g x a)
+    return [(2.0 * g * a * a, float(a * a + 2 * g * a), a), (2.0 * g * g * a, float(g * g + 2 * g * a), g)]
+
+
+def gpu_kfac(layers: list[LayerFactors], inverse_every: int, gpu: GpuModel = GpuModel(),
+             batched: bool = True) -> DigitalCost:
+    """Per training step. batched: every factor's inverse in one variable-size batched potrf + potri pair (MAGMA's
+    vbatched routines; 2 launches per inverse update) and every layer's two products as two grouped GEMMs (cuBLAS
+    grouped batched GEMM; 2 launches per step). batched=False: each factor and each product its own launches (the
+    sum of the parts)."""
+    if not isinstance(inverse_every, int) or inverse_every < 1:
         raise InputError(f"inverse_every must be a positive integer, got {inverse_every!r}")
-    sizes = {l.a_dim for l in layers} | {l.g_dim for l in layers}
-    # one batched potrf + potri per distinct size (equal sizes share a launch), each at its size's efficiency
-    t_update = sum(gpu.time_s(sum(float(d) ** 3 * ((l.a_dim == d) + (l.g_dim == d)) for l in layers),
-                              sum(2.0 * d * d * ((l.a_dim == d) + (l.g_dim == d)) for l in layers), 2, d)
-                   for d in sizes)
-    t_apply = sum(gpu.time_s(2.0 * l.g_dim * l.a_dim * (l.a_dim + l.g_dim),
-                             float(l.a_dim ** 2 + l.g_dim ** 2 + 3 * l.a_dim * l.g_dim), 2, max(l.a_dim, l.g_dim))
-                  for l in layers)
+    inverses = [_inverse_work(d) for l in layers for d in (l.a_dim, l.g_dim)]
+    products = [w for l in layers for w in _apply_work(l.a_dim, l.g_dim)]
+    if batched:
+        t_update = gpu.batch_time_s(inverses, 2)
+        t_apply = gpu.batch_time_s(products, 2)
+    else:
+        t_update = sum(gpu.batch_time_s([w], 2) for w in inverses)
+        t_apply = sum(gpu.batch_time_s([w], 1) for w in products)
     t = t_apply + t_update / inverse_every
-    return DigitalCost(t, gpu.energy_j(t), {"inverse_update_s": t_update, "apply_s": t_apply, "gpu": gpu.name,
-                                            "gpu_source": gpu.source})
+    e = gpu.energy_j(t)
+    return DigitalCost(t, e, {"inverse_update_s": t_update, "apply_s": t_apply, "gpu": gpu.name,
+                              "gpu_source": gpu.source, "batched": batched, "power_w": gpu.power_w,
+                              "breakdown": {"inverse update": gpu.energy_j(t_update / inverse_every),
+                                            "apply": gpu.energy_j(t_apply)}})
 
 
 def gpu_solve(n: int, gpu: GpuModel = GpuModel(), launches: int = 2) -> DigitalCost:
