@@ -5,6 +5,7 @@
     amc cost network  {reference,cnn4,resnet18} [--array-size 128] [--inverse-every 10]
     amc cost solve    --n 128 [--iterations 10 --slices 8]       one HP-INV solve against a GPU solve
     amc cost study    results/DIR                                priced operation counts of every record
+    amc cost breakeven [--sizes ...] [--lambdas ...] [--levels ...]   digital/analog ratio map (--figure PATH)
 
 Each prints a table (time, energy, split by component, ratios against the CPU measured here and the GPU model) and,
 with --figure PATH, writes the stacked-bar figure. --json prints one JSON object instead of the table.
@@ -418,15 +419,21 @@ def _print_training(record: dict, entries: dict, analog, hw, steps: int) -> None
 # ---- network: the larger-task table ---------------------------------------------------------------------------
 def network_table(layers: list[LayerFactors], hw: HardwareCostModel, array_size: int, inverse_every: int,
                   flows: list[Dataflow], gpu: GpuModel, cpu_repeats: int = 3, lambdas=None,
-                  parallel_arrays: int = 1) -> dict:
+                  parallel_arrays: int = 1, precision: str = "fp32") -> dict:
+    from amc.cost.node import DigitalNode
+    from amc.cost.verdict import engine_entry
     cpu = measure_cpu_kfac(layers, inverse_every, repeats=cpu_repeats)
     g = gpu_kfac(layers, inverse_every, gpu)
-    rows = {}
+    rows, areas, columns = {}, {}, 0
     for flow in flows:
-        c = kfac_step_cost(layers, hw, flow, array_size, inverse_every, lambdas,
-                           parallel_arrays=parallel_arrays).per_step
-        rows[flow.describe()] = c
-    return {"cpu": cpu, "gpu": g, "analog": rows}
+        k = kfac_step_cost(layers, hw, flow, array_size, inverse_every, lambdas, parallel_arrays=parallel_arrays)
+        rows[flow.describe()] = k.per_step
+        areas[flow.describe()] = k.area_mm2
+        columns = max(columns, sum(k.array_sizes))
+    # the engine gets as many MAC units as the INV arrays have columns (the analog side's own digital units)
+    node = DigitalNode(precision=precision, units=columns * parallel_arrays)
+    engine = engine_entry(layers, inverse_every, node, hw.static.logic_leakage_fraction)
+    return {"cpu": cpu, "gpu": g, "analog": rows, "area_mm2": areas, "engine": engine}
 
 
 def network_main(argv: list[str]) -> int:
@@ -441,38 +448,53 @@ def network_main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--parallel-arrays", type=int, default=1,
                    help="copies of each factor's arrays working at once (default 1)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="fp32",
+                   help="equal-technology engine precision (default fp32)")
+    p.add_argument("--gating", choices=("gated", "always-on"), default="gated", help="op-amp power policy")
+    p.add_argument("--columns-per-adc", type=int, default=1, help="array columns sharing one ADC (default 1)")
     p.add_argument("--lambda-min", type=float, default=None,
                    help=f"loop lambda_min of every factor (default: measured for 'reference', else "
                         f"{DEFAULT_LOOP_LAMBDA})")
     args = p.parse_args(argv)
     _check_args(args)
+    if args.columns_per_adc < 1:
+        raise InputError(f"--columns-per-adc must be a positive integer, got {args.columns_per_adc}")
     hw = _hw(args)
+    import dataclasses
+    hw = hw.replace(static=dataclasses.replace(hw.static, policy=args.gating), outputs_per_adc=args.columns_per_adc)
     layers = ARCHITECTURES[args.network]()
     lambdas = args.lambda_min if args.lambda_min is not None else (
         REFERENCE_LOOP_LAMBDA if args.network == "reference" else None)
     flows = [Dataflow("direct"), Dataflow("hpinv", iterations=args.iterations, slices=args.slices),
              Dataflow("repast", iterations=args.iterations, slices=args.slices, inverse_slices=args.slices)]
     t = network_table(layers, hw, args.array_size, args.inverse_every, flows, _gpu(args), args.repeats, lambdas,
-                      args.parallel_arrays)
-    cpu, gpu = t["cpu"], t["gpu"]
+                      args.parallel_arrays, args.precision)
+    cpu, gpu, eng = t["cpu"], t["gpu"], t["engine"]
     conditions = (f"{args.network}: {len(layers)} layers, largest factor {max(max(l.a_dim, l.g_dim) for l in layers)}; "
                   f"arrays {args.array_size}x{args.array_size} x {args.parallel_arrays} in parallel per factor, "
                   f"inverse_every {args.inverse_every}, settle band ±{hw.circuit.simulation.settle_tol * 100:g} %")
     if args.json:
         print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "cpu_per_step": cpu.to_dict(),
-                          "gpu_per_step": gpu.to_dict(),
-                          "analog_per_step": {k: v.to_dict() for k, v in t["analog"].items()}}))
+                          "gpu_per_step": gpu.to_dict(), "digital_same_node_per_step": eng,
+                          "analog_per_step": {k: {**v.to_dict(), "area_mm2": t["area_mm2"][k]}
+                                              for k, v in t["analog"].items()}}))
     else:
         print(hw.describe())
         print(conditions)
-        rows = [("CPU measured", fmt_time(cpu.time_s), fmt_energy(cpu.energy_j), "", "", "", ""),
-                ("GPU model", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j), "", "", "", "")]
+        rows = [("CPU measured", fmt_time(cpu.time_s), fmt_energy(cpu.energy_j), "", "", "", "", "", "", ""),
+                ("GPU model (batched)", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j), "", "", "", "", "", "", ""),
+                (f"digital same node ({eng['precision']}, {eng['units']} MACs)", fmt_time(eng["time_s"]),
+                 fmt_energy(eng["energy_j"]), f"{eng['area_mm2']:.3g}", "", "", "", "", "", "")]
         for name, c in t["analog"].items():
-            rows.append((name, fmt_time(c.time_s), fmt_energy(c.energy_j), f"{cpu.time_s / c.time_s:.3g}x",
-                         f"{cpu.energy_j / c.energy_j:.3g}x", f"{gpu.time_s / c.time_s:.3g}x",
-                         f"{gpu.energy_j / c.energy_j:.3g}x"))
-        _print_table(rows, ("per K-FAC step", "time", "energy", "throughput vs CPU", "energy vs CPU",
-                            "throughput vs GPU", "energy vs GPU"))
+            rows.append((name, fmt_time(c.time_s), fmt_energy(c.energy_j), f"{t['area_mm2'][name]:.3g}",
+                         f"{eng['time_s'] / c.time_s:.3g}x", f"{eng['energy_j'] / c.energy_j:.3g}x",
+                         f"{cpu.time_s / c.time_s:.3g}x", f"{cpu.energy_j / c.energy_j:.3g}x",
+                         f"{gpu.time_s / c.time_s:.3g}x", f"{gpu.energy_j / c.energy_j:.3g}x"))
+        _print_table(rows, ("per K-FAC step", "time", "energy", "area mm²", "throughput vs same node",
+                            "energy vs same node", "throughput vs CPU", "energy vs CPU", "throughput vs GPU",
+                            "energy vs GPU"))
+        print(f"CPU: {cpu.detail['cpu']}, {cpu.detail['threads']} BLAS thread(s), {cpu.detail['energy_from']}; GPU at "
+              f"{gpu.detail['power_w']:g} W")
         for name, c in t["analog"].items():
             print(f"{name}: " + breakdown_line(c))
     if args.figure:
@@ -616,8 +638,51 @@ def study_main(argv: list[str]) -> int:
     return 0
 
 
+# ---- break-even map ------------------------------------------------------------------------------------------
+def breakeven_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="amc cost breakeven", description="Digital/analog time and energy ratio of one "
+                                "square layer's K-FAC work against factor size, loop lambda_min and levels.")
+    _add_hw_arguments(p)
+    p.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512, 1024])
+    p.add_argument("--lambdas", type=float, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0])
+    p.add_argument("--levels", type=int, nargs="+", default=[8, 16, 64])
+    p.add_argument("--array-size", type=int, default=128)
+    p.add_argument("--inverse-every", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=2, help="CPU timing repeats (best of)")
+    p.add_argument("--gating", choices=("gated", "always-on"), default="gated", help="op-amp power policy")
+    args = p.parse_args(argv)
+    from amc.cost.breakeven import breakeven_grid, plot_breakeven
+    import dataclasses
+    if args.array_size < 2 or args.inverse_every < 1 or args.repeats < 1:
+        raise InputError("--array-size must be >= 2, --inverse-every and --repeats positive integers")
+    hw = _hw(args)
+    hw = hw.replace(static=dataclasses.replace(hw.static, policy=args.gating))
+    rows = breakeven_grid(args.sizes, args.lambdas, args.levels, hw, _gpu(args), args.array_size,
+                          args.inverse_every, args.repeats)
+    conditions = (f"one square layer (A, G both d x d), one-step INV on {args.array_size}-arrays (BlockAMC above), "
+                  f"inverse_every {args.inverse_every}, op-amps {args.gating}; engine FP32 with the analog side's "
+                  f"column count of MAC units; CPU measured here (float32); GPU model batched at "
+                  f"{_gpu(args).power_w:g} W")
+    if args.json:
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "rows": rows}))
+    else:
+        print(hw.describe())
+        print(conditions)
+        table = [(r["size"], f"{r['lambda_min']:g}", r["levels"], fmt_time(r["analog_time_s"]),
+                  fmt_energy(r["analog_energy_j"]),
+                  *(f"{r[f'{b}_time_ratio']:.3g}x / {r[f'{b}_energy_ratio']:.3g}x"
+                    for b in ("digital_same_node", "cpu", "gpu"))) for r in rows]
+        _print_table(table, ("d", "λ_min", "levels", "analog time", "analog energy",
+                             "same node: time / energy ratio", "CPU: time / energy", "GPU: time / energy"))
+    if args.figure:
+        level = 16 if 16 in args.levels else args.levels[0]
+        plot_breakeven(rows, args.figure, level, conditions)
+        print(f"wrote {args.figure}")
+    return 0
+
+
 COMMANDS = {"circuit": circuit_main, "training": training_main, "network": network_main, "solve": solve_main,
-            "study": study_main}
+            "study": study_main, "breakeven": breakeven_main}
 
 
 def cost_main(argv: list[str], load_training_config=None) -> int:

@@ -134,7 +134,7 @@ def kfac_step_cost(layers: list[LayerFactors], hw: HardwareCostModel, flow: Data
     per_layer, counts = {}, OperationCounts()
     layer_times, update_times = [], []
     busy = []          # (n, busy_s, settle_s) per factor array set, for the static draw
-    sizes = []
+    sizes, cells = [], 0
     for layer in layers:
         ua, sa, ca = factor_cost(layer.a_dim, layer.a_rhs, hw, flow, array_size, _lambda_for(layer, "A", lambdas),
                                  parallel_arrays, settle_scale, programming_scale)
@@ -144,6 +144,7 @@ def kfac_step_cost(layers: list[LayerFactors], hw: HardwareCostModel, flow: Data
             t = solve.time_breakdown
             busy.append((min(d, array_size), t["INV settles"] + t["MVM reads"] + t["conversions"], t["INV settles"]))
             sizes.extend(inv_leaves(d, array_size))
+            cells += factor_counts(d, 0, array_size, flow)[0].cells_programmed
         update = ua + ug
         # the two factors of a layer are programmed at once (their own arrays), solved one after the other
         update = update.with_time(max(ua.time_s, ug.time_s))
@@ -168,4 +169,4 @@ def kfac_step_cost(layers: list[LayerFactors], hw: HardwareCostModel, flow: Data
     static = Cost.from_parts({"static": static_j}, {"wake-up": wake_s})
     total_step = (total_step + static).with_time(path)
     return KfacCost(per_step=total_step, inverse_update=total_update, layers=per_layer, counts_per_step=counts,
-                    area=area_mm2(sizes, hw), array_sizes=sizes)
+                    area=area_mm2(sizes, hw, cells), array_sizes=sizes)

@@ -269,15 +269,19 @@ def static_cost(arrays, step_time_s: float, hw: HardwareCostModel) -> tuple[floa
     return energy, wake
 
 
-def area_mm2(sizes, hw: HardwareCostModel) -> dict:
-    """Area (mm^2) of INV arrays of the given sizes with their periphery: differential cells, 2n amplifiers, the
-    converters, one digital unit per column (doubled cells and amplifiers when double-buffered)."""
+def area_mm2(sizes, hw: HardwareCostModel, cells: Optional[float] = None) -> dict:
+    """Area (mm^2) of INV arrays of the given sizes with their periphery: differential cells (``cells`` when given:
+    every cell one programming writes, MVM slices included), 2n amplifiers, the converters, one digital unit per
+    column (doubled cells and amplifiers when double-buffered). MVM tiles' read amplifiers are not counted."""
     a = hw.area
     copies = 2 if hw.double_buffered else 1
     parts = {"cells": 0.0, "op-amps": 0.0, "converters": 0.0, "digital units": 0.0}
+    if cells is not None:
+        parts["cells"] = copies * cells * a.cell_um2 * 1e-6
     for n in sizes:
         dacs, adcs = converters_of(n, hw)
-        parts["cells"] += copies * 2 * n * n * a.cell_um2 * 1e-6
+        if cells is None:
+            parts["cells"] += copies * 2 * n * n * a.cell_um2 * 1e-6
         parts["op-amps"] += copies * 2 * n * a.opamp_um2 * 1e-6
         parts["converters"] += (dacs + adcs) * a.converter_um2 * 1e-6
         parts["digital units"] += n * a.fma_unit_um2 * 1e-6

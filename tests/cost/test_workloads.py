@@ -85,8 +85,11 @@ def test_gpu_model_by_hand(tmp_path):
     gpu = GpuModel()
     s = gpu_solve(128, gpu)
     flops = 2 / 3 * 128 ** 3 + 2 * 128 ** 2
-    assert s.time_s == pytest.approx(flops / (19.5e12 * 0.03) + 2 * 5e-6)
-    assert s.energy_j == pytest.approx(400 * s.time_s)
+    # smooth efficiency curve e(n) = 0.7 n^2 / (n^2 + h^2) with e(64) = 0.03: h^2 = 64^2 (0.7 / 0.03 - 1)
+    eff = 0.7 * 128 ** 2 / (128 ** 2 + 64 ** 2 * (0.7 / 0.03 - 1))
+    assert gpu.efficiency(64) == pytest.approx(0.03)
+    assert s.time_s == pytest.approx(flops / (19.5e12 * eff) + 2 * 5e-6)
+    assert s.energy_j == pytest.approx(400 * 0.25 * s.time_s)    # dynamic power: 25 % of TDP
     path = tmp_path / "gpu.json"
     path.write_text(GpuModel(small_matrix_efficiency=0.1, source="test").to_json())
     assert GpuModel.from_json(path).small_matrix_efficiency == 0.1
