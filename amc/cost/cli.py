@@ -394,6 +394,9 @@ def _print_training(record: dict, entries: dict, analog, hw, steps: int) -> None
     print("analog energy: " + breakdown_line(s))
     print("analog time:   " + ", ".join(f"{k} {fmt_time(v)}" for k, v in s.time_breakdown.items() if v > 0)
           + f" (critical path {fmt_time(s.time_s)})")
+    print("analog area:   " + ", ".join(f"{k} {v:.3g} mm²" for k, v in a["area_breakdown_mm2"].items())
+          + f"; TOPS/mm² (K-FAC flops the step stands in for): analog {a['tops_per_mm2']:.3g}, same-node engine "
+            f"{entries['digital_same_node']['tops_per_mm2']:.3g}")
     print(f"one inverse update: {fmt_time(analog.inverse_update.time_s)}, "
           f"{fmt_energy(analog.inverse_update.energy_j)}; per epoch ({steps} steps): "
           f"{fmt_time(analog.per_epoch(steps).time_s)}, {fmt_energy(analog.per_epoch(steps).energy_j)}; "

@@ -62,6 +62,7 @@ class KfacCost:
     counts_per_step: OperationCounts = field(default_factory=OperationCounts)
     area: dict = field(default_factory=dict)     # part -> mm^2
     array_sizes: list = field(default_factory=list)
+    inverse_every: int = 0
 
     @property
     def area_mm2(self) -> float:
@@ -169,4 +170,4 @@ def kfac_step_cost(layers: list[LayerFactors], hw: HardwareCostModel, flow: Data
     static = Cost.from_parts({"static": static_j}, {"wake-up": wake_s})
     total_step = (total_step + static).with_time(path)
     return KfacCost(per_step=total_step, inverse_update=total_update, layers=per_layer, counts_per_step=counts,
-                    area=area_mm2(sizes, hw, cells), array_sizes=sizes)
+                    area=area_mm2(sizes, hw, cells), array_sizes=sizes, inverse_every=inverse_every)

@@ -17,9 +17,14 @@ from amc.cost.to_target import CnnShape, StudyOutcome, measure_cpu_rest, to_targ
 from amc.cost.workloads import LayerFactors
 
 
-def analog_entry(k: KfacCost) -> dict:
+def analog_entry(k: KfacCost, layers) -> dict:
+    from amc.cost.workloads import kfac_flops
     s = k.per_step
+    inverse, step = kfac_flops(layers)
+    flops = step + inverse / k.inverse_every if k.inverse_every else step
     return {"time_s": s.time_s, "energy_j": s.energy_j, "area_mm2": k.area_mm2,
+            # throughput density in the digital flops the analog step stands in for
+            "tops_per_mm2": flops / s.time_s / 1e12 / k.area_mm2 if k.area_mm2 else None,
             "breakdown": dict(s.breakdown), "time_breakdown": dict(s.time_breakdown),
             "area_breakdown_mm2": dict(k.area), "cell_cycles_per_step": s.cell_cycles}
 
@@ -97,7 +102,7 @@ def add_to_target(entries: dict, rest: dict, analog_run: StudyOutcome, digital_r
 def verdict(analog: KfacCost, layers, inverse_every: int, node: DigitalNode, gpu: GpuModel, leakage_fraction: float,
             cpu_repeats: int = 5, shape: Optional[CnnShape] = None, study: Optional[dict] = None) -> dict:
     gpu_batched, _ = gpu_entries(layers, inverse_every, gpu)
-    entries = {"analog": analog_entry(analog),
+    entries = {"analog": analog_entry(analog, layers),
                "digital_same_node": engine_entry(layers, inverse_every, node, leakage_fraction),
                "cpu": cpu_entry(layers, inverse_every, cpu_repeats), "gpu": gpu_batched}
     out = {"entries": entries}
