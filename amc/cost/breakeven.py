@@ -95,8 +95,9 @@ def plot_breakeven(rows: list[dict], path, levels: int, conditions: str):
             ax.set_ylabel("loop λ_min")
             ax.set_title(f"{what}: {base.replace('_', ' ')} / analog", fontsize=9)
             fig.colorbar(mesh, ax=ax, label="log10 ratio (>0: analog wins)")
+    import textwrap
     fig.suptitle(f"K-FAC break-even, {levels} levels: digital / analog per step (blue: analog wins; black line: "
-                 f"ratio 1)\n{conditions}", fontsize=9)
+                 f"ratio 1)\n" + "\n".join(textwrap.wrap(conditions, 170)), fontsize=9)
     fig.tight_layout()
     from pathlib import Path
     path = Path(path)

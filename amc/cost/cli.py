@@ -519,6 +519,8 @@ def solve_main(argv: list[str]) -> int:
     p.add_argument("--slices", type=int, default=8, help="MVM bit slices (8 x 3 bits = 24 bits)")
     p.add_argument("--lambda-min", type=float, default=DEFAULT_LOOP_LAMBDA)
     p.add_argument("--include-programming", action="store_true")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"), default="fp32",
+                   help="equal-technology engine precision (default fp32: HP-INV's 24-bit answer)")
     args = p.parse_args(argv)
     _check_args(args)
     hw = _hw(args)
@@ -529,6 +531,13 @@ def solve_main(argv: list[str]) -> int:
     settle = settle_of_size(n_arr, args.lambda_min, hw)
     counts = step + setup if args.include_programming else step
     cost = cost_of(counts, hw, n=n_arr, settle=settle)
+    from amc.cost.ledger import static_cost
+    from amc.cost.node import DigitalNode, solve_engine_cost
+    t = cost.time_breakdown
+    static_j, wake = static_cost([(n_arr, t["INV settles"] + t["MVM reads"] + t["conversions"], t["INV settles"])],
+                                 cost.time_s, hw)
+    cost = (cost + Cost.from_parts({"static": static_j}, {"wake-up": wake}))
+    engine = solve_engine_cost(args.n, DigitalNode(precision=args.precision, units=n_arr))
     gpu = gpu_solve(args.n, _gpu(args))
     conditions = (f"n = {args.n}, arrays {size}, HP-INV {args.iterations} iterations x {args.slices} slices, "
                   f"loop lambda_min {args.lambda_min:g} (settle band ±{hw.circuit.simulation.settle_tol * 100:g} %), "
@@ -536,12 +545,17 @@ def solve_main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "analog": cost.to_dict(),
                           "time_breakdown": cost.time_breakdown, "gpu": gpu.to_dict(),
+                          "digital_same_node": engine.to_dict(),
                           "throughput_ratio": gpu.time_s / cost.time_s, "energy_ratio": gpu.energy_j / cost.energy_j}))
     else:
         print(hw.describe())
         print(conditions)
-        _print_table([("HP-INV (analog)", fmt_time(cost.time_s), fmt_energy(cost.energy_j)),
+        _print_table([("HP-INV (analog, static included)", fmt_time(cost.time_s), fmt_energy(cost.energy_j)),
+                      (f"digital same node ({engine.detail['precision']}, {engine.detail['units']} MACs)",
+                       fmt_time(engine.time_s), fmt_energy(engine.energy_j)),
                       ("GPU model", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j))], ("one solve", "time", "energy"))
+        print(f"against the same-node engine: throughput {engine.time_s / cost.time_s:.3g}x, energy "
+              f"{engine.energy_j / cost.energy_j:.3g}x")
         print(f"throughput ratio (GPU time / analog time) {gpu.time_s / cost.time_s:.3g}x, energy ratio "
               f"{gpu.energy_j / cost.energy_j:.3g}x")
         print("analog energy: " + breakdown_line(cost))

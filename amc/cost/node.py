@@ -189,3 +189,18 @@ def kfac_engine_cost(dims: list[tuple[int, int]], inverse_every: int, node: Digi
                               "node_nm": node.node_nm, "flops_per_step": 2 * c["macs_per_step"],
                               "inverse_update_s": t_inverse, "apply_s": t_apply,
                               "tops_per_mm2": 2 * c["macs_per_step"] / time / 1e12 / area if area else math.nan})
+
+
+def solve_engine_cost(n: int, node: DigitalNode = DigitalNode()) -> EngineCost:
+    """One dense n x n solve on the engine (LU: n^3/3 MACs and 2/3 n^3 flops, two triangular solves n^2 MACs; SRAM
+    traffic 3 n^2 words as for an inverse): the equal-technology side of HP-INV's one-solve comparison."""
+    if not isinstance(n, int) or n < 1:
+        raise InputError(f"n must be a positive integer, got {n!r}")
+    macs = n ** 3 / 3.0 + n * n
+    words = 3.0 * n * n
+    breakdown = {"arithmetic": macs * node.mac_j, "register file": macs * node.rf_j_per_mac,
+                 "SRAM": words * node.sram_j_per_word}
+    chain = 2 * n * DEPENDENT_CYCLES_PER_COLUMN / node.clock_hz
+    time = max(macs / (node.units * node.clock_hz), chain)
+    return EngineCost(time_s=time, energy_j=sum(breakdown.values()), area_mm2=node.area_mm2(n * n + 2 * n),
+                      breakdown=breakdown, detail={"precision": node.precision, "units": node.units, "macs": macs})
