@@ -94,7 +94,7 @@ def test_gpu_model_by_hand(tmp_path):
     path.write_text(GpuModel(small_matrix_efficiency=0.1, source="test").to_json())
     assert GpuModel.from_json(path).small_matrix_efficiency == 0.1
     g = gpu_kfac(reference_cnn(), 10, gpu)
-    assert g.time_s > 2 * 2 * 5e-6    # at least the per-step matmul launches
+    assert g.time_s > 2 * 5e-6    # at least the two batched per-step product launches
 
 
 def test_cpu_measurement_is_positive_and_consistent():
