@@ -312,6 +312,8 @@ class CircuitSolver:
         self.columns = int(hardware.get("rhs_columns", 0))
         self.failures = int(hardware.get("fallbacks", 0))
         self.fallback_reasons = dict(hardware.get("fallback_reasons", {}))
+        self.lambda_by_size = {int(n): [int(e["solves"]), int(e["solves"]) * math.log(e["geomean"]), float(e["min"])]
+                               for n, e in (hardware.get("loop_lambda_min_by_size") or {}).items()}
 
     def __repr__(self) -> str:
         return f"CircuitSolver({self.description})"

@@ -42,6 +42,14 @@ def test_counts_of_a_small_run_equal_the_hand_count(small_model):
     assert hw["mvm_reads"] == 0 and hw["digital_flops"] == 0   # ideal preset: no equilibration, no refinement
     assert hw["fallbacks"] == 0 and hw["solves"] == steps * 2 * len(layers)
     assert hw["analog_error_mean"] < 1e-8                   # ideal parts: the analog answer is exact
+    # every solve records its array's loop lambda_min by factor size (the cost ledger prices the run with them)
+    solves_by_size: dict = {}
+    for l in layers:
+        for n in (l.in_dim + 1, l.out_dim):
+            solves_by_size[n] = solves_by_size.get(n, 0) + steps
+    measured = hw["loop_lambda_min_by_size"]
+    assert {int(n): e["solves"] for n, e in measured.items()} == solves_by_size
+    assert all(0 < e["min"] <= e["geomean"] for e in measured.values())
 
 
 def test_fallbacks_are_counted_with_their_reason_and_marked(small_model):
