@@ -309,8 +309,8 @@ def training_main(argv: list[str], load_training_config=None) -> int:
     from amc.cost.node import DigitalNode
     from amc.cost.to_target import CnnShape, read_study
     from amc.cost.verdict import verdict
-    if args.columns_per_adc < 1 or args.repeats < 1:
-        raise InputError("--columns-per-adc and --repeats must be positive integers")
+    if args.columns_per_adc < 1 or args.repeats < 1 or (args.engine_units is not None and args.engine_units < 1):
+        raise InputError("--columns-per-adc, --repeats and --engine-units must be positive integers")
     cfg = _read_training_config(args, load_training_config)
     layers, inverse_every, batch, n_train = _training_layers(cfg, args)
     hw, circuit_note = _priced_hw(cfg, args)
@@ -332,7 +332,8 @@ def training_main(argv: list[str], load_training_config=None) -> int:
         scales["programming_scale"] = study["analog"].programmings_per_step / planned_prog
     analog = kfac_step_cost(layers, hw, flow, args.array_size, inverse_every, lambdas, not args.layers_serial,
                             args.parallel_arrays, **scales)
-    node = DigitalNode(precision=args.precision, units=args.engine_units or sum(analog.array_sizes))
+    node = DigitalNode(precision=args.precision,
+                       units=sum(analog.array_sizes) if args.engine_units is None else args.engine_units)
     shape = CnnShape(channels=layers[0].g_dim, pool=args.pool or int((cfg.get("model") or {}).get("pool", 4)),
                      kernel=int((cfg.get("model") or {}).get("kernel", 5)), classes=layers[-1].g_dim, batch=batch)
     result = verdict(analog, layers, inverse_every, node, _gpu(args), hw.static.logic_leakage_fraction,

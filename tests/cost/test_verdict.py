@@ -156,6 +156,12 @@ def test_training_says_when_the_priced_config_missed_the_target(tmp_path, capsys
     assert out["analog"]["energy_to_target_j"] is None and "NOT the simulated" in out["circuit"]
     assert main(["cost", "training", str(RRAM_IC_CONFIG), "--study", str(tmp_path / "missing")]) == 2
     assert "no records.jsonl" in capsys.readouterr().err
+    assert main(["cost", "training", str(RRAM_IC_CONFIG), "--engine-units", "0"]) == 2
+    assert "--engine-units" in capsys.readouterr().err
+    # a study of another model measured other factor sizes: refused by name, not priced with the wrong lambda_min
+    assert main(["cost", "training", str(ROOT / "configs/train/emnist-am-kfac-circuit.yaml"), "--study",
+                 str(study)]) == 2
+    assert "no loop lambda_min for factor size" in capsys.readouterr().err
 
 
 def test_cnn_step_work_by_hand():
