@@ -56,7 +56,9 @@ def gpu_entries(layers, inverse_every, gpu: GpuModel) -> tuple[dict, dict]:
 
 def rest_of_step(shape: CnnShape, node: DigitalNode, gpu: GpuModel, leakage_fraction: float,
                  cpu_repeats: int) -> dict:
-    """{baseline: (time_s, energy_j)} of the step's non-preconditioner work on each digital baseline."""
+    """{baseline: (time_s, energy_j)} of the step's non-preconditioner work on each digital baseline: the engine's
+    MAC units (arithmetic, register file, leakage; its SRAM traffic is left out, which favours both runs alike), the
+    products timed on this CPU, the GPU model with one launch per product."""
     macs = sum(shape.step_macs().values())
     t_engine = macs / (node.units * node.clock_hz)
     e_engine = macs * (node.mac_j + node.rf_j_per_mac) * (1 + leakage_fraction)
