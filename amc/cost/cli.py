@@ -423,10 +423,10 @@ def _print_training(record: dict, entries: dict, analog, hw, steps: int) -> None
 # ---- network: the larger-task table ---------------------------------------------------------------------------
 def network_table(layers: list[LayerFactors], hw: HardwareCostModel, array_size: int, inverse_every: int,
                   flows: list[Dataflow], gpu: GpuModel, cpu_repeats: int = 3, lambdas=None,
-                  parallel_arrays: int = 1, precision: str = "fp32") -> dict:
+                  parallel_arrays: int = 1, precision: str = "fp32", measure_cpu: bool = True) -> dict:
     from amc.cost.node import DigitalNode
     from amc.cost.verdict import engine_entry
-    cpu = measure_cpu_kfac(layers, inverse_every, repeats=cpu_repeats)
+    cpu = measure_cpu_kfac(layers, inverse_every, repeats=cpu_repeats) if measure_cpu else None
     g = gpu_kfac(layers, inverse_every, gpu)
     rows, areas, columns = {}, {}, 0
     for flow in flows:
@@ -435,7 +435,7 @@ def network_table(layers: list[LayerFactors], hw: HardwareCostModel, array_size:
         areas[flow.describe()] = k.area_mm2
         columns = max(columns, sum(k.array_sizes))
     # the engine gets as many MAC units as the INV arrays have columns (the analog side's own digital units)
-    node = DigitalNode(precision=precision, units=columns * parallel_arrays)
+    node = DigitalNode(precision=precision, units=columns)
     engine = engine_entry(layers, inverse_every, node, hw.static.logic_leakage_fraction)
     return {"cpu": cpu, "gpu": g, "analog": rows, "area_mm2": areas, "engine": engine}
 
@@ -456,6 +456,8 @@ def network_main(argv: list[str]) -> int:
                    help="equal-technology engine precision (default fp32)")
     p.add_argument("--gating", choices=("gated", "always-on"), default="gated", help="op-amp power policy")
     p.add_argument("--columns-per-adc", type=int, default=1, help="array columns sharing one ADC (default 1)")
+    p.add_argument("--skip-cpu", action="store_true",
+                   help="do not time the CPU (ResNet-18's inverse update is ~3e11 flops per variant timed)")
     p.add_argument("--lambda-min", type=float, default=None,
                    help=f"loop lambda_min of every factor (default: measured for 'reference', else "
                         f"{DEFAULT_LOOP_LAMBDA})")
@@ -472,39 +474,44 @@ def network_main(argv: list[str]) -> int:
     flows = [Dataflow("direct"), Dataflow("hpinv", iterations=args.iterations, slices=args.slices),
              Dataflow("repast", iterations=args.iterations, slices=args.slices, inverse_slices=args.slices)]
     t = network_table(layers, hw, args.array_size, args.inverse_every, flows, _gpu(args), args.repeats, lambdas,
-                      args.parallel_arrays, args.precision)
+                      args.parallel_arrays, args.precision, not args.skip_cpu)
     cpu, gpu, eng = t["cpu"], t["gpu"], t["engine"]
     conditions = (f"{args.network}: {len(layers)} layers, largest factor {max(max(l.a_dim, l.g_dim) for l in layers)}; "
                   f"arrays {args.array_size}x{args.array_size} x {args.parallel_arrays} in parallel per factor, "
                   f"inverse_every {args.inverse_every}, settle band ±{hw.circuit.simulation.settle_tol * 100:g} %")
     if args.json:
-        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "cpu_per_step": cpu.to_dict(),
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions,
+                          "cpu_per_step": cpu.to_dict() if cpu else "not measured (--skip-cpu)",
                           "gpu_per_step": gpu.to_dict(), "digital_same_node_per_step": eng,
                           "analog_per_step": {k: {**v.to_dict(), "area_mm2": t["area_mm2"][k]}
                                               for k, v in t["analog"].items()}}))
     else:
         print(hw.describe())
         print(conditions)
-        rows = [("CPU measured", fmt_time(cpu.time_s), fmt_energy(cpu.energy_j), "", "", "", "", "", "", ""),
+        na = "not measured"
+        rows = [("CPU measured", fmt_time(cpu.time_s) if cpu else na, fmt_energy(cpu.energy_j) if cpu else na,
+                 "", "", "", "", "", "", ""),
                 ("GPU model (batched)", fmt_time(gpu.time_s), fmt_energy(gpu.energy_j), "", "", "", "", "", "", ""),
                 (f"digital same node ({eng['precision']}, {eng['units']} MACs)", fmt_time(eng["time_s"]),
                  fmt_energy(eng["energy_j"]), f"{eng['area_mm2']:.3g}", "", "", "", "", "", "")]
         for name, c in t["analog"].items():
             rows.append((name, fmt_time(c.time_s), fmt_energy(c.energy_j), f"{t['area_mm2'][name]:.3g}",
                          f"{eng['time_s'] / c.time_s:.3g}x", f"{eng['energy_j'] / c.energy_j:.3g}x",
-                         f"{cpu.time_s / c.time_s:.3g}x", f"{cpu.energy_j / c.energy_j:.3g}x",
+                         f"{cpu.time_s / c.time_s:.3g}x" if cpu else "—",
+                         f"{cpu.energy_j / c.energy_j:.3g}x" if cpu else "—",
                          f"{gpu.time_s / c.time_s:.3g}x", f"{gpu.energy_j / c.energy_j:.3g}x"))
         _print_table(rows, ("per K-FAC step", "time", "energy", "area mm²", "throughput vs same node",
                             "energy vs same node", "throughput vs CPU", "energy vs CPU", "throughput vs GPU",
                             "energy vs GPU"))
-        print(f"CPU: {cpu.detail['cpu']}, {cpu.detail['threads']} BLAS thread(s), {cpu.detail['energy_from']}; GPU at "
-              f"{gpu.detail['power_w']:g} W")
+        print((f"CPU: {cpu.detail['cpu']}, {cpu.detail['threads']} BLAS thread(s), {cpu.detail['energy_from']}"
+               if cpu else "CPU: not measured (--skip-cpu)") + f"; GPU at {gpu.detail['power_w']:g} W")
         for name, c in t["analog"].items():
             print(f"{name}: " + breakdown_line(c))
     if args.figure:
         plot_costs({k.split(" (")[0].split(",")[0]: v for k, v in t["analog"].items()}, args.figure,
                    f"K-FAC per step, preset {hw.name}", conditions,
-                   {"CPU (measured)": (cpu.time_s, cpu.energy_j), "GPU (model)": (gpu.time_s, gpu.energy_j)})
+                   {**({"CPU (measured)": (cpu.time_s, cpu.energy_j)} if cpu else {}),
+                    "GPU (model)": (gpu.time_s, gpu.energy_j), "same node": (eng["time_s"], eng["energy_j"])})
         print(f"wrote {args.figure}")
     return 0
 

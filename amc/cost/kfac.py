@@ -165,9 +165,11 @@ def kfac_step_cost(layers: list[LayerFactors], hw: HardwareCostModel, flow: Data
     if layers_parallel:
         total_step = total_step.with_time(max(layer_times))
         total_update = total_update.with_time(max(update_times))
-    static_j, wake_s = static_cost(busy, total_step.time_s, hw)
+    # every copy of an array set (parallel_arrays) has its own periphery drawing static power and taking area
+    static_j, wake_s = static_cost(busy * parallel_arrays, total_step.time_s, hw)
     path = total_step.time_s + wake_s
     static = Cost.from_parts({"static": static_j}, {"wake-up": wake_s})
     total_step = (total_step + static).with_time(path)
     return KfacCost(per_step=total_step, inverse_update=total_update, layers=per_layer, counts_per_step=counts,
-                    area=area_mm2(sizes, hw, cells), array_sizes=sizes, inverse_every=inverse_every)
+                    area={k: v * parallel_arrays for k, v in area_mm2(sizes, hw, cells).items()},
+                    array_sizes=sizes * parallel_arrays, inverse_every=inverse_every)
