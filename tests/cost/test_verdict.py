@@ -104,6 +104,8 @@ def test_controller_work_double_buffering_and_area():
     shared = kfac_step_cost(layers, hw.replace(outputs_per_adc=4), Dataflow("direct"), 64, 10, REFERENCE_LOOP_LAMBDA)
     assert shared.area["converters"] < single.area["converters"]
     assert shared.per_step.time_breakdown["conversions"] > single.per_step.time_breakdown["conversions"]
+    copies = kfac_step_cost(layers, hw, Dataflow("direct"), 64, 10, REFERENCE_LOOP_LAMBDA, parallel_arrays=2)
+    assert copies.area_mm2 == pytest.approx(2 * single.area_mm2)      # every copy has its cells and periphery
     # endurance: one cycle per write pulse (10 per cell per programming)
     cells = 2 * (26 ** 2 + 7 ** 2 + 64 ** 2 + 13 ** 2)
     assert single.per_step.cell_cycles == pytest.approx(cells * 10 / 10)
