@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training._blas import limit_blas_threads  # noqa: E402
+from amc.blas import limit_blas_threads  # noqa: E402
 from training.config import config_from_dict  # noqa: E402
 from training.data import load_data  # noqa: E402
 from training.loop import train  # noqa: E402

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training._blas import blas_threads, limit_blas_threads  # noqa: E402
+from amc.blas import blas_thread_counts, limit_blas_threads  # noqa: E402
 from training.config import DataConfig, OptimizerConfig, load_config  # noqa: E402
 from training.data import load_data  # noqa: E402
 from training.model import ConvNet  # noqa: E402
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
           f"{math.ceil(len(train) / BATCH)} steps per epoch")
     print()
     print(f"- NumPy {np.__version__}; BLAS threads requested {args.threads}, reported "
-          f"{ {Path(k).name: v for k, v in blas_threads().items()} or 'n/a'}")
+          f"{ {Path(k).name: v for k, v in blas_thread_counts().items()} or 'n/a'}")
     print(f"- load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (shared machine)")
 
     rows = []

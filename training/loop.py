@@ -25,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._blas import limit_blas_threads
+from amc.blas import limit_blas_threads
 from .config import Config
 from .data import Dataset, load_data
 from .model import ConvNet

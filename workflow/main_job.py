@@ -25,6 +25,8 @@ from typing import Optional
 
 import numpy as np
 
+from amc.units import si
+
 # Sized for <= 2 minutes on a quiet 2-core machine (README, "make sim"). Condition 10: three CG iterations alone
 # cannot solve it, so the analog preconditioner decides the answer (the identity control is clearly worse).
 DEFAULTS = dict(n=16, condition=10.0, preset="rram", levels=8, training_levels=16, n_classes=10, n_train=1500,
@@ -48,16 +50,6 @@ OPTIMIZERS = {
     "sgd-momentum": ({"name": "sgd", "lr": 0.03, "momentum": 0.9, "solver": {"backend": "numpy"}}, {}),
     "adam": ({"name": "adam", "lr": 0.01, "solver": {"backend": "numpy"}}, {}),
 }
-
-
-def si(value: float, unit: str) -> str:
-    """3 significant digits with an SI prefix: si(4.59e-6, 'J') -> '4.59 µJ'."""
-    if value == 0 or not np.isfinite(value):
-        return f"{value:g} {unit}"
-    for factor, prefix in ((1e0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
 
 
 def _say(message: str) -> None:

@@ -16,34 +16,22 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from amc.config import PRESETS, CircuitConfig
 from amc.errors import InputError
-from amc.hw.counters import OperationCounts
 from amc.cost.digital import GpuModel, gpu_kfac, gpu_solve, measure_cpu_kfac
 from amc.cost.figure import plot_costs
 from amc.cost.kfac import DEFAULT_LOOP_LAMBDA, REFERENCE_LOOP_LAMBDA, kfac_step_cost
 from amc.cost.ledger import COMPONENTS, Cost, cost_of, direct_solve_cost, settle_of_size, solve_counts
 from amc.cost.presets import HardwareCostModel
+from amc.units import format_energy, format_time
 from amc.cost.workloads import ARCHITECTURES, DATAFLOWS, Dataflow, LayerFactors, factor_counts, reference_cnn
 
 USAGE = __doc__
-
-
-def fmt_time(t: float) -> str:
-    for unit, s in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if t >= s:
-            return f"{t / s:.3g} {unit}"
-    return f"{t / 1e-12:.3g} ps"
-
-
-def fmt_energy(e: float) -> str:
-    for unit, s in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
-        if e >= s:
-            return f"{e / s:.3g} {unit}"
-    return f"{e / 1e-15:.3g} fJ"
+fmt_time, fmt_energy = format_time, format_energy
 
 
 def breakdown_line(cost: Cost) -> str:

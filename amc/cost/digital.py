@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 from scipy.linalg import lapack
 
+from amc.blas import with_blas_threads
 from amc.errors import ConfigError, InputError
 from amc.cost.workloads import LayerFactors, kfac_flops
 
@@ -56,61 +57,6 @@ def _rapl_energy() -> Optional[float]:
         return int(RAPL_PATH.read_text()) * 1e-6
     except (OSError, ValueError):
         return None
-
-
-_SET = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
-        "openblas_set_num_threads", "MKL_Set_Num_Threads")
-
-
-def set_blas_threads(n: int) -> int:
-    """Set the thread count of every loaded OpenBLAS/MKL; returns how many libraries took it (0: unknown BLAS).
-
-    The CPU baseline uses every core (digital at its best); measure_cpu_kfac restores the previous count after
-    timing, because small factorisations elsewhere in the process run far slower with a multi-threaded BLAS
-    fighting other jobs (training/_blas.py measured 200 ms against 3 ms for a 289 x 289 solve)."""
-    import ctypes
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({ln.split()[-1] for ln in f if ("blas" in ln or "mkl" in ln) and ".so" in ln})
-    except OSError:
-        return 0
-    changed = 0
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in _SET:
-            fn = getattr(lib, sym, None)
-            if fn is not None:
-                fn(ctypes.c_int(n))
-                changed += 1
-                break
-    return changed
-
-
-_GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_",
-        "openblas_get_num_threads", "MKL_Get_Max_Threads")
-
-
-def blas_threads() -> Optional[int]:
-    """The thread count of the first loaded OpenBLAS/MKL that reports one (None: unknown)."""
-    import ctypes
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({ln.split()[-1] for ln in f if ("blas" in ln or "mkl" in ln) and ".so" in ln})
-    except OSError:
-        return None
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in _GET:
-            fn = getattr(lib, sym, None)
-            if fn is not None:
-                return int(fn())
-    return None
 
 
 def _spd(d: int, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
@@ -181,20 +127,6 @@ def measure_cpu_kfac(layers: list[LayerFactors], inverse_every: int, repeats: in
     results = [with_blas_threads(n, lambda n=n: _measure(layers, inverse_every, repeats, seed, watts_per_core,
                                                           dtype, n, reference)) for n in choices]
     return min(results, key=lambda c: c.time_s)
-
-
-def with_blas_threads(n: int, fn):
-    """fn() with every loaded BLAS set to n threads, the previous count restored after."""
-    before = blas_threads()
-    took = set_blas_threads(n)
-    try:
-        result = fn()
-    finally:
-        if before is not None:
-            set_blas_threads(before)
-    if hasattr(result, "detail"):
-        result.detail["blas_threads_set"] = bool(took)
-    return result
 
 
 def _measure(layers, inverse_every, repeats, seed, watts_per_core, dtype, threads, reference) -> DigitalCost:

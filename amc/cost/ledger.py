@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 
 from amc.errors import InputError
+from amc.units import format_energy, format_time
 from amc.hw.counters import OperationCounts
 from amc.cost.presets import HardwareCostModel
 from amc.cost.settle import SettleCost, settle_cost, settle_law
@@ -95,21 +96,7 @@ class Cost:
         return sum(costs[1:], costs[0]) if costs else cls.zero()
 
     def __repr__(self) -> str:
-        return f"Cost({_fmt_time(self.time_s)}, {_fmt_energy(self.energy_j)})"
-
-
-def _fmt_time(t: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if t >= scale:
-            return f"{t / scale:.4g} {unit}"
-    return f"{t / 1e-12:.4g} ps"
-
-
-def _fmt_energy(e: float) -> str:
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
-        if e >= scale:
-            return f"{e / scale:.4g} {unit}"
-    return f"{e / 1e-15:.4g} fJ"
+        return f"Cost({format_time(self.time_s, 4)}, {format_energy(self.energy_j, 4)})"
 
 
 # ---- per-operation costs ---------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def measure_cpu_rest(shape: CnnShape, repeats: int = 5, dtype=None) -> tuple[flo
     """(best time s, BLAS threads) of the step's matrix products (``CnnShape.gemms``) in NumPy on this CPU
     (float32), the faster of every core and one core (as digital.measure_cpu_kfac)."""
     import os
-    from amc.cost.digital import with_blas_threads
+    from amc.blas import with_blas_threads
     runs = [(with_blas_threads(n, lambda: _time_gemms(shape, repeats, dtype)), n)
             for n in sorted({os.cpu_count() or 1, 1}, reverse=True)]
     return min(runs)
