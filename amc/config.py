@@ -280,6 +280,13 @@ class SimulationConfig:
     # accuracy (its first-order deviation from ngspice's non-linear operating point, measured per column).
     # Tighter than 1e-9 so that it is never less exact than the quasi-static batch it replaces.
     engine_rtol: float = 1e-10
+    # Re-stamped programmings (amc/hw/restamp.py): per array topology ngspice's .op of the first programming is
+    # exported; later programmings re-stamp the cells' conductances into that matrix. A real ngspice .op checks the
+    # first programming of a topology, every verify_every-th, and any that fails a cheap check; 1 = every programming
+    # (no re-stamping). 25 keeps the 289 factor's ngspice share (25-127 s per .op) near one second per programming.
+    verify_every: int = 25
+    # Topologies whose exported matrix is kept (least recently used dropped): 4 matrices of a 289 array are ~20 MB.
+    template_cache: int = 4
 
     def validate(self, where: str) -> None:
         if not 0 < self.settle_tol < 1:
@@ -290,6 +297,10 @@ class SimulationConfig:
         if self.engine not in ENGINES:
             raise ConfigError(f"{where}.engine must be one of {', '.join(repr(e) for e in ENGINES)}, got {self.engine!r}")
         _positive(self.engine_rtol, f"{where}.engine_rtol")
+        for name in ("verify_every", "template_cache"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{where}.{name} must be an integer >= 1, got {value!r}")
         if self.engine_rtol > 1e-2:
             raise ConfigError(f"{where}.engine_rtol must be at most 1e-2 (a linearised answer, not a guess), "
                               f"got {self.engine_rtol!r}")

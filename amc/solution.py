@@ -96,6 +96,9 @@ class Solution:
         if self.backend == "circuit":
             parts.append(f"{ops.inv_settles} settles, {ops.mvm_reads} MVM reads, {ops.programmings} programmings, "
                          f"{ops.ngspice_runs} ngspice runs")
+            if ops.programmings_verified or ops.programmings_restamped:
+                parts.append(f"{ops.programmings_verified} programmings verified by ngspice, "
+                             f"{ops.programmings_restamped} re-stamped")
         if self.static_power_w is not None:
             parts.append(f"static power {np.max(self.static_power_w) * 1e3:.4g} mW")
         if self.settling_time_s is not None:

@@ -22,6 +22,8 @@ def hardware_line(hardware: Optional[dict]) -> str:
     parts = [f"{h['inv_settles']:,} INV settles", f"{h['mvm_reads']:,} MVM reads",
              f"{h['programmings']:,} programmings ({h['cells_programmed']:,} cells)",
              f"{h['conversions']:,} conversions", f"{h['ngspice_runs']:,} ngspice runs",
+             f"{h.get('programmings_verified', 0):,} programmings verified by ngspice, "
+             f"{h.get('programmings_restamped', 0):,} re-stamped",
              f"{h['digital_flops']:.3g} digital flops beside the arrays",
              "analog error before refinement " + ("n/a" if analog is None else f"{analog:.3g} (mean)"),
              f"fallbacks {h['fallbacks']}/{h['solves']}"]

@@ -80,7 +80,7 @@ class NumpySolver:
 
 
 COUNT_KEYS = ("inv_settles", "mvm_reads", "programmings", "cells_programmed", "dac_conversions", "adc_conversions",
-              "ngspice_runs", "digital_flops")
+              "ngspice_runs", "digital_flops", "programmings_verified", "programmings_restamped")
 
 
 def failure_reason(exc: BaseException) -> str:

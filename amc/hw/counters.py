@@ -24,6 +24,11 @@ class OperationCounts:
     adc_conversions: int = 0     # output conversions (one per sensed output per settle/read)
     ngspice_runs: int = 0        # real simulator invocations (.op, .tran, batch transient, matrix factorisation)
     digital_flops: float = 0.0   # arithmetic done outside the arrays (refinement, scaling, matmuls, fallbacks)
+    # How each simulated programming's operator was obtained (simulator artefacts like ngspice_runs): by a real
+    # ngspice .op of the programmed deck, or by re-stamping the topology's exported matrix (amc/hw/restamp.py).
+    # A write the controller refuses before any read (shift: auto) is neither.
+    programmings_verified: int = 0
+    programmings_restamped: int = 0
 
     def __add__(self, other: "OperationCounts") -> "OperationCounts":
         return OperationCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
@@ -60,4 +65,5 @@ class OperationCounts:
     def __repr__(self) -> str:
         return (f"OperationCounts({self.programmings} programmings / {self.cells_programmed} cells, "
                 f"{self.inv_settles} INV settles, {self.mvm_reads} MVM reads, {self.conversions} conversions, "
-                f"{self.ngspice_runs} ngspice runs, {self.digital_flops:.3g} digital flops)")
+                f"{self.ngspice_runs} ngspice runs ({self.programmings_verified} programmings verified by ngspice, "
+                f"{self.programmings_restamped} re-stamped), {self.digital_flops:.3g} digital flops)")

@@ -389,16 +389,21 @@ class InvArray:
             self._output_currents = np.stack([np.interp(samples, time, raw[name]) for name in sense])
         return v, np.interp(samples, time, power), deck
 
+    def engine_deck(self, conductances: MappedArray, currents: np.ndarray) -> str:
+        """The .op deck of one right-hand side saving every vector (what the matrix engine exports)."""
+        if not self._behavioural:
+            # The engine's linearity check knows the behavioural limiter only.
+            raise EngineFallback(f"the matrix engine serves the behavioural op-amp only (this one is "
+                                 f"{self.config.opamp.model!r})")
+        deck = build_deck(conductances, currents, self.config)
+        return "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n"
+
     def engine_solve(self, conductances: MappedArray, currents: np.ndarray, nodes: list, linear_rtol: float,
                      stamps: Optional[tuple] = None):
         """(deck, MatrixSolve): ngspice solves column 0 of ``currents`` on these conductances and exports its matrix,
         which answers every column for the named node voltages (raises EngineFallback / SimulationError)."""
         o = self.config.opamp
-        if not self._behavioural:
-            # The engine's linearity check knows the behavioural limiter only.
-            raise EngineFallback(f"the matrix engine serves the behavioural op-amp only (this one is {o.model!r})")
-        deck = build_deck(conductances, currents[:, 0], self.config)
-        deck = "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n"  # save all
+        deck = self.engine_deck(conductances, currents[:, 0])
         result = matrix_operating_points(deck, [input_node(i) for i in range(conductances.n)], currents, nodes,
                                          SUPPLY_VECTORS, quiescent_a=o.quiescent_current_a, v_sat=o.v_sat,
                                          sharpness=o.saturation_sharpness, rtol=ENGINE_VERIFY_RTOL,

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import scipy.sparse
+import scipy.linalg
 import scipy.sparse.linalg
 
 from amc.errors import AmcError
@@ -25,6 +26,9 @@ from amc.errors import AmcError
 # SuperLU with a column ordering: the crossbar's MNA matrix is mostly op-amp/branch structure around two dense
 # n x n blocks, and LAPACK's dense LU (tried from 450 to 1,800 unknowns) was slower at every size here.
 PERMC_SPEC = "COLAMD"
+# From this many unknowns on, LAPACK's dense LU beats SuperLU on the crossbar matrix: measured by
+# benchmarks/bench_matrix_engine.py --factor (the dense n x n blocks fill SuperLU's factors completely).
+DENSE_FROM = 3000
 
 
 class MatrixExportError(AmcError, ValueError):
@@ -109,12 +113,24 @@ class CircuitMatrix:
             raise MatrixExportError(f"ngspice reports no unknown named {name!r}") from None
 
     # ---- factor and solve -----------------------------------------------------------------------
-    def factor(self) -> "CircuitMatrix":
+    def factor(self, kind: str = "auto") -> "CircuitMatrix":
+        """LU of the matrix: ``"sparse"`` (SuperLU), ``"dense"`` (LAPACK getrf) or ``"auto"`` (dense from
+        DENSE_FROM unknowns on)."""
         if not np.all(np.isfinite(self.matrix.data)):
             raise MatrixExportError("ngspice's matrix has non-finite entries")
+        if kind == "auto":
+            kind = "dense" if self.size >= DENSE_FROM else "sparse"
         try:
-            self._lu = scipy.sparse.linalg.splu(self.matrix, permc_spec=PERMC_SPEC)
-        except (RuntimeError, ValueError) as exc:
+            if kind == "dense":
+                lu = scipy.linalg.lu_factor(self.matrix.toarray(), check_finite=False)
+                if not np.all(np.isfinite(lu[0])) or np.any(np.diag(lu[0]) == 0):
+                    raise ValueError("singular matrix")
+                self._lu = _DenseLU(lu)
+            elif kind == "sparse":
+                self._lu = scipy.sparse.linalg.splu(self.matrix, permc_spec=PERMC_SPEC)
+            else:
+                raise ValueError(f"unknown factorisation {kind!r}")
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
             raise MatrixExportError(f"ngspice's matrix cannot be factored ({exc})") from None
         return self
 
@@ -127,18 +143,60 @@ class CircuitMatrix:
             raise MatrixExportError("ngspice's matrix is singular at this operating point")
         return x
 
-    def verify(self, rtol: float) -> Verification:
-        """Solve J x = b and hold x to ngspice's own solution (which also checks the name <-> equation map)."""
-        if self.reference is None:
+    def verify(self, rtol: float, rhs: Optional[np.ndarray] = None, reference: Optional[np.ndarray] = None
+               ) -> Verification:
+        """Solve J x = b and hold x to ngspice's own solution (which also checks the name <-> equation map).
+        ``rhs`` and ``reference``: another deck's right-hand side and ngspice's solution of it (same unknowns)."""
+        reference = self.reference if reference is None else np.asarray(reference, dtype=float)
+        if reference is None:
             raise MatrixExportError("no ngspice solution to verify against")
-        x = self.solve(self.rhs)
+        x = self.solve(self.rhs if rhs is None else rhs)
         errors = []
         for mask in (~self._is_current, self._is_current):
-            ref = self.reference[mask]
+            ref = reference[mask]
             scale = float(np.max(np.abs(ref))) if ref.size else 0.0
             diff = float(np.max(np.abs(x[mask] - ref))) if ref.size else 0.0
             errors.append(diff / scale if scale > 0 else diff)
         return Verification(errors[0], errors[1], rtol)
+
+    def canonical(self) -> "CircuitMatrix":
+        """This matrix with sorted, unique stored elements (what stamp_positions indexes)."""
+        self.matrix.sum_duplicates()
+        self.matrix.sort_indices()
+        return self
+
+    def stamp_positions(self, node_a: Sequence[str], node_b: Sequence[str]) -> np.ndarray:
+        """(4, m) indices into ``matrix.data`` of the (a,a), (b,b), (a,b), (b,a) entries of m resistors between
+        node_a and node_b (-1 where a node is ground "0"). Every entry must be stored: a resistor already in the
+        circuit has its stamp there, so a missing one means the names do not belong to this circuit."""
+        self.canonical()
+        size = self.size
+        ia = np.array([-1 if a == "0" else self.equation(a) for a in np.ravel(node_a)], dtype=np.int64)
+        ib = np.array([-1 if b == "0" else self.equation(b) for b in np.ravel(node_b)], dtype=np.int64)
+        m = self.matrix
+        cols = np.repeat(np.arange(size, dtype=np.int64), np.diff(m.indptr))
+        keys = cols * size + m.indices.astype(np.int64)         # ascending: columns in order, rows sorted
+        out = np.full((4, ia.size), -1, dtype=np.int64)
+        for p, (r, c) in enumerate(((ia, ia), (ib, ib), (ia, ib), (ib, ia))):
+            valid = (r >= 0) & (c >= 0)
+            want = c[valid] * size + r[valid]
+            pos = np.searchsorted(keys, want)
+            if np.any(pos >= keys.size) or np.any(keys[np.minimum(pos, keys.size - 1)] != want):
+                raise MatrixExportError("a resistor's stamp is not among ngspice's stored matrix elements")
+            out[p, valid] = pos
+        return out
+
+    def restamped(self, positions: np.ndarray, delta_s: np.ndarray, rhs: Optional[np.ndarray] = None
+                  ) -> "CircuitMatrix":
+        """A copy whose resistors (at ``positions`` from stamp_positions) conduct delta_s siemens more, without any
+        new structure: +dG on both diagonals, -dG between the nodes. Same unknowns, no ngspice reference."""
+        data = self.matrix.data.copy()
+        delta_s = np.asarray(delta_s, dtype=float).reshape(-1)
+        for p, sign in enumerate((1.0, 1.0, -1.0, -1.0)):
+            valid = positions[p] >= 0
+            np.add.at(data, positions[p, valid], sign * delta_s[valid])
+        matrix = scipy.sparse.csc_matrix((data, self.matrix.indices, self.matrix.indptr), shape=self.matrix.shape)
+        return CircuitMatrix(matrix, self.rhs if rhs is None else rhs, self.unknowns, None)
 
     # ---- right-hand sides and conductance changes -------------------------------------------------
     def rhs_with(self, nodes: Sequence[str], values: np.ndarray, signs: np.ndarray) -> np.ndarray:
@@ -167,3 +225,13 @@ class CircuitMatrix:
         rows, cols, vals = rows[keep], cols[keep], vals[keep]
         delta = scipy.sparse.csc_matrix((vals, (rows, cols)), shape=self.matrix.shape)
         return CircuitMatrix(self.matrix + delta, self.rhs, self.unknowns, None)
+
+
+class _DenseLU:
+    """LAPACK's LU factors behind SuperLU's ``solve`` interface."""
+
+    def __init__(self, lu: tuple):
+        self._lu = lu
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return scipy.linalg.lu_solve(self._lu, rhs, check_finite=False)

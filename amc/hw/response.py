@@ -72,7 +72,9 @@ def measure_response(array: "InvArray") -> Response:
     offset = bool(cfg.opamp.offset_v)
     k = n + 1 if offset else n
     columns = np.concatenate([currents, np.zeros((n, 1))], axis=1) if offset else currents
-    v, power = _engine_response(array, columns, nodes) if cfg.simulation.engine == "ngspice-matrix" else (None, None)
+    v, power, restamped = (_engine_response(array, columns, nodes) if cfg.simulation.engine == "ngspice-matrix"
+                           else (None, None, False))
+    array.counts.add(**{"programmings_restamped" if restamped else "programmings_verified": 1})
     if v is None:                # plain ngspice: one quasi-static batch over the unit inputs
         deck = build_deck(mapped, columns, cfg)
         extra = " ".join(f"v({name})" for name in nodes[n:])
@@ -100,21 +102,23 @@ def measure_response(array: "InvArray") -> Response:
 
 
 def _engine_response(array: "InvArray", columns: np.ndarray, nodes: list) -> tuple:
-    """(node voltages (3n, k), static power at zero input) from ngspice's own factored matrix, or (None, None)
+    """(node voltages (3n, k), static power at zero input, re-stamped?) from ngspice's own factored matrix -- of this
+    programmed deck, or of the topology's template re-stamped to it (``amc.hw.restamp``) -- or (None, None, False)
     when the engine's checks send the measurement back to plain ngspice."""
     from amc.hw.runner import EngineFallback
     from amc.hw.periphery import supply_power
+    from amc.hw import restamp
     cfg = array.config
     try:
-        _, result = array.engine_solve(array.mapped, columns, nodes,
-                                       max(cfg.simulation.engine_rtol, RESPONSE_LINEAR_RTOL))
+        result, restamped = restamp.measure(array, columns, nodes,
+                                            max(cfg.simulation.engine_rtol, RESPONSE_LINEAR_RTOL))
     except (EngineFallback, SimulationError) as exc:
         return _engine_gave_up(array, columns.shape[1], str(exc).splitlines()[0])
     if result.rejected:
         return _engine_gave_up(array, columns.shape[1], f"{result.rejected} unit columns outside the linear region "
                                f"(limiter error up to {result.limiter_error.max():.3g})")
     array.engine_stats["engine_rhs"] += columns.shape[1]
-    return result.outputs, float(supply_power(result.supply, cfg.opamp.supply_v)[-1])
+    return result.outputs, float(supply_power(result.supply, cfg.opamp.supply_v)[-1]), restamped
 
 
 def _engine_gave_up(array: "InvArray", columns: int, why: str) -> tuple:
@@ -123,7 +127,7 @@ def _engine_gave_up(array: "InvArray", columns: int, why: str) -> tuple:
     array.engine_stats["last_fallback"] = why
     logging.getLogger("amc.engine").warning("response of a %dx%d array measured by plain ngspice: %s",
                                             array.n, array.n, why)
-    return None, None
+    return None, None, False
 
 
 def conductances_at(array: "InvArray", seconds: float, rng: Optional[np.random.Generator]) -> MappedArray:

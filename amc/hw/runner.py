@@ -368,7 +368,7 @@ class MatrixSolve:
     supply: dict                   # supply branch name -> (k,) currents
     accepted: np.ndarray           # (k,) bool: columns inside the linear region (the others need ngspice)
     limiter_error: np.ndarray      # (k,) first-order estimate of |x_engine - x_ngspice| / max|output|
-    verification: Verification
+    verification: Optional[Verification]   # None: a re-stamped system, no ngspice run behind it
     unknowns: int
 
     @property
@@ -404,6 +404,16 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
     linear_rtol = rtol if linear_rtol is None else linear_rtol
     currents = np.asarray(currents, dtype=float)
     ng = ng if ng is not None else session()
+    system, verification = verified_system(deck, rtol, ng)
+    sign = source_sign(system, source_nodes, currents[:, 0])
+    return answer_columns(system, sign, source_nodes, currents, outputs, supplies, quiescent_a, v_sat, sharpness,
+                          rtol, linear_rtol, stamps, verification)
+
+
+def verified_system(deck: str, rtol: float, ng: Optional[NgspiceSession] = None) -> tuple[CircuitMatrix, Verification]:
+    """ngspice's .op of ``deck`` and its exported, factored matrix, held to ngspice's own solution (EngineFallback
+    when the export is unusable or disagrees)."""
+    ng = ng if ng is not None else session()
     try:
         system = ng.circuit_matrix(deck)
         verification = system.verify(rtol)
@@ -411,14 +421,16 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
         raise EngineFallback(f"ngspice's matrix export is unusable: {exc}") from None
     if not verification.passed:
         raise EngineFallback(f"ngspice's factored matrix disagrees with its own .op: {verification}")
+    return system, verification
+
+
+def source_sign(system: CircuitMatrix, source_nodes: Sequence[str], first: np.ndarray) -> float:
+    """The sign with which an input current source enters its node's equation, read off ngspice's right-hand side
+    of the deck whose input currents were ``first``."""
     try:
         rows = np.array([system.equation(node) for node in source_nodes])
-        out_rows = np.array([system.equation(name) for name in outputs])
-        supply_rows = {name: system.equation(name) for name in supplies}
     except MatrixExportError as exc:
         raise EngineFallback(str(exc)) from None
-    # The sign with which an input source enters its node's equation, read off ngspice's right-hand side.
-    first = currents[:, 0]
     nonzero = np.abs(first) > 0
     if not nonzero.any():
         raise EngineFallback("the verified right-hand side has no input current to read the source stamps from")
@@ -426,6 +438,22 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
     sign = float(np.sign(signs[0]))
     if np.max(np.abs(signs - sign)) > 1e-12:
         raise EngineFallback("the input nodes' right-hand-side entries are not the input currents alone")
+    return sign
+
+
+def answer_columns(system: CircuitMatrix, sign: float, source_nodes: Sequence[str], currents: np.ndarray,
+                   outputs: Sequence[str], supplies: Sequence[str], quiescent_a: float, v_sat: Optional[float],
+                   sharpness: float, rtol: float, linear_rtol: float, stamps: Optional[tuple] = None,
+                   verification: Optional[Verification] = None) -> MatrixSolve:
+    """Every column of ``currents`` from the factored ``system``. With a ``verification`` (the system is ngspice's
+    own, at column 0's operating point) column 0 is ngspice's answer and the rail bookkeeping is anchored to and
+    checked against ngspice's rail currents; without one (a re-stamped system: no ngspice run) every column is the
+    factor's answer and the rails are the bookkeeping alone."""
+    try:
+        out_rows = np.array([system.equation(name) for name in outputs])
+        supply_rows = {name: system.equation(name) for name in supplies}
+    except MatrixExportError as exc:
+        raise EngineFallback(str(exc)) from None
     k = currents.shape[1]
     per_column = None
     if stamps is not None:
@@ -445,18 +473,24 @@ def matrix_operating_points(deck: str, source_nodes: Sequence[str], currents: np
         return np.stack([per_column[c].solve(rhs[:, c]) for c in range(k)], axis=1)
 
     x = solve(system.rhs_with(list(source_nodes), currents, np.full(len(source_nodes), sign)))
-    x[:, 0] = system.reference  # column 0 is ngspice's own answer
+    anchored = verification is not None
+    if anchored:
+        x[:, 0] = system.reference  # column 0 is ngspice's own answer
 
     # Rail currents: the output-current halves max(+-i, 0) are piecewise linear, so J (taken at column 0's
     # signs) cannot carry them to other columns; re-add them from the solved output currents instead.
     sense = np.array([i for i, name in enumerate(system.unknowns) if name.endswith(".vsense#branch")], dtype=int)
-    i_sense, i_sense0 = x[sense, :], system.reference[sense][:, None]
+    i_sense = x[sense, :]
     supply = {}
     for name, row in supply_rows.items():
         sourcing = name.startswith("vcc")
         part = np.maximum(i_sense if sourcing else -i_sense, 0.0).sum(axis=0)
-        part0 = np.maximum(i_sense0 if sourcing else -i_sense0, 0.0).sum(axis=0)
         sign_rail = -1.0 if sourcing else 1.0
+        if not anchored:
+            supply[name] = sign_rail * (part + len(sense) * quiescent_a)
+            continue
+        i_sense0 = system.reference[sense][:, None]
+        part0 = np.maximum(i_sense0 if sourcing else -i_sense0, 0.0).sum(axis=0)
         reference = system.reference[row]
         # ngspice's own rail current must be this bookkeeping at column 0, else the model is not the one assumed.
         expected = sign_rail * (part0[0] + len(sense) * quiescent_a)

@@ -38,7 +38,10 @@ def test_counts_of_a_small_run_equal_the_hand_count(small_model):
     assert hw["inv_settles"] == settles
     assert hw["conversions"] == conversions and hw["dac_conversions"] == hw["adc_conversions"]
     assert hw["programmings"] == programmings and hw["cells_programmed"] == cells
-    assert hw["ngspice_runs"] == programmings              # one measured response (one batch run) per programming
+    # 4 topologies (each layer's A and G): the first programming of each is ngspice's .op of its deck, the second
+    # (update 2, within simulation.verify_every = 25) re-stamps that template: one ngspice run per verified one
+    assert hw["programmings_verified"] == 2 * len(layers) and hw["programmings_restamped"] == 2 * len(layers)
+    assert hw["ngspice_runs"] == hw["programmings_verified"]
     assert hw["mvm_reads"] == 0 and hw["digital_flops"] == 0   # ideal preset: no equilibration, no refinement
     assert hw["fallbacks"] == 0 and hw["solves"] == steps * 2 * len(layers)
     assert hw["analog_error_mean"] < 1e-8                   # ideal parts: the analog answer is exact

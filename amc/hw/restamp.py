@@ -1,0 +1,257 @@
+"""Re-stamped programmings: one ngspice .op per array topology, the cells' new conductances stamped into its matrix.
+
+A programming changes only the crosspoint resistors. ngspice's exported Jacobian at an operating point in the
+op-amps' linear region (``amc.hw.mna``) is the same matrix for any programming of the same topology except for those
+resistors' stamps (+G on both diagonals, -G between the nodes). So for every topology -- array size and everything
+in the deck besides the cells and the input sources: op-amp model, inverters, wire grid -- ngspice runs once and its
+matrix becomes a template; a later programming re-stamps the cells' conductance changes into the template and factors
+it (SuperLU, or LAPACK's dense LU from ``mna.DENSE_FROM`` unknowns on) instead of paying ngspice's .op of the whole
+programmed deck (n^4.6 on the dense crossbar block).
+
+Every re-stamped programming passes the cheap checks: every column's output limiter linear to the engine's tolerance
+(the one-Newton-step estimate of ``runner.answer_columns``) and every op-amp output inside its swing. A real ngspice
+.op of the programmed deck is run for the first programming of a topology, every ``simulation.verify_every``-th
+programming of it, and any programming that fails a cheap check. At a periodic verification the re-stamped answer of
+that same programming is held to ngspice's own solution (``ENGINE_VERIFY_RTOL``): that is the spot check. A failed
+spot check or cheap check is logged (``amc.engine``), recorded in ``store().failures``, and the topology falls back to
+per-programming verification (every later programming of it gets its own .op) for the rest of the process. Only a
+verified programming whose every column is linear becomes the new template (a saturated operating point's Jacobian
+is not the linear region's).
+
+The templates are process-wide, like the ngspice session: the arrays of a training run (a new array object per
+inverse update) and the blocks of BlockAMC share them. At most ``simulation.template_cache`` topologies are kept
+(least recently used dropped). Which programmings were verified and which re-stamped is counted per array
+(``OperationCounts.programmings_verified`` / ``programmings_restamped``) and so reaches every Solution and the
+training account.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from amc.hw.mna import CircuitMatrix, MatrixExportError
+from amc.hw.netlist import crosspoint_nodes, input_node
+from amc.hw.periphery import SUPPLY_VECTORS, swing_limit
+from amc.hw.runner import EngineFallback, MatrixSolve, answer_columns, source_sign, verified_system
+
+if TYPE_CHECKING:
+    from amc.hw.inv_array import InvArray
+    from amc.hw.mapping import MappedArray
+
+_log = logging.getLogger("amc.engine")
+# Sections of CircuitConfig that never reach the circuit matrix: the cells' conductances (device: they are what is
+# re-stamped), the input sources' values (io: replaced per right-hand side) and the analysis settings (simulation).
+NOT_TOPOLOGY = ("name", "device", "io", "simulation")
+
+
+def topology_key(config, n: int) -> tuple:
+    """What fixes ngspice's matrix apart from the cells: n and every other config section (op-amp model and
+    macromodel, inverters, wires, and any section added later)."""
+    return (n,) + tuple((f.name, repr(getattr(config, f.name))) for f in dataclasses.fields(config)
+                        if f.name not in NOT_TOPOLOGY)
+
+
+def deck_conductances(mapped: "MappedArray") -> np.ndarray:
+    """The cells' conductances as ngspice reads them from the deck (resistances written with 17 digits)."""
+    return 1.0 / (1.0 / np.concatenate([mapped.g_pos.ravel(), mapped.g_neg.ravel()]))
+
+
+@dataclass
+class Template:
+    system: CircuitMatrix          # ngspice's matrix and right-hand side of a verified programming
+    conductances: np.ndarray       # the cells' conductances stamped in it (deck_conductances)
+    positions: np.ndarray          # (4, 2 n^2) stamp positions of the cells in system.matrix.data
+    sign: float                    # sign of the input sources in the right-hand side
+    since_verified: int = 0        # re-stamped programmings since the last ngspice .op of this topology
+
+    def restamp(self, mapped: "MappedArray", kind: str = "auto") -> CircuitMatrix:
+        return self.system.restamped(self.positions, deck_conductances(mapped) - self.conductances).factor(kind)
+
+    @property
+    def nbytes(self) -> int:
+        m = self.system.matrix
+        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes + self.positions.nbytes
+                   + self.conductances.nbytes + self.system.rhs.nbytes)
+
+
+@dataclass
+class Failure:
+    topology: tuple
+    kind: str                      # "spot check" or "cheap check"
+    reason: str
+
+
+@dataclass
+class TemplateStore:
+    """The process-wide templates (an LRU), the topologies that fell back to per-programming verification, and
+    every failed check."""
+
+    templates: "OrderedDict[tuple, Template]" = field(default_factory=OrderedDict)
+    fallback: set = field(default_factory=set)
+    failures: list = field(default_factory=list)
+
+    def lookup(self, key: tuple) -> Optional[Template]:
+        template = self.templates.get(key)
+        if template is not None:
+            self.templates.move_to_end(key)
+        return template
+
+    def keep(self, key: tuple, template: Template, capacity: int) -> None:
+        self.templates[key] = template
+        self.templates.move_to_end(key)
+        while len(self.templates) > capacity:
+            self.templates.popitem(last=False)
+
+    def fail(self, key: tuple, kind: str, reason: str) -> None:
+        self.failures.append(Failure(key, kind, reason))
+        del self.failures[:-100]           # the latest hundred: bounded over a long run
+        self.fallback.add(key)
+        _log.warning("re-stamped programming: %s failed on a %dx%d array (%s); this topology is now verified by "
+                     "ngspice at every programming", kind, key[0], key[0], reason)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.templates.values())
+
+
+_STORE = TemplateStore()
+
+
+def store() -> TemplateStore:
+    return _STORE
+
+
+def reset() -> None:
+    """Forget every template and fallback (a fresh process)."""
+    global _STORE
+    _STORE = TemplateStore()
+
+
+def measure(array: "InvArray", currents: np.ndarray, nodes: list, linear_rtol: float) -> tuple[MatrixSolve, bool]:
+    """(operating points of every column of ``currents`` on the programmed array, re-stamped?).
+
+    Raises EngineFallback / SimulationError when ngspice's own engine cannot answer (the caller runs plain ngspice).
+    """
+    cfg = array.config
+    sim = cfg.simulation
+    mapped = array.mapped
+    n = mapped.n
+    if sim.verify_every == 1:              # today's behaviour: every programming is ngspice's own .op
+        return _verified(array, currents, nodes, linear_rtol)[0], False
+    st = store()
+    key = topology_key(cfg, n)
+    template = st.lookup(key)
+    due = template is None or key in st.fallback or template.since_verified + 1 >= sim.verify_every
+    if not due:
+        try:
+            result = _restamped(array, template, currents, nodes, linear_rtol)
+            failure = cheap_check_failure(result, array, linear_rtol)
+        except (EngineFallback, MatrixExportError) as exc:
+            failure = str(exc).splitlines()[0]
+        if failure is None:
+            template.since_verified += 1
+            return result, True
+        st.fail(key, "cheap check", failure)
+    result, system = _verified(array, currents, nodes, linear_rtol)
+    if template is not None and key not in st.fallback:
+        failure = spot_check_failure(template, array, system)
+        if failure is not None:
+            st.fail(key, "spot check", failure)
+    if not result.rejected:                # a linear operating point: the freshest template of this topology
+        a_pos, b_pos, a_neg, b_neg = crosspoint_nodes(n, cfg.wires.enabled)
+        system.canonical()
+        if template is not None and _same_structure(template.system, system):    # the positions carry over
+            positions = template.positions
+        else:
+            positions = system.stamp_positions(np.concatenate([a_pos.ravel(), a_neg.ravel()]),
+                                               np.concatenate([b_pos.ravel(), b_neg.ravel()]))
+        sign = source_sign(system, [input_node(i) for i in range(n)], currents[:, 0])
+        st.keep(key, Template(system, deck_conductances(mapped), positions, sign), sim.template_cache)
+    return result, False
+
+
+def _same_structure(a: CircuitMatrix, b: CircuitMatrix) -> bool:
+    return (a.unknowns == b.unknowns and np.array_equal(a.matrix.indptr, b.matrix.indptr)
+            and np.array_equal(a.matrix.indices, b.matrix.indices))
+
+
+def _verified(array: "InvArray", currents: np.ndarray, nodes: list, linear_rtol: float
+              ) -> tuple[MatrixSolve, CircuitMatrix]:
+    """ngspice's .op of the programmed deck (column 0), its matrix answering every column."""
+    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
+    cfg, o = array.config, array.config.opamp
+    n = array.mapped.n
+    deck = array.engine_deck(array.mapped, currents[:, 0])
+    system, verification = verified_system(deck, ENGINE_VERIFY_RTOL)
+    sources = [input_node(i) for i in range(n)]
+    sign = source_sign(system, sources, currents[:, 0])
+    result = answer_columns(system, sign, sources, currents, nodes, SUPPLY_VECTORS, o.quiescent_current_a, o.v_sat,
+                            o.saturation_sharpness, ENGINE_VERIFY_RTOL, linear_rtol, None, verification)
+    return result, system
+
+
+def _restamped(array: "InvArray", template: Template, currents: np.ndarray, nodes: list,
+               linear_rtol: float) -> MatrixSolve:
+    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
+    o = array.config.opamp
+    system = template.restamp(array.mapped)
+    sources = [input_node(i) for i in range(array.mapped.n)]
+    return answer_columns(system, template.sign, sources, currents, nodes, SUPPLY_VECTORS, o.quiescent_current_a,
+                          o.v_sat, o.saturation_sharpness, ENGINE_VERIFY_RTOL, linear_rtol, None, None)
+
+
+def cheap_check_failure(result: MatrixSolve, array: "InvArray", linear_rtol: float) -> Optional[str]:
+    """Why a re-stamped answer cannot stand without ngspice (None when it can): an output limiter outside its
+    linear region, or an op-amp output (the first 2n named nodes: out_j, nout_j) beyond its swing."""
+    n = array.mapped.n
+    if result.rejected:
+        return (f"{result.rejected} of {result.accepted.size} columns outside the limiter's linear region "
+                f"(estimated error up to {float(np.max(result.limiter_error)):.3g} > {linear_rtol:g})")
+    v = result.outputs[:2 * n]
+    if not np.all(np.isfinite(v)):
+        return "non-finite op-amp outputs"
+    limit = swing_limit(array.config)
+    peak = float(np.max(np.abs(v)))
+    if peak > limit:
+        return f"an op-amp output at {peak:.3g} V beyond its {limit:.3g} V swing"
+    return None
+
+
+def spot_check_failure(template: Template, array: "InvArray", system: CircuitMatrix) -> Optional[str]:
+    """Re-stamp the template to this programming and hold its answer for the deck's own right-hand side to
+    ngspice's .op of that deck (None when it agrees to ENGINE_VERIFY_RTOL): every node voltage and branch current,
+    the supply rails as the engine computes them (the rail bookkeeping of the output currents: its max(+-i, 0) halves
+    are piecewise linear, so a Jacobian taken at another programming's output signs cannot carry them)."""
+    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
+    try:
+        predicted = template.restamp(array.mapped)
+        if predicted.unknowns != system.unknowns:
+            return "ngspice's unknowns differ from the template's"
+        x = predicted.solve(system.rhs)
+    except MatrixExportError as exc:
+        return str(exc)
+    names, ref = system.unknowns, system.reference
+    rails = np.array([name in SUPPLY_VECTORS for name in names])
+    current = np.array(["#branch" in name for name in names]) & ~rails
+    sense = np.array([name.endswith(".vsense#branch") for name in names])
+    quiescent = array.config.opamp.quiescent_current_a
+    x = x.copy()
+    for name in SUPPLY_VECTORS:
+        sourcing = name.startswith("vcc")
+        part = np.maximum(x[sense] if sourcing else -x[sense], 0.0).sum()
+        x[names.index(name)] = (-1.0 if sourcing else 1.0) * (part + sense.sum() * quiescent)
+    worst = []
+    for label, mask in (("node voltages", ~current & ~rails), ("branch currents", current), ("supply rails", rails)):
+        scale = float(np.max(np.abs(ref[mask]))) if mask.any() else 0.0
+        diff = float(np.max(np.abs(x[mask] - ref[mask]))) if mask.any() else 0.0
+        error = diff / scale if scale > 0 else diff
+        if error > ENGINE_VERIFY_RTOL:
+            worst.append(f"{label} differ by {error:.3g}")
+    if worst:
+        return f"re-stamped answer vs ngspice's .op: {', '.join(worst)} (relative, tolerance {ENGINE_VERIFY_RTOL:g})"
+    return None
