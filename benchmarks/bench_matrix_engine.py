@@ -9,8 +9,17 @@ Prints one Markdown table, every figure measured in this run, ideal preset, SPD 
 - engine share: time inside ngspice's .op + matrix export vs the rest (parse, factor, solve, checks).
 Target: operator (engine) <= 3x one .op at n = 128 and 289.
 
+Re-stamped programmings (issue 19; ``--restamp N ...``, ideal preset and the rram preset's op-amps, 16 levels): the
+first programming of a topology measures the array's operator (n unit right-hand sides) through ngspice's .op and
+its exported matrix; the second programming (another matrix, another device draw) re-stamps the cells into that
+matrix and factors it. Its operator is held to numpy (the inverse of what the array holds, in closed form; exact
+with ideal inverters, the rram preset's op-amp inverters add their own gain error) and, up to ``--op-max``, to a
+real ngspice .op of the second programmed deck; the re-stamped LU + n solves is timed with SuperLU and with LAPACK's
+dense LU. Target: second <= 1/10 of the first at 289.
+
     python benchmarks/bench_matrix_engine.py                 # n = 16 32 64 128 289, and 1-ohm wires up to n = 32
     python benchmarks/bench_matrix_engine.py --wires-max 48  # wire rows up to n = 48
+    python benchmarks/bench_matrix_engine.py --restamp 64 128 289 --skip-engine   # re-stamped programmings only
 """
 from __future__ import annotations
 
@@ -21,7 +30,11 @@ import time
 import numpy as np
 
 from amc import AnalogSolver, CircuitConfig
-from amc.hw.runner import NgspiceSession
+from amc.hw import restamp
+from amc.hw.inv_array import InvArray
+from amc.hw.netlist import build_deck, output_node
+from amc.hw.runner import NgspiceSession, session
+from amc.solution import equivalent_bits
 
 
 def spd(n: int, seed: int) -> np.ndarray:
@@ -63,7 +76,7 @@ def measure(n: int, wires: float, repeats: int, plain_max: int) -> dict:
             extracts.append(t)
             if sol.engine_fallbacks:
                 print(f"n={n}: {sol.engine_fallbacks} columns fell back to ngspice", file=sys.stderr)
-            error = sol.relative_error(np.linalg.inv(h))
+            error = equivalent_bits(sol.x, np.linalg.inv(h))[0]
     finally:
         NgspiceSession.circuit_matrix = original
     row = dict(n=n, wires=wires, op=float(np.median(ops)), extract=float(np.median(extracts)),
@@ -73,12 +86,80 @@ def measure(n: int, wires: float, repeats: int, plain_max: int) -> dict:
     return row
 
 
+def restamp_row(n: int, preset: str, op_max: int, dense_max: int) -> dict:
+    """First (ngspice .op) and second (re-stamped) programming of one topology: times and errors."""
+    cfg = CircuitConfig.preset(preset)
+    if preset != "ideal":
+        cfg = cfg.replace(**{"device.levels": 16})
+    restamp.reset()
+    first = InvArray(cfg, rng=np.random.default_rng(1)).program(spd(n, 1))
+    t_first, _ = timed(first.response)
+    second = InvArray(cfg, rng=np.random.default_rng(2)).program(spd(n, 2))
+    t_second, response = timed(second.response)
+    assert second.counts.programmings_restamped == 1, "the second programming was not re-stamped"
+    # What the array computes in closed form: V = -(G0 M)^-1 I with M its effective matrix (finite gain included).
+    closed = -np.linalg.inv(second.mapped.effective_conductance(cfg.opamp.gain))
+    err_numpy = float(np.linalg.norm(response.r_out - closed) / np.linalg.norm(closed))
+    err_op = t_op = None
+    if n <= op_max:       # the referee: ngspice's own .op of the second programmed deck, 0.1 V of output
+        currents = np.random.default_rng(3).standard_normal(n)
+        currents *= 0.1 / np.max(np.abs(response.r_out @ currents))
+        ng = session()
+        t0 = time.perf_counter()
+        ng.load(build_deck(second.mapped, currents, cfg))
+        raw = ng.run([output_node(j) for j in range(n)])
+        ng.clean()
+        t_op = time.perf_counter() - t0
+        want = np.array([raw[output_node(j)][-1] for j in range(n)])
+        err_op = float(np.max(np.abs(response.r_out @ currents - want)) / np.max(np.abs(want)))
+    template = next(iter(restamp.store().templates.values()))
+    factors = {}
+    for kind in ("sparse", "dense"):      # the re-stamped LU and its n unit right-hand sides, SuperLU vs LAPACK
+        if kind == "dense" and n > dense_max:
+            continue
+        rhs = np.zeros((template.system.size, n))
+        rhs[[template.system.equation(f"row_{i}") for i in range(n)], np.arange(n)] = 1e-6
+        factors[kind] = timed(lambda: template.restamp(second.mapped, kind).solve(rhs))[0]
+    return dict(factors=factors, n=n, preset=preset, first=t_first, second=t_second, err_numpy=err_numpy, err_op=err_op, t_op=t_op,
+                unknowns=template.system.size, mbytes=restamp.store().nbytes / 1e6)
+
+
+def print_restamp(rows: list) -> None:
+    print("| n | op-amps | unknowns | first programming: ngspice .op + export + n rhs (s) | second: re-stamped + n rhs "
+          "(s) | ratio second / first (target <= 0.1 at 289) | operator error vs numpy closed form | "
+          "vs ngspice .op of the second deck | template (MB) | LU + n solves: SuperLU / dense LAPACK (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        op = "not run" if r["err_op"] is None else f"{r['err_op']:.1e} (.op {r['t_op']:.1f} s)"
+        dense = f"{r['factors']['dense']:.3f}" if "dense" in r["factors"] else "not run"
+        print(f"| {r['n']} | {r['preset']} | {r['unknowns']} | {r['first']:.2f} | {r['second']:.3f} | "
+              f"{r['second'] / r['first']:.4f} | {r['err_numpy']:.1e} | {op} | {r['mbytes']:.1f} | "
+              f"{r['factors']['sparse']:.3f} / {dense} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[16, 32, 64, 128, 289])
     parser.add_argument("--wires-max", type=int, default=32, help="largest n for the 1-ohm wire rows")
     parser.add_argument("--plain-max", type=int, default=64, help="largest n for the plain-ngspice extraction")
+    parser.add_argument("--restamp", nargs="*", type=int, default=[], help="sizes for the re-stamped-programming "
+                        "rows (first programming through ngspice's .op, second re-stamped)")
+    parser.add_argument("--restamp-presets", nargs="*", default=["ideal", "rram"])
+    parser.add_argument("--op-max", type=int, default=289, help="largest n whose re-stamped programming is also "
+                        "held to a real ngspice .op")
+    parser.add_argument("--dense-max", type=int, default=289, help="largest n for the dense-LAPACK comparison")
+    parser.add_argument("--skip-engine", action="store_true", help="only the re-stamped-programming rows")
     args = parser.parse_args()
+    if args.restamp:
+        rows = []
+        for n in args.restamp:
+            for preset in args.restamp_presets:
+                rows.append(restamp_row(n, preset, args.op_max, args.dense_max))
+                r = rows[-1]
+                print(f"n={n} {preset}: first {r['first']:.2f} s, second {r['second']:.3f} s", file=sys.stderr)
+        print_restamp(rows)
+        if args.skip_engine:
+            return
     rows = []
     for wires in (0.0, 1.0):
         for n in args.sizes:

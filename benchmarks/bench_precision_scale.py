@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from amc import AnalogSolver, CircuitConfig, solve_system  # noqa: E402
 from workflow.matrices import quantisable_spd  # noqa: E402
 from amc.errors import AmcError  # noqa: E402
+from amc.solution import equivalent_bits  # noqa: E402
 
 
 def spd(n: int, seed: int, cond: float = 10.0) -> np.ndarray:
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             try:
                 one = AnalogSolver(rram).solve(h, g)
-                err = f"{one.relative_error(exact):.3e}"
+                err = f"{equivalent_bits(one.x, exact)[0]:.3e}"
             except AmcError as exc:
                 err = f"refused: {str(exc)[:60]}"
             print(f"| {label} | {cond:.1f} | one array (direct) | 128 | - | {err} | {time.perf_counter() - start:.2f} "

@@ -26,9 +26,8 @@ from amc.errors import AmcError
 # SuperLU with a column ordering: the crossbar's MNA matrix is mostly op-amp/branch structure around two dense
 # n x n blocks, and LAPACK's dense LU (tried from 450 to 1,800 unknowns) was slower at every size here.
 PERMC_SPEC = "COLAMD"
-# From this many unknowns on, LAPACK's dense LU beats SuperLU on the crossbar matrix: measured by
-# benchmarks/bench_matrix_engine.py --factor (the dense n x n blocks fill SuperLU's factors completely).
-DENSE_FROM = 3000
+# Re-stamped programmings use the same SuperLU: LAPACK's dense LU of all the unknowns costs 20x its CPU time at
+# n = 128 (benchmarks/bench_matrix_engine.py --restamp prints both for every size).
 
 
 class MatrixExportError(AmcError, ValueError):
@@ -113,13 +112,10 @@ class CircuitMatrix:
             raise MatrixExportError(f"ngspice reports no unknown named {name!r}") from None
 
     # ---- factor and solve -----------------------------------------------------------------------
-    def factor(self, kind: str = "auto") -> "CircuitMatrix":
-        """LU of the matrix: ``"sparse"`` (SuperLU), ``"dense"`` (LAPACK getrf) or ``"auto"`` (dense from
-        DENSE_FROM unknowns on)."""
+    def factor(self, kind: str = "sparse") -> "CircuitMatrix":
+        """LU of the matrix: ``"sparse"`` (SuperLU) or ``"dense"`` (LAPACK getrf)."""
         if not np.all(np.isfinite(self.matrix.data)):
             raise MatrixExportError("ngspice's matrix has non-finite entries")
-        if kind == "auto":
-            kind = "dense" if self.size >= DENSE_FROM else "sparse"
         try:
             if kind == "dense":
                 lu = scipy.linalg.lu_factor(self.matrix.toarray(), check_finite=False)
@@ -235,3 +231,4 @@ class _DenseLU:
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         return scipy.linalg.lu_solve(self._lu, rhs, check_finite=False)
+

@@ -5,8 +5,9 @@ op-amps' linear region (``amc.hw.mna``) is the same matrix for any programming o
 resistors' stamps (+G on both diagonals, -G between the nodes). So for every topology -- array size and everything
 in the deck besides the cells and the input sources: op-amp model, inverters, wire grid -- ngspice runs once and its
 matrix becomes a template; a later programming re-stamps the cells' conductance changes into the template and factors
-it (SuperLU, or LAPACK's dense LU from ``mna.DENSE_FROM`` unknowns on) instead of paying ngspice's .op of the whole
-programmed deck (n^4.6 on the dense crossbar block).
+it (SuperLU: LAPACK's dense LU of the same unknowns was slower at every size measured, see
+benchmarks/bench_matrix_engine.py --restamp) instead of paying ngspice's .op of the whole programmed deck (n^4.6 on
+the dense crossbar block).
 
 Every re-stamped programming passes the cheap checks: every column's output limiter linear to the engine's tolerance
 (the one-Newton-step estimate of ``runner.answer_columns``) and every op-amp output inside its swing. A real ngspice
@@ -69,7 +70,7 @@ class Template:
     sign: float                    # sign of the input sources in the right-hand side
     since_verified: int = 0        # re-stamped programmings since the last ngspice .op of this topology
 
-    def restamp(self, mapped: "MappedArray", kind: str = "auto") -> CircuitMatrix:
+    def restamp(self, mapped: "MappedArray", kind: str = "sparse") -> CircuitMatrix:
         return self.system.restamped(self.positions, deck_conductances(mapped) - self.conductances).factor(kind)
 
     @property
