@@ -14,8 +14,8 @@ first programming of a topology measures the array's operator (n unit right-hand
 its exported matrix; the second programming (another matrix, another device draw) re-stamps the cells into that
 matrix and factors it. Its operator is held to numpy (the inverse of what the array holds, in closed form; exact
 with ideal inverters, the rram preset's op-amp inverters add their own gain error) and, up to ``--op-max``, to a
-real ngspice .op of the second programmed deck; the re-stamped LU + n solves is timed with SuperLU and with LAPACK's
-dense LU. Target: second <= 1/10 of the first at 289.
+real ngspice .op of the second programmed deck; the re-stamped LU + n solves is timed three ways: the Schur
+factorisation the re-stamp uses (dense LU of the crossbar's unknowns), SuperLU and LAPACK's dense LU of everything. Target: second <= 1/10 of the first at 289.
 
     python benchmarks/bench_matrix_engine.py                 # n = 16 32 64 128 289, and 1-ohm wires up to n = 32
     python benchmarks/bench_matrix_engine.py --wires-max 48  # wire rows up to n = 48
@@ -35,6 +35,7 @@ from amc.hw.inv_array import InvArray
 from amc.hw.netlist import build_deck, output_node
 from amc.hw.runner import NgspiceSession, session
 from amc.solution import equivalent_bits
+from training._blas import limit_blas_threads
 
 
 def spd(n: int, seed: int) -> np.ndarray:
@@ -114,8 +115,8 @@ def restamp_row(n: int, preset: str, op_max: int, dense_max: int) -> dict:
         err_op = float(np.max(np.abs(response.r_out @ currents - want)) / np.max(np.abs(want)))
     template = next(iter(restamp.store().templates.values()))
     factors = {}
-    for kind in ("sparse", "dense"):      # the re-stamped LU and its n unit right-hand sides, SuperLU vs LAPACK
-        if kind == "dense" and n > dense_max:
+    for kind in ("schur", "sparse", "dense"):   # the re-stamped LU and its n unit right-hand sides, three ways
+        if kind == "dense" and n > dense_max or kind == "schur" and not template.schur():
             continue
         rhs = np.zeros((template.system.size, n))
         rhs[[template.system.equation(f"row_{i}") for i in range(n)], np.arange(n)] = 1e-6
@@ -127,14 +128,14 @@ def restamp_row(n: int, preset: str, op_max: int, dense_max: int) -> dict:
 def print_restamp(rows: list) -> None:
     print("| n | op-amps | unknowns | first programming: ngspice .op + export + n rhs (s) | second: re-stamped + n rhs "
           "(s) | ratio second / first (target <= 0.1 at 289) | operator error vs numpy closed form | "
-          "vs ngspice .op of the second deck | template (MB) | LU + n solves: SuperLU / dense LAPACK (s) |")
+          "vs ngspice .op of the second deck | template (MB) | LU + n solves: Schur / SuperLU / dense LAPACK (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         op = "not run" if r["err_op"] is None else f"{r['err_op']:.1e} (.op {r['t_op']:.1f} s)"
-        dense = f"{r['factors']['dense']:.3f}" if "dense" in r["factors"] else "not run"
+        dense, schur = (f"{r['factors'][k]:.3f}" if k in r["factors"] else "not run" for k in ("dense", "schur"))
         print(f"| {r['n']} | {r['preset']} | {r['unknowns']} | {r['first']:.2f} | {r['second']:.3f} | "
               f"{r['second'] / r['first']:.4f} | {r['err_numpy']:.1e} | {op} | {r['mbytes']:.1f} | "
-              f"{r['factors']['sparse']:.3f} / {dense} |")
+              f"{schur} / {r['factors']['sparse']:.3f} / {dense} |")
 
 
 def main() -> None:
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--dense-max", type=int, default=289, help="largest n for the dense-LAPACK comparison")
     parser.add_argument("--skip-engine", action="store_true", help="only the re-stamped-programming rows")
     args = parser.parse_args()
+    limit_blas_threads()        # one BLAS thread: on this shared 2-core machine more threads only spin
     if args.restamp:
         rows = []
         for n in args.restamp:

@@ -58,6 +58,13 @@ def test_a_restamped_programming_is_ngspices_own_op_of_that_deck(kind, spd):
         want = ngspice_outputs(second, currents)
         got = response.v_zero + response.r_out @ currents
         assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))
+    # every factorisation of the re-stamped matrix gives the same answer (Schur where it applies, SuperLU, LAPACK)
+    template = restamp.store().lookup(restamp.topology_key(cfg, n))
+    rhs = template.system.rhs
+    answers = {kind: template.restamp(second.mapped, kind).solve(rhs) for kind in ("auto", "sparse", "dense")}
+    assert bool(template.schur()) == (kind != "wired")
+    for kind in ("sparse", "dense"):
+        assert np.max(np.abs(answers[kind] - answers["auto"])) <= 1e-9 * np.max(np.abs(answers["auto"]))
     # and the re-stamped programming is a different circuit from the template's (the stamps did something)
     assert np.max(np.abs(response.r_out - first.response().r_out)) > 1e-3 * np.max(np.abs(response.r_out))
 
@@ -143,8 +150,9 @@ def test_the_template_memory_is_a_bounded_lru(spd):
     for n in (3, 4, 5):
         programmed(cfg, n, n, spd).response()
     assert [key[0] for key in restamp.store().templates] == [4, 5]      # n = 3 dropped, least recently used
+    programmed(cfg, 5, 99, spd).response()           # the first re-stamp builds the template's Schur factor
     size = restamp.store().nbytes
-    for seed in range(6):                                                # re-stamped programmings keep no memory
+    for seed in range(6):                                                # later re-stamps keep no memory
         programmed(cfg, 5, 100 + seed, spd).response()
     assert restamp.store().nbytes == size
     # the op-amp model is part of the topology: another op-amp gets its own template

@@ -26,8 +26,8 @@ from amc.errors import AmcError
 # SuperLU with a column ordering: the crossbar's MNA matrix is mostly op-amp/branch structure around two dense
 # n x n blocks, and LAPACK's dense LU (tried from 450 to 1,800 unknowns) was slower at every size here.
 PERMC_SPEC = "COLAMD"
-# Re-stamped programmings use the same SuperLU: LAPACK's dense LU of all the unknowns costs 20x its CPU time at
-# n = 128 (benchmarks/bench_matrix_engine.py --restamp prints both for every size).
+# Re-stamped programmings of arrays without wires use SchurFactor below (dense LU of the crossbar's unknowns only);
+# LAPACK's dense LU of all the unknowns is far slower (benchmarks/bench_matrix_engine.py --restamp prints all three).
 
 
 class MatrixExportError(AmcError, ValueError):
@@ -182,6 +182,11 @@ class CircuitMatrix:
             out[p, valid] = pos
         return out
 
+    def with_factor(self, lu) -> "CircuitMatrix":
+        """This matrix with an LU computed elsewhere (a SchurFactor of it)."""
+        self._lu = lu
+        return self
+
     def restamped(self, positions: np.ndarray, delta_s: np.ndarray, rhs: Optional[np.ndarray] = None
                   ) -> "CircuitMatrix":
         """A copy whose resistors (at ``positions`` from stamp_positions) conduct delta_s siemens more, without any
@@ -232,3 +237,90 @@ class _DenseLU:
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         return scipy.linalg.lu_solve(self._lu, rhs, check_finite=False)
 
+
+
+class SchurFactor:
+    """LU of circuit matrices that differ only in conductances among a few unknowns C (the crossbar's nodes), by
+    block elimination of the rest (I: op-amp internals, supplies): J = [Jcc Jci; Jic Jii].
+
+    Built once from one matrix: Jii's sparse LU (small blocks, one per op-amp), Z = Jii^-1 Jic (sparse) and the dense
+    Schur complement S0 = Jcc - Jci Z. A conductance change among C changes Jcc alone, so it is added to S0 and one
+    dense LU of S (|C| ~ 5n unknowns) replaces SuperLU's LU of the whole matrix, whose fill in the dense crossbar
+    blocks makes its factor and n-column solves cost ~3x more at n = 128 (benchmarks/bench_matrix_engine.py).
+    """
+
+    def __init__(self, matrix: scipy.sparse.spmatrix, boundary: np.ndarray, chunk: int = 512):
+        matrix = scipy.sparse.csc_matrix(matrix)
+        size = matrix.shape[0]
+        csr = matrix.tocsr()
+        mask = np.zeros(size, dtype=bool)
+        mask[np.asarray(boundary, dtype=np.int64)] = True
+        # The current of a voltage source at a crossbar node (an op-amp's output sense source) is fixed by C's KCL;
+        # left in I it makes Jii singular. Such unknowns (zero diagonal: a branch equation, adjacent to C) join C,
+        # as does any unknown coupled only to C (an empty row or column of Jii).
+        adjacent = np.asarray((abs(matrix[mask]) != 0).sum(axis=0)).ravel() > 0
+        mask |= adjacent & (csr.diagonal() == 0)
+        while True:
+            inner = csr[~mask][:, ~mask]
+            empty = (np.diff(inner.indptr) == 0) | (np.diff(inner.tocsc().indptr) == 0)
+            if not empty.any():
+                break
+            mask[np.flatnonzero(~mask)[empty]] = True
+        self.c, self.i, self.size = np.flatnonzero(mask), np.flatnonzero(~mask), size
+        self.j_ci = csr[self.c][:, self.i].tocsr()
+        j_ic = csr[self.i][:, self.c].tocsc()
+        try:
+            self.lu_ii = scipy.sparse.linalg.splu(csr[self.i][:, self.i].tocsc(), permc_spec=PERMC_SPEC)
+        except RuntimeError as exc:
+            raise MatrixExportError(f"the circuit's internal block cannot be factored ({exc})") from None
+        parts = [scipy.sparse.csc_matrix(self.lu_ii.solve(np.asfortranarray(j_ic[:, s:s + chunk].toarray())))
+                 for s in range(0, self.c.size, chunk)]
+        self.z = scipy.sparse.hstack(parts).tocsr() if parts else scipy.sparse.csr_matrix((self.i.size, 0))
+        self.s0 = csr[self.c][:, self.c].toarray() - self.j_ci @ self.z
+        if not np.all(np.isfinite(self.s0)):
+            raise MatrixExportError("the circuit's Schur complement is not finite")
+        self._local = np.full(size, -1, dtype=np.int64)
+        self._local[self.c] = np.arange(self.c.size)
+
+    def local_index(self, equations: np.ndarray) -> np.ndarray:
+        """Positions in C of equation numbers (-1, ground, stays -1); MatrixExportError if one is not in C."""
+        equations = np.asarray(equations, dtype=np.int64)
+        out = np.where(equations >= 0, self._local[np.maximum(equations, 0)], -1)
+        if np.any((equations >= 0) & (out < 0)):
+            raise MatrixExportError("a changed conductance touches an unknown outside the Schur block")
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.s0.nbytes + self.z.data.nbytes + self.z.indices.nbytes + self.j_ci.data.nbytes
+                   + self.j_ci.indices.nbytes)
+
+    def restamped(self, la: np.ndarray, lb: np.ndarray, delta_s: np.ndarray) -> "_SchurLU":
+        """The factor of the matrix with conductances delta_s added between local unknowns la and lb."""
+        s = self.s0.copy()
+        delta_s = np.asarray(delta_s, dtype=float).reshape(-1)
+        for r, c, sign in ((la, la, 1.0), (lb, lb, 1.0), (la, lb, -1.0), (lb, la, -1.0)):
+            valid = (r >= 0) & (c >= 0)
+            np.add.at(s, (r[valid], c[valid]), sign * delta_s[valid])
+        lu = scipy.linalg.lu_factor(s, check_finite=False)
+        if not np.all(np.isfinite(lu[0])) or np.any(np.diag(lu[0]) == 0):
+            raise MatrixExportError("the re-stamped circuit matrix is singular")
+        return _SchurLU(self, lu)
+
+
+class _SchurLU:
+    """J x = b by block elimination with a factored Schur complement (SuperLU's ``solve`` interface)."""
+
+    def __init__(self, parts: SchurFactor, lu: tuple):
+        self.parts, self.lu = parts, lu
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        p = self.parts
+        b = np.asarray(rhs, dtype=float)
+        flat = b.ndim == 1
+        b = b.reshape(p.size, -1)
+        u = p.lu_ii.solve(np.asfortranarray(b[p.i]))
+        x_c = scipy.linalg.lu_solve(self.lu, b[p.c] - p.j_ci @ u, check_finite=False)
+        x = np.empty_like(b)
+        x[p.c], x[p.i] = x_c, u - p.z @ x_c
+        return x[:, 0] if flat else x

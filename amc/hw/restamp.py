@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from amc.hw.mna import CircuitMatrix, MatrixExportError
+from amc.hw.mna import CircuitMatrix, MatrixExportError, SchurFactor
 from amc.hw.netlist import crosspoint_nodes, input_node
 from amc.hw.periphery import SUPPLY_VECTORS, swing_limit
 from amc.hw.runner import EngineFallback, MatrixSolve, answer_columns, source_sign, verified_system
@@ -62,22 +62,56 @@ def deck_conductances(mapped: "MappedArray") -> np.ndarray:
     return 1.0 / (1.0 / np.concatenate([mapped.g_pos.ravel(), mapped.g_neg.ravel()]))
 
 
+# The Schur factorisation pays off while the crossbar's unknowns are a few per row (no wire grid: row, out, nout and
+# the output sense currents, ~5n); with wires every cell has its own two grid nodes and SuperLU takes the whole.
+SCHUR_MAX_PER_ROW = 8
+
+
 @dataclass
 class Template:
     system: CircuitMatrix          # ngspice's matrix and right-hand side of a verified programming
     conductances: np.ndarray       # the cells' conductances stamped in it (deck_conductances)
     positions: np.ndarray          # (4, 2 n^2) stamp positions of the cells in system.matrix.data
     sign: float                    # sign of the input sources in the right-hand side
+    cells: tuple                   # (equation of node a, of node b) of every cell, -1 for ground
     since_verified: int = 0        # re-stamped programmings since the last ngspice .op of this topology
+    _schur: object = None          # SchurFactor (built at the first re-stamp), False where it does not apply
 
-    def restamp(self, mapped: "MappedArray", kind: str = "sparse") -> CircuitMatrix:
-        return self.system.restamped(self.positions, deck_conductances(mapped) - self.conductances).factor(kind)
+    def restamp(self, mapped: "MappedArray", kind: str = "auto") -> CircuitMatrix:
+        """ngspice's matrix with this programming's cells, factored: ``"auto"`` (Schur where it applies, else
+        SuperLU), ``"schur"``, ``"sparse"`` or ``"dense"``."""
+        delta = deck_conductances(mapped) - self.conductances
+        system = self.system.restamped(self.positions, delta)
+        schur = self.schur() if kind in ("auto", "schur") else None
+        if schur:
+            return system.with_factor(schur.restamped(schur.local_index(self.cells[0]),
+                                                      schur.local_index(self.cells[1]), delta))
+        if kind == "schur":
+            raise MatrixExportError("the Schur factorisation does not apply to this topology")
+        return system.factor("sparse" if kind == "auto" else kind)
+
+    def schur(self):
+        if self._schur is None:
+            boundary = np.unique(np.concatenate(self.cells))
+            boundary = boundary[boundary >= 0]
+            n = int(round(np.sqrt(self.conductances.size / 2)))
+            self._schur = False
+            if boundary.size <= SCHUR_MAX_PER_ROW * n:
+                try:
+                    self._schur = SchurFactor(self.system.matrix, boundary)
+                except MatrixExportError as exc:
+                    _log.info("re-stamped programming: no Schur factorisation (%s); SuperLU instead", exc)
+                if self._schur and self._schur.c.size > SCHUR_MAX_PER_ROW * n:
+                    self._schur = False
+        return self._schur
 
     @property
     def nbytes(self) -> int:
         m = self.system.matrix
+        schur = self._schur.nbytes if self._schur else 0
         return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes + self.positions.nbytes
-                   + self.conductances.nbytes + self.system.rhs.nbytes)
+                   + self.conductances.nbytes + self.system.rhs.nbytes + self.cells[0].nbytes
+                   + self.cells[1].nbytes + schur)
 
 
 @dataclass
@@ -167,12 +201,15 @@ def measure(array: "InvArray", currents: np.ndarray, nodes: list, linear_rtol: f
         a_pos, b_pos, a_neg, b_neg = crosspoint_nodes(n, cfg.wires.enabled)
         system.canonical()
         if template is not None and _same_structure(template.system, system):    # the positions carry over
-            positions = template.positions
+            positions, cells = template.positions, template.cells
         else:
-            positions = system.stamp_positions(np.concatenate([a_pos.ravel(), a_neg.ravel()]),
-                                               np.concatenate([b_pos.ravel(), b_neg.ravel()]))
+            node_a = np.concatenate([a_pos.ravel(), a_neg.ravel()])
+            node_b = np.concatenate([b_pos.ravel(), b_neg.ravel()])
+            positions = system.stamp_positions(node_a, node_b)
+            cells = tuple(np.array([-1 if x == "0" else system.equation(x) for x in nodes], dtype=np.int64)
+                          for nodes in (node_a, node_b))
         sign = source_sign(system, [input_node(i) for i in range(n)], currents[:, 0])
-        st.keep(key, Template(system, deck_conductances(mapped), positions, sign), sim.template_cache)
+        st.keep(key, Template(system, deck_conductances(mapped), positions, sign, cells), sim.template_cache)
     return result, False
 
 
