@@ -135,7 +135,8 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
     if hardware:
         from training.report import fallback_mark
         for key in ("inv_settles", "mvm_reads", "programmings", "cells_programmed", "conversions", "ngspice_runs",
-                    "digital_flops", "fallbacks", "fallback_fraction", "analog_error_mean", "analog_error_max"):
+                    "digital_flops", "fallbacks", "fallback_fraction", "analog_error_mean", "analog_error_max",
+                    "programmings_verified", "programmings_restamped"):
             metrics[f"hw_{key}"] = hardware.get(key)
         metrics["hw_method"] = hardware.get("method")
         metrics["fallback_mark"] = fallback_mark(hardware)
