@@ -69,6 +69,21 @@ def test_a_restamped_programming_is_ngspices_own_op_of_that_deck(kind, spd):
     assert np.max(np.abs(response.r_out - first.response().r_out)) > 1e-3 * np.max(np.abs(response.r_out))
 
 
+@pytest.mark.parametrize("kind", ["ideal", "rram", "wired"])
+def test_a_template_seeded_from_the_diagonal_cells_deck_restamps_to_ngspices_op(kind, spd):
+    """restamp.seed: ngspice's .op of the circuit with only its diagonal cells, every other cell re-stamped in."""
+    n = 6
+    cfg = config(kind)
+    restamp.seed(cfg, n)
+    array = programmed(cfg, n, 3, spd)
+    response = array.response()
+    assert (array.counts.programmings_verified, array.counts.programmings_restamped) == (0, 1)
+    currents = np.random.default_rng(1).standard_normal(n)
+    currents *= 0.1 / np.max(np.abs(response.r_out @ currents))
+    want = ngspice_outputs(array, currents)
+    assert np.max(np.abs(response.v_zero + response.r_out @ currents - want)) <= 1e-9 * np.max(np.abs(want))
+
+
 def test_a_programming_driven_into_saturation_fails_the_cheap_check_and_is_verified_by_ngspice(spd, caplog):
     n = 5
     cfg = config("rram")

@@ -293,3 +293,48 @@ def spot_check_failure(template: Template, array: "InvArray", system: CircuitMat
     if worst:
         return f"re-stamped answer vs ngspice's .op: {', '.join(worst)} (relative, tolerance {ENGINE_VERIFY_RTOL:g})"
     return None
+
+
+def seed(config, n: int) -> Template:
+    """A template for topology (config, n) from ngspice's .op of a deck holding only the diagonal cells.
+
+    For sizes whose full .op does not finish (ngspice's Sparse grows like n^4.6 on the dense crossbar: hours at
+    n = 1,024) the template can come from the same circuit with its off-diagonal cells left out: the op-amps, inverters
+    and wires are the same devices at a linear operating point, so their stamps are the ones a full deck would
+    export, and every cell is a resistor stamp that the re-stamp adds (the missing ones from zero). The .op of the
+    sparse deck takes seconds. Kept in the store like any template; the next verification of the topology (its
+    verify_every-th programming) holds it to a real .op of a full deck, as any spot check.
+    """
+    import re
+    from amc.hw.inv_array import ENGINE_VERIFY_RTOL, InvArray
+    array = InvArray(config).program(np.eye(n))
+    mapped = array.mapped
+    currents = np.zeros(n)
+    currents[0] = 0.05 * array._initial_i0(mapped, np.eye(n)[:, 0])
+    cell = re.compile(r"^r[pn]_(\d+)_(\d+) ")
+
+    def diagonal_only(line: str) -> bool:
+        match = cell.match(line)
+        return match is None or match.group(1) == match.group(2)
+    deck = "".join(line + "\n" for line in array.engine_deck(mapped, currents).splitlines() if diagonal_only(line))
+    system, _ = verified_system(deck, ENGINE_VERIFY_RTOL)
+    a_pos, b_pos, a_neg, b_neg = crosspoint_nodes(n, config.wires.enabled)
+    node_a = np.concatenate([a_pos.ravel(), a_neg.ravel()])
+    node_b = np.concatenate([b_pos.ravel(), b_neg.ravel()])
+    cells = tuple(np.array([-1 if x == "0" else system.equation(x) for x in nodes], dtype=np.int64)
+                  for nodes in (node_a, node_b))
+    # every cell's stamp as stored structure (explicit zeros where the sparse deck had no resistor)
+    rows = np.concatenate([cells[0], cells[1], cells[0], cells[1]])
+    cols = np.concatenate([cells[0], cells[1], cells[1], cells[0]])
+    keep = (rows >= 0) & (cols >= 0)
+    coo = system.matrix.tocoo()
+    import scipy.sparse
+    matrix = scipy.sparse.csc_matrix((np.concatenate([coo.data, np.zeros(int(keep.sum()))]),
+                                      (np.concatenate([coo.row, rows[keep]]), np.concatenate([coo.col, cols[keep]]))),
+                                     shape=system.matrix.shape)
+    full = CircuitMatrix(matrix, system.rhs, system.unknowns, system.reference).canonical()
+    conductances = deck_conductances(mapped).reshape(2, n, n) * np.eye(n)[None, :, :]
+    template = Template(full, conductances.ravel(), full.stamp_positions(node_a, node_b),
+                        source_sign(full, [input_node(i) for i in range(n)], currents), cells)
+    store().keep(topology_key(config, n), template, config.simulation.template_cache)
+    return template
