@@ -283,9 +283,10 @@ class SimulationConfig:
     # Re-stamped programmings (amc/hw/restamp.py): per array topology ngspice's .op of the first programming is
     # exported; later programmings re-stamp the cells' conductances into that matrix. A real ngspice .op checks the
     # first programming of a topology, every verify_every-th, and any that fails a cheap check; 1 = every programming
-    # (no re-stamping). 25 keeps the 289 factor's ngspice share (25-127 s per .op) near one second per programming.
+    # (no re-stamping). 25 spreads the 289 array's .op (25-127 s quiet) to 1-5 s per programming.
     verify_every: int = 25
-    # Topologies whose exported matrix is kept (least recently used dropped): 4 matrices of a 289 array are ~20 MB.
+    # Topologies whose exported matrix is kept (least recently used dropped): a 289 array's template (matrix, stamp
+    # positions, Schur complement) is 37 MB (benchmarks/bench_matrix_engine.py --restamp 289).
     template_cache: int = 4
 
     def validate(self, where: str) -> None:
