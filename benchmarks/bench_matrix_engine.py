@@ -38,7 +38,7 @@ from amc.hw.inv_array import InvArray
 from amc.hw.netlist import build_deck, output_node
 from amc.hw.runner import NgspiceSession, session
 from amc.solution import equivalent_bits
-from training._blas import limit_blas_threads
+from amc.blas import limit_blas_threads
 
 
 def spd(n: int, seed: int) -> np.ndarray:
