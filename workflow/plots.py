@@ -31,6 +31,8 @@ KEY_LABELS = {
     "seed": "Monte Carlo seed",
     "inverse_lambda_min": "1 / λ_min of the mapped loop matrix",
     "n": "matrix size n",
+    "analog.lr": "learning rate α",
+    "analog.write.wire_ohm": "write-line wire resistance per segment (ohm)",
 }
 METRICS = {  # name: (label, scale factor, log axis)
     "relative_error": ("relative error |x - x*| / |x*|", 1.0, True),
@@ -40,8 +42,9 @@ METRICS = {  # name: (label, scale factor, log axis)
     "static_power_w": ("static power (mW)", 1e3, False),
     "final_test_accuracy": ("final test accuracy (%)", 100.0, False),
     "epochs_to_target": ("epochs to target accuracy", 1.0, False),
+    "loss_tail": ("error: mean f(W) over the last 20 % of iterations", 1.0, True),
 }
-LOG_KEYS = {"opamp.gain", "opamp.gbw_hz", "matrix.condition", "inverse_lambda_min", "device.levels"}
+LOG_KEYS = {"opamp.gain", "opamp.gbw_hz", "matrix.condition", "inverse_lambda_min", "device.levels", "analog.lr"}
 
 
 # ---- data ----------------------------------------------------------------------------------------
@@ -356,6 +359,8 @@ FIGURES: dict[str, tuple[Callable, Callable]] = {
     "error_vs_program_sigma": _line("device.program_sigma", "relative_error", "matrix.n", also=("device.levels",)),
     "error_vs_read_noise": _line("device.read_noise_sigma", "relative_error", "matrix.n"),
     "accuracy_vs_program_sigma": _line("device.program_sigma", "final_test_accuracy", "optimizer"),
+    "loss_tail_vs_lr": _line("analog.lr", "loss_tail", "analog.algorithm"),
+    "loss_tail_vs_wire_resistance": _line("analog.write.wire_ohm", "loss_tail", "analog.algorithm"),
     "training_curves": (lambda records, out, name, subtitle="": training_curves(records, out, name, subtitle),
                         lambda records, keys: any((r.get("curves") or {}).get("test_accuracy") for r in records)),
     "epochs_to_target": (lambda records, out, name, subtitle="": epochs_to_target(records, out, name, subtitle),

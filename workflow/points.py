@@ -81,6 +81,8 @@ def _run_into(record: dict, payload: Mapping[str, Any]) -> None:
     try:
         if payload["kind"] == "circuit":
             record["metrics"] = run_circuit_point(payload["spec"])
+        elif payload["kind"] == "analog":
+            record["metrics"] = run_analog_point(payload["spec"])
         else:
             record["metrics"], extra = run_training_point(payload["spec"])
             record.update(extra)
@@ -294,3 +296,20 @@ def validate_training(spec: Mapping[str, Any], where: str) -> dict:
 def run_training_point(spec: Mapping[str, Any]) -> tuple[dict, dict]:
     from . import training_adapter
     return training_adapter.run(spec)
+
+
+# ---- analog weight-update points ------------------------------------------------------------------------
+def validate_analog(spec: Mapping[str, Any], where: str) -> dict:
+    """Normalise the ``analog`` mapping of an analog point (training/analog/config.py), or raise ConfigError."""
+    try:
+        from training.analog import config as aconfig
+    except ImportError as exc:  # pragma: no cover - training package missing
+        raise ConfigError(f"{where}: analog points need the training package ({exc})") from None
+    return aconfig.validate(spec, where)
+
+
+def run_analog_point(spec: Mapping[str, Any]) -> dict:
+    """One analog-training run (least squares or a network) on pulsed tiles with the point's circuit periphery."""
+    from amc.config import CircuitConfig
+    from training.analog.run import run
+    return run(spec["analog"], CircuitConfig.from_dict(spec["circuit"], source="point"), seed=int(spec.get("seed") or 0))

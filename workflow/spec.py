@@ -3,13 +3,14 @@
 A sweep file (``configs/sweeps/*.yaml``)::
 
     name: levels_gain              # optional (default: the file's stem); names the results directory
-    kind: circuit                  # circuit (default) | training
+    kind: circuit                  # circuit (default) | training | analog (weights on pulsed tiles)
     description: what it shows     # optional, printed by --dry-run and kept with the results
     base:
       circuit: rram                # preset name, a circuit YAML path, or a mapping ({preset: rram, device: {...}})
       matrix: {n: 16, kind: spd, condition: 10, seed: 0}     # circuit points: the test matrix (workflow.matrices)
       solve: {transient: false}    # circuit points: also run .tran (settling time, energy)
       training: {...}              # training points: options of the training run (training/loop.py)
+      analog: {...}                # analog points: analog weight updates (training/analog/config.py)
       seed: 0                      # Monte Carlo seed: device draws (device.seed) and the training run
     grid:                          # lists of values for dotted keys, expanded as a Cartesian product
       device.levels: [4, 8, 16, 64]
@@ -45,8 +46,8 @@ from amc.yamlio import read_yaml_mapping
 from .matrices import validate_matrix_spec
 
 TOP_KEYS = ("name", "kind", "description", "base", "grid", "points", "timeout_s", "plots")
-BASE_KEYS = ("circuit", "matrix", "solve", "training", "seed")
-KINDS = ("circuit", "training")
+BASE_KEYS = ("circuit", "matrix", "solve", "training", "analog", "seed")
+KINDS = ("circuit", "training", "analog")
 SOLVE_DEFAULTS: dict[str, Any] = {"transient": False, "op": True, "backend": "circuit", "method": "direct",
                                   "array_size": None, "iterations": None, "options": {}}
 DEFAULT_TIMEOUT_S = 600.0
@@ -190,7 +191,7 @@ def _overridden(base: Mapping, keys: list[str]) -> list[str]:
     for key in keys:
         if key == "seed":
             path = ["seed"]
-        elif key.split(".")[0] in ("matrix", "solve", "training"):
+        elif key.split(".")[0] in ("matrix", "solve", "training", "analog"):
             path = key.split(".")
         else:                                   # a circuit key (device.levels, opamp.gain, ...)
             circuit = base.get("circuit")
@@ -240,8 +241,12 @@ def _resolve_base(base: Any, kind: str, source: str, base_dir: Optional[Path]) -
     training = base.get("training") or {}
     if not isinstance(training, Mapping):
         raise ConfigError(f"{source}: base.training must be a mapping, got {training!r}")
+    analog = base.get("analog") or {}
+    if not isinstance(analog, Mapping):
+        raise ConfigError(f"{source}: base.analog must be a mapping, got {analog!r}")
     return {"circuit": copy.deepcopy(dict(circuit)), "matrix": dict(base.get("matrix") or {}),
-            "solve": dict(solve), "training": copy.deepcopy(dict(training)), "seed": base.get("seed")}
+            "solve": dict(solve), "training": copy.deepcopy(dict(training)), "analog": copy.deepcopy(dict(analog)),
+            "seed": base.get("seed")}
 
 
 def _tied(key: str) -> list[str]:
@@ -258,7 +263,7 @@ def _section_of(key: str) -> tuple[str, str]:
         return "circuit", rest
     if head in SECTIONS or head == "name":
         return "circuit", key
-    if head in ("matrix", "solve", "training"):
+    if head in ("matrix", "solve", "training", "analog"):
         return head, rest
     return "", key
 
@@ -269,10 +274,12 @@ def _check_key(key: str, kind: str, where: str) -> None:
         heads = sorted(SECTIONS) + ["circuit", "matrix", "solve", "training", "seed"]
         raise ConfigError(f"{where}: unknown key {key!r}{suggest(key.partition('.')[0], heads)}: a key starts with one of "
                           f"{', '.join(sorted(SECTIONS))}, circuit, matrix, solve, training or is 'seed'")
-    if section in ("matrix", "solve", "training", "circuit") and not rest and key != "name":
+    if section in ("matrix", "solve", "training", "analog", "circuit") and not rest and key != "name":
         raise ConfigError(f"{where}: key {key!r} needs a field after the dot (e.g. matrix.n)")
     if section == "matrix" and kind != "circuit":
         raise ConfigError(f"{where}: key {key!r}: matrix.* applies to circuit sweeps only (this sweep is kind {kind})")
+    if section == "analog" and kind != "analog":
+        raise ConfigError(f"{where}: key {key!r}: analog.* applies to analog sweeps only (this sweep is kind {kind})")
     if section == "solve" and rest not in SOLVE_DEFAULTS:
         raise ConfigError(f"{where}: unknown key {key!r}{suggest(rest, SOLVE_DEFAULTS)}; allowed: "
                           f"{', '.join('solve.' + k for k in SOLVE_DEFAULTS)}")
@@ -348,6 +355,9 @@ def _make_point(base: dict, overrides: Mapping[str, Any], kind: str, where: str)
         if solve["transient"] and config.opamp.gbw_hz is None:
             raise ConfigError(f"{where}: solve.transient needs opamp.gbw_hz (op-amp {config.opamp.name!r} has no pole)")
         resolved["solve"] = solve
+    elif kind == "analog":
+        from .points import validate_analog
+        resolved["analog"] = validate_analog(spec["analog"], where)
     else:
         from .points import validate_training
         resolved["training"] = validate_training(spec["training"], where)
@@ -364,6 +374,9 @@ def _make_point(base: dict, overrides: Mapping[str, Any], kind: str, where: str)
             params[key] = resolved["matrix"].get(rest)
         elif section == "solve":
             params[key] = resolved["solve"].get(rest)
+        elif section == "analog":
+            value = _get_nested(resolved["analog"], rest)
+            params[key] = overrides[key] if value is None else value
         else:
             value = _get_nested(resolved["training"], rest)
             params[key] = overrides[key] if value is None else value

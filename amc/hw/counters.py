@@ -29,6 +29,11 @@ class OperationCounts:
     # A write the controller refuses before any read (shift: auto) is neither.
     programmings_verified: int = 0
     programmings_restamped: int = 0
+    # Pulsed weight updates (amc/tiles): parallel update cycles (one pulse train each), programming pulses that
+    # reached a cell (coincidences), and pulses the row/column drivers emitted.
+    update_cycles: int = 0
+    cell_pulses: int = 0
+    driver_pulses: int = 0
 
     def __add__(self, other: "OperationCounts") -> "OperationCounts":
         return OperationCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
