@@ -42,7 +42,20 @@ class PulsedArray:
     @property
     def weights(self) -> np.ndarray:
         """The weight the algorithms see: device weight minus the calibrated reference."""
-        return self.w - self.reference
+        return self.w - self.reference if self.has_reference else self.w
+
+    @property
+    def has_reference(self) -> bool:
+        return self._reference_set
+
+    @property
+    def reference(self) -> np.ndarray:
+        return self._reference
+
+    @reference.setter
+    def reference(self, value: np.ndarray) -> None:
+        self._reference = np.asarray(value, float)
+        self._reference_set = bool(np.any(self._reference))
 
     def set_write_factors(self, up: np.ndarray, down: np.ndarray) -> None:
         """Per-cell step factors from the write circuit (effective pulse amplitudes, amc/tiles/write_circuit.py)."""
@@ -74,7 +87,13 @@ class PulsedArray:
 
     def apply_mean_field(self, delta: np.ndarray) -> None:
         """The expected response to a desired increment Δ (continuum of pulses); counts the pulses it stands for."""
-        self.w = self.cells.mean_field(self.w, delta)
+        new = self.cells.mean_field(self.w, delta)
+        if self.device.dw_min_std > 0:
+            # cycle-to-cycle spread of the |Δ|/dw_min pulses the expectation stands for (a Gaussian of their sum)
+            moved = np.abs(new - self.w)
+            new = self.cells.clip(new + self.device.dw_min_std * np.sqrt(moved * self.device.step)
+                                  * self.rng.standard_normal(self.shape))
+        self.w = new
         self.counts.add(update_cycles=1, cell_pulses=int(np.rint(np.abs(delta).sum() / self.device.step)))
 
     def pulse_all(self, sign: float, pulses: int = 1) -> None:

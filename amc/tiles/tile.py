@@ -47,6 +47,7 @@ class WeightTile:
         self.target_swing = float(target_swing)
         self.rng = rng if rng is not None else np.random.default_rng(config.device.seed + 104729)
         self.ideal_reads = bool(ideal_reads)
+        self.saturated_reads = 0          # reads with an output beyond the linear swing
         d = array.device
         self.g_w = (config.device.g_max - config.device.g_min) / (d.w_max - d.w_min)
         m, n = array.shape
@@ -89,8 +90,13 @@ class WeightTile:
     def read_columns(self, columns) -> np.ndarray:
         """Columns of W read by one-hot forward inputs (Tiki-Taka's transfer read): shape (m, len(columns))."""
         n = self.array.shape[1]
+        columns = np.asarray(columns)
+        if len(columns) == n and np.array_equal(columns, np.arange(n)):
+            if getattr(self, "_eye", None) is None:
+                self._eye = np.eye(n)
+            return self.forward(self._eye)
         e = np.zeros((n, len(columns)))
-        e[np.asarray(columns), np.arange(len(columns))] = 1.0
+        e[columns, np.arange(len(columns))] = 1.0
         return self.forward(e)
 
     def read_device_weights(self) -> np.ndarray:
@@ -116,32 +122,34 @@ class WeightTile:
             return y.reshape((fan_out,) + v.shape[1:])
         scale = np.max(np.abs(cols), axis=0)
         scale[scale == 0] = 1.0
-        codes = quantise_symmetric(cols / scale, self.config.io.dac_bits, 1.0)
+        codes = cols / scale
+        if self.config.io.dac_bits is not None:
+            codes = quantise_symmetric(codes, self.config.io.dac_bits, 1.0)
         volts = self.read_voltage * codes
-        g_sig, g_sub = self.conductances()
-        # The reference (symmetric point) is subtracted digitally: its current is the read of a known matrix.
         rf = self.rf_backward if transpose else self.rf_forward
+        sigma = self.config.device.read_noise_sigma
         if self.config.wires.enabled:
-            out = self._ngspice_reads(g_sig, g_sub, volts, rf, transpose)
+            out = self._ngspice_reads(*self.conductances(), volts, rf, transpose)
         else:
-            sigma = self.config.device.read_noise_sigma
             if sigma > 0:   # one read-noise draw per read (per input vector)
+                g_sig, g_sub = self.conductances()
                 out = np.empty((fan_out, k))
                 for c in range(k):
                     gs, gb = periphery.read_noise(g_sig, g_sub, sigma, self.rng, self.config.device)
                     out[:, c] = -rf * ((gs - gb).T if transpose else gs - gb) @ volts[:, c]
             else:
-                diff = g_sig - g_sub
+                diff = self.array.w * self.g_w          # G_sig - G_sub = w·g_w in both mappings
                 out = -rf * ((diff.T if transpose else diff) @ volts)
-            v_sat = periphery.swing_limit(self.config)
             if self.config.opamp.v_sat is not None:
+                v_sat = periphery.swing_limit(self.config)
                 out = np.clip(out, -v_sat, v_sat)
-        sat = periphery.saturated(out, self.config)
-        self.saturated_reads = int(np.sum(np.any(sat, axis=0)))
-        read = periphery.adc(out, self.config)
-        y = -read / rf / (self.g_w * self.read_voltage) * scale
-        ref = self.array.reference
-        if np.any(ref):
+        if self.config.opamp.v_sat is not None:
+            self.saturated_reads += int(np.sum(np.any(periphery.saturated(out, self.config), axis=0)))
+        read = periphery.adc(out, self.config) if self.config.io.adc_bits is not None else out
+        y = read * (scale / (-rf * self.g_w * self.read_voltage))
+        if self.array.has_reference:
+            # the reference devices' current (the symmetric point) is subtracted: a read of a known matrix
+            ref = self.array.reference
             y = y - (ref.T if transpose else ref) @ (codes * scale)
         self.counts.add(mvm_reads=k, dac_conversions=k * fan_in, adc_conversions=k * fan_out)
         return y.reshape((fan_out,) + v.shape[1:])

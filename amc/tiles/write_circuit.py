@@ -35,15 +35,17 @@ class PulseModel:
     """SET/RESET pulse amplitudes and thresholds (volts, magnitudes) and the pulse's width.
 
     ASSUMPTION (no single source gives all four numbers for one cell): SET 1.2 V over a 0.8 V threshold and RESET
-    1.5 V over a 1.0 V threshold, chosen so that half-selected cells (V/2 = 0.6 and 0.75 V) stay below threshold --
+    1.5 V over a 0.9 V threshold, chosen so that half-selected cells (V/2 = 0.6 and 0.75 V) stay below threshold --
     the V/2 scheme's requirement -- and inside the 1-2 V programming range of TaOx/HfOx 1T1R cells (write pulses of
-    2 V in amc/cost/presets.py; Wan et al., Nature 2022). Pulse width 100 ns as in amc/cost/presets.py.
+    2 V in amc/cost/presets.py; Wan et al., Nature 2022). The two polarities' overdrive ratios differ (1.2/0.4 = 3
+    against 1.5/0.6 = 2.5), as SET and RESET kinetics generally do; that difference is what turns an IR drop into a
+    symmetric-point shift. Pulse width 100 ns as in amc/cost/presets.py.
     """
 
     v_set: float = 1.2
     v_th_set: float = 0.8
     v_reset: float = 1.5
-    v_th_reset: float = 1.0
+    v_th_reset: float = 0.9
     width_s: float = 100e-9
 
     def __post_init__(self):

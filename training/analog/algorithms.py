@@ -125,6 +125,10 @@ class TikiTaka:
 
     def _columns(self) -> np.ndarray:
         n = self.a.array.shape[1]
+        if self.columns_per_transfer == n:
+            if getattr(self, "_all", None) is None:
+                self._all = np.arange(n)
+            return self._all
         cols = (self._next_column + np.arange(self.columns_per_transfer)) % n
         self._next_column = int((cols[-1] + 1) % n)
         return cols

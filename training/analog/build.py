@@ -26,6 +26,9 @@ def device_of(cfg: Mapping[str, Any]) -> DeviceModel:
                    source=f"{device.source}; tau = {tau:g}")
 
 
+_AMPLITUDES: dict = {}   # per process: write-circuit solutions by (conductances, wires, layout, scheme)
+
+
 class WriteAccount:
     """What the write circuit did to a tile: amplitudes, step factors, symmetric points."""
 
@@ -49,23 +52,26 @@ def attach_write_circuit(tile: WeightTile, cfg: Mapping[str, Any], account: Writ
     g = np.full((rows, cols), 0.5 * (dev.g_min + dev.g_max))    # other weights of the array: mid-window
     region = (slice(rows - m, rows), slice(cols - n, cols))
     g[region] = tile.conductances()[0]
-    circuit = WriteCircuit(g, ohm, ohm, region=region)
-    amplitude = circuit.effective_amplitudes(write["scheme"])
+    key = (g.tobytes(), ohm, rows, cols, m, n, write["scheme"])
+    if key not in _AMPLITUDES:   # Tiki-Taka's two tiles start alike: one ngspice solve serves both
+        circuit = WriteCircuit(g, ohm, ohm, region=region)
+        _AMPLITUDES[key] = (circuit.effective_amplitudes(write["scheme"]), circuit.ngspice_runs)
+        account.ngspice_runs += circuit.ngspice_runs
+    amplitude = _AMPLITUDES[key][0]
     up, down = PulseModel().factors(amplitude)
     tile.array.set_write_factors(up, down)
     account.amplitude_min = min(account.amplitude_min, float(amplitude.min()))
     account.amplitude_mean = float(amplitude.mean())
     sp = tile.array.cells.symmetric_points()
-    nominal = replace(tile.array.cells, scale_up=1.0, scale_down=1.0).symmetric_points()
+    nominal = replace(tile.array.cells, scale_up=1.0, scale_down=1.0, _rates=None).symmetric_points()
     account.sp_shift_max = max(account.sp_shift_max, float(np.max(np.abs(sp - nominal))))
-    account.ngspice_runs += circuit.ngspice_runs
 
 
 def calibrate(tile: WeightTile, cfg: Mapping[str, Any]) -> None:
     mode = cfg["write"]["calibration"]
     array = tile.array
     if mode == "ideal":   # a reference programmed at the nominal (wire-free) symmetric point, known exactly
-        array.reference = replace(array.cells, scale_up=1.0, scale_down=1.0).symmetric_points()
+        array.reference = replace(array.cells, scale_up=1.0, scale_down=1.0, _rates=None).symmetric_points()
         array.w = array.reference.copy()
     elif mode == "in-circuit":   # alternate pulses through the real write circuit, learn the point by reads
         array.calibrate_symmetric_point(tile.read_device_weights)
