@@ -6,9 +6,9 @@ at column 0, column drivers at row 0. The selected cell (row i, column j) gets t
 V and its column at 0; the V/2 scheme holds every other line at V/2 (half-selected cells see V/2), the V/3 scheme
 unselected rows at V/3 and unselected columns at 2V/3 (every unselected cell sees ±V/3).
 
-The network is linear, so ngspice solves it once per unit driver (one quasi-static batch: driver k at 1 V at t = k,
-every time point an operating point) and any pulse pattern's cell voltages are that transfer matrix times the
-pattern's driver voltages. The effective amplitude of cell (i, j) is its own voltage when it is the selected cell;
+The network is linear, so one ngspice ``.op`` with its circuit matrix exported (the matrix engine of
+amc/hw/runner.py, held to that .op) gives every unit driver's response, and any pulse pattern's cell voltages are that
+transfer matrix times the pattern's driver voltages. The effective amplitude of cell (i, j) is its own voltage when it is the selected cell;
 :func:`plain_ngspice_cell_voltages` solves a pattern directly (one ``.op``) to check it.
 
 Amplitude → step: a pulse moves a cell in proportion to its overdrive above the switching threshold,
@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from amc.errors import ConfigError
+from amc.errors import ConfigError, SimulationError
 from amc.hw.netlist import _fmt, pwl_points
 from amc.hw.runner import session
 
@@ -140,22 +140,26 @@ class WriteCircuit:
             t[:, np.arange(len(self.cols)), m + self.cols] = -1.0
             self.transfer = t
             return
+        # ngspice's own circuit matrix of the network (exported after one .op whose solution it is held to at
+        # 1e-9), factored once; each unit-driver pattern is one more right-hand side (the matrix engine's way).
+        reference = 1.0 + 0.01 * np.arange(m + n)          # distinct driver values: each source is identified
         ng = session()
         runs0 = ng.runs
-        names = [f"r_{i}_{j}" for i in self.rows for j in self.cols] + [f"c_{j}_{i}" for i in self.rows for j in self.cols]
-        try:
-            ng.load(write_deck(self.g, row_ohm, col_ohm, np.eye(m + n), title="(unit-driver batch)"))
-            raw = ng.run(["time"] + names)
-        finally:
-            ng.clean()
+        matrix = ng.circuit_matrix(write_deck(self.g, row_ohm, col_ohm, reference, title="(matrix export)"))
         self.ngspice_runs = ng.runs - runs0
-        samples = np.arange(m + n, dtype=float)
-        cell = lambda name: np.interp(samples, raw["time"], raw[name])
-        t = np.empty((len(self.rows), len(self.cols), m + n))
-        for a, i in enumerate(self.rows):
-            for b, j in enumerate(self.cols):
-                t[a, b] = cell(f"r_{i}_{j}") - cell(f"c_{j}_{i}")
-        self.transfer = t
+        check = matrix.verify(1e-9)
+        if not check.passed:
+            raise SimulationError(f"the write network's exported matrix does not reproduce ngspice's .op ({check})")
+        sources = [f"vr_{i}#branch" for i in range(m)] + [f"vc_{j}#branch" for j in range(n)]
+        rows = np.array([matrix.equation(name) for name in sources])
+        if not np.allclose(matrix.rhs[rows], reference, rtol=1e-12):
+            raise SimulationError("the write network's right-hand side does not hold the driver voltages where expected")
+        rhs = np.zeros((matrix.size, m + n))
+        rhs[rows, np.arange(m + n)] = 1.0
+        solution = matrix.solve(rhs)
+        r_idx = np.array([[matrix.equation(f"r_{i}_{j}") for j in self.cols] for i in self.rows])
+        c_idx = np.array([[matrix.equation(f"c_{j}_{i}") for j in self.cols] for i in self.rows])
+        self.transfer = solution[r_idx] - solution[c_idx]
 
     def cell_voltages(self, drivers: np.ndarray) -> np.ndarray:
         """Every kept cell's voltage for one pattern of driver voltages (rows then columns)."""
