@@ -105,10 +105,11 @@ def run(cfg: Mapping[str, Any], circuit: CircuitConfig, seed: int = 0) -> dict:
                "curve_epoch": curve_epoch, "curve_test_accuracy": curve_acc, "update": cfg["update"],
                "device": str(cfg["device"]), "run_time_s": time.perf_counter() - t0}
     metrics.update({f"ops_{k}": v for k, v in counts.to_dict().items()})
-    if cfg["algorithm"] != "digital-sgd":
-        cells = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        price = TileCostModel().price(counts, int(np.sqrt(cells)), int(np.sqrt(cells)), int(cfg["bit_length"]))
-        metrics.update({f"cost_{k}": v for k, v in price.items()})
+    if cfg["algorithm"] != "digital-sgd":   # each layer's tiles priced at their own size, then summed
+        model = TileCostModel()
+        prices = [model.price(a.counts, fan_out, fan_in, int(cfg["bit_length"]))
+                  for a, fan_in, fan_out in zip(algorithms, sizes[:-1], sizes[1:])]
+        metrics.update({f"cost_{k}": sum(p[k] for p in prices) for k in prices[0]})
     return metrics
 
 
