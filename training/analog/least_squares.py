@@ -61,6 +61,8 @@ def run(cfg: Mapping[str, Any], circuit: CircuitConfig, seed: int = 0, curve_poi
         "saturation_max": float(np.max(np.abs(w)) / device.tau),
         "wire_ohm": float(cfg["write"]["wire_ohm"]), "write_scheme": cfg["write"]["scheme"],
         "calibration": cfg["write"]["calibration"],
+        # under their sweep keys too, so figures split curves by them even where a point leaves them at the default
+        "analog.write.scheme": cfg["write"]["scheme"], "analog.write.calibration": cfg["write"]["calibration"],
         "write_amplitude_min": account.amplitude_min, "write_amplitude_mean": account.amplitude_mean,
         "symmetric_point_shift_max": account.sp_shift_max, "write_ngspice_runs": account.ngspice_runs,
         "run_time_s": time.perf_counter() - t0,
