@@ -143,7 +143,8 @@ class DeviceModel:
             if base is not None:
                 if data.get("kind", base.kind) != base.kind and "shape" not in data:
                     data["shape"] = {}
-                return replace(base, **data, source=data.get("source", base.source + " (modified)"))
+                source = data.pop("source", base.source + " (modified)")
+                return replace(base, **data, source=source)
             return cls(**data)
         except TypeError as exc:
             raise ConfigError(f"{where}: {exc}") from None

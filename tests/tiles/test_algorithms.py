@@ -71,3 +71,11 @@ def test_bad_analog_sections_are_refused():
         validate({"algorithm": "tiki-taka", "tiki_taka": {"chop_every": 3}})
     with pytest.raises(ConfigError, match="analog.algorithm must be one of"):
         validate({"algorithm": "adam"})
+
+
+def test_chopped_ttv2_with_pulses_learns_and_counts_its_buffered_transfers():
+    cfg = validate({"algorithm": "c-ttv2", "lr": 0.03, "tau": 1.0, "iterations": 1500, "update": "pulsed",
+                    "bit_length": 31, "tiki_taka": {"chop_every": 30}})
+    metrics = run(cfg, CircuitConfig.preset("ideal"))
+    assert metrics["loss_final"] < 0.5 * 0.66       # f(W0 = 0) = 0.66 for this problem
+    assert metrics["ops_driver_pulses"] > metrics["ops_cell_pulses"] > 0

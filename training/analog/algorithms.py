@@ -144,18 +144,12 @@ class TikiTaka:
     def _transfer(self, cols: np.ndarray, read: np.ndarray, transfer: float) -> None:
         array = self.c.array
         m, n = array.shape
-        if array.mode == "mean-field" or len(cols) == n:
+        if array.mode == "mean-field":
             delta = np.zeros((m, n))
             delta[:, cols] = transfer * read
-            if array.mode == "mean-field":
-                array.apply_mean_field(delta)
-            else:
-                for k, j in enumerate(cols):        # one pulse cycle per column: C[:, j] ⊕ transfer·read
-                    e = np.zeros(n)
-                    e[j] = 1.0
-                    array.update(read[:, k], e, transfer)
+            array.apply_mean_field(delta)
             return
-        for k, j in enumerate(cols):
+        for k, j in enumerate(cols):            # one pulse cycle per column: C[:, j] ⊕ transfer·read
             e = np.zeros(n)
             e[j] = 1.0
             array.update(read[:, k], e, transfer)
@@ -205,8 +199,10 @@ class ChoppedTikiTaka(TikiTaka):
                 array.apply_mean_field(np.where(counts > 0, sign * counts * step, 0.0))
             else:
                 array.w = array.cells.apply_pulses(array.w, counts, sign, array.rng)
+                # deterministic trains, one column at a time: each row line carries its cell's pulses, the
+                # column line the longest of them
                 array.counts.add(update_cycles=len(cols), cell_pulses=int(counts.sum()),
-                                 driver_pulses=int(counts.sum() + counts.max(initial=0) * len(cols)))
+                                 driver_pulses=int(counts.sum() + counts[:, cols].max(axis=0).sum()))
         self._transfers += 1
         if self.chop_every and self._transfers % self.chop_every == 0:
             self.chopper = -self.chopper
