@@ -11,7 +11,8 @@ Shapes (``kind``):
 - ``linear-step``   q_up = 1 - γ_up·w/w_max, q_down = 1 + γ_down·w/|w_min|, hard-clipped at the bounds.
 - ``constant-step`` q = 1 (Gokmen & Vlasov 2016's idealised device), hard-clipped.
 - ``exp-step``      q_up = max(0, 1 - A_up·exp(γ_up·z))/(1 - A_up), q_down likewise with -z, z = w/w_max:
-  steps collapse exponentially near a bound (the form of aihwkit's ExpStepDevice, normalised to 1 at w = 0).
+  steps collapse exponentially near a bound (after aihwkit's ExpStepDevice, not its exact parameterisation;
+  normalised to 1 at w = 0).
 - ``pow-step``      q_up = (2(w_max - w)/(w_max - w_min))^γ_up, q_down = (2(w - w_min)/(w_max - w_min))^γ_down.
 - ``table``         q_up, q_down interpolated from a user's measured ΔG-vs-G table (``load_table``).
 
