@@ -79,3 +79,13 @@ def test_chopped_ttv2_with_pulses_learns_and_counts_its_buffered_transfers():
     metrics = run(cfg, CircuitConfig.preset("ideal"))
     assert metrics["loss_final"] < 0.5 * 0.66       # f(W0 = 0) = 0.66 for this problem
     assert metrics["ops_driver_pulses"] > metrics["ops_cell_pulses"] > 0
+
+
+def test_kfac_direction_from_an_inv_array_matches_the_exact_inverse_and_counts_settles():
+    circuit = CircuitConfig.preset("rram").replace(**{"device.levels": None})
+    metrics = run(validate({"algorithm": "tiki-taka", "lr": 0.01, "tau": 1.0, "iterations": 20,
+                            "precondition": "kfac-circuit", "damping": 0.01}), circuit)
+    assert metrics["preconditioner_relative_error"] < 1e-3          # A0 = 1e5 op-amps, continuous cells
+    assert metrics["ops_inv_settles"] == 20 and metrics["ops_ngspice_runs"] >= 1
+    with pytest.raises(ConfigError, match="damping has no effect"):
+        validate({"damping": 0.1})

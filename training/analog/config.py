@@ -12,6 +12,8 @@
       tail_fraction: 0.2            # error = mean f over the last 20 % of iterations
       noise_sigma: 0.1              # additive Gaussian gradient noise (least squares)
       problem_seed: 0               # draws A and x*
+      precondition: none            # none | kfac-exact | kfac-circuit: the update direction (F + λI)⁻¹ g, F = XᵀX/N
+      damping: 0.01                 # λ of the preconditioner (least squares)
       tiki_taka: {lr_fast: null, lr_transfer: 1.0, gamma: 0.0, transfer_every: 1, columns_per_transfer: null,
                   chop_every: null, buffer_threshold: 1.0}   # chop_every null: round(1/lr) transfers
       tile: {mapping: differential, read_voltage: 0.2, target_swing: 0.5}
@@ -33,11 +35,12 @@ from amc.tiles.write_circuit import SCHEMES
 from .algorithms import ALGORITHMS
 
 PROBLEMS = ("least-squares", "emnist")
+PRECONDITIONERS = ("none", "kfac-exact", "kfac-circuit")
 CALIBRATIONS = ("none", "ideal", "in-circuit")
 DEFAULTS: dict[str, Any] = {
     "problem": "least-squares", "algorithm": "tiki-taka", "lr": 0.01, "tau": None, "device": "wu2024-softbounds",
     "update": "mean-field", "bit_length": 300, "iterations": None, "tail_fraction": 0.2, "noise_sigma": 0.1,
-    "problem_seed": 0, "bias": True,
+    "problem_seed": 0, "bias": True, "precondition": "none", "damping": 0.01,
     "tiki_taka": {"lr_fast": None, "lr_transfer": 1.0, "gamma": 0.0, "transfer_every": 1,
                   "columns_per_transfer": None, "chop_every": None, "buffer_threshold": 1.0},
     "tile": {"mapping": "differential", "read_voltage": 0.2, "target_swing": 0.5},
@@ -70,6 +73,12 @@ def validate(spec: Mapping[str, Any], where: str = "analog") -> dict:
     _choice(out["tile"]["mapping"], MAPPINGS, f"{where}: analog.tile.mapping")
     _choice(out["write"]["scheme"], SCHEMES, f"{where}: analog.write.scheme")
     _choice(out["write"]["calibration"], CALIBRATIONS, f"{where}: analog.write.calibration")
+    _choice(out["precondition"], PRECONDITIONERS, f"{where}: analog.precondition")
+    _positive(out["damping"], f"{where}: analog.damping")
+    if out["problem"] != "least-squares" and ("precondition" in spec or "damping" in spec):
+        raise ConfigError(f"{where}: analog.precondition/damping apply to the least-squares problem only")
+    if out["precondition"] == "none" and "damping" in spec:
+        raise ConfigError(f"{where}: analog.damping has no effect without analog.precondition")
     _positive(out["lr"], f"{where}: analog.lr")
     if out["tau"] is not None:
         _positive(out["tau"], f"{where}: analog.tau")

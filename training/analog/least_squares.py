@@ -38,6 +38,7 @@ def run(cfg: Mapping[str, Any], circuit: CircuitConfig, seed: int = 0, curve_poi
     account = WriteAccount()
     algorithm = make_algorithm((1, x.shape[1]), cfg, circuit, np.random.default_rng(seed + 1_000_003), account)
     sigma = float(cfg["noise_sigma"])
+    precondition, inv_error, inv_ops = _preconditioner(x, cfg, circuit)
     xt = x.T / N_SAMPLES
     losses = np.empty(iterations)
     noise = rng.standard_normal((iterations, x.shape[1])) * sigma if iterations * x.shape[1] <= 5e7 else None
@@ -46,7 +47,7 @@ def run(cfg: Mapping[str, Any], circuit: CircuitConfig, seed: int = 0, curve_poi
         r = x @ w - y
         losses[k] = 0.5 * float(r @ r) / N_SAMPLES
         g = xt @ r + (noise[k] if noise is not None else sigma * rng.standard_normal(x.shape[1]))
-        algorithm.step_matrix(g[None, :], lr)
+        algorithm.step_matrix((g if precondition is None else precondition @ g)[None, :], lr)
     tail = max(1, int(round(cfg["tail_fraction"] * iterations)))
     w = algorithm.weights[0]
     device = device_of(cfg)
@@ -68,8 +69,35 @@ def run(cfg: Mapping[str, Any], circuit: CircuitConfig, seed: int = 0, curve_poi
         "run_time_s": time.perf_counter() - t0,
         "curve_iteration": list(range(0, iterations, every)), "curve_loss": losses[::every].tolist(),
     }
+    metrics["precondition"] = cfg["precondition"]
+    if precondition is not None:
+        metrics["preconditioner_relative_error"] = inv_error
+        counts["inv_settles"] = counts.get("inv_settles", 0) + iterations    # one INV settle per step's direction
+        for key, value in inv_ops.items():
+            if key != "inv_settles":
+                counts[key] = counts.get(key, 0) + value
     metrics.update({f"ops_{k}": v for k, v in counts.items()})
     if cfg["algorithm"] != "digital-sgd":
         price = TileCostModel().price(algorithm.counts, 1, x.shape[1], int(cfg["bit_length"]))
         metrics.update({f"cost_{k}": v for k, v in price.items()})
     return metrics
+
+
+def _preconditioner(x: np.ndarray, cfg: Mapping[str, Any], circuit: CircuitConfig):
+    """K-FAC for this one-layer model with a squared loss: F = XᵀX/N (the input factor; the output factor is 1),
+    damped by λ. ``kfac-circuit`` programs F + λI into an INV array of the point's circuit and measures its
+    response to the unit currents once (the matrix engine, held to ngspice's .op); every step's direction is then
+    one settle of that programmed array, applied here through the measured response. ``kfac-exact`` is the
+    float64 inverse (the control that separates the circuit's error from the preconditioning)."""
+    mode = cfg["precondition"]
+    if mode == "none":
+        return None, None, {}
+    h = x.T @ x / x.shape[0] + float(cfg["damping"]) * np.eye(x.shape[1])
+    exact = np.linalg.inv(h)
+    if mode == "kfac-exact":
+        return exact, 0.0, {}
+    from amc.solver import AnalogSolver
+    solution = AnalogSolver(circuit).solve(h, np.eye(x.shape[1]))
+    measured = np.asarray(solution.x)
+    error = float(np.linalg.norm(measured - exact) / np.linalg.norm(exact))
+    return measured, error, solution.operations.to_dict()
