@@ -493,6 +493,14 @@ PRESETS: dict[str, dict] = {
     "rram-variability": dict(name="rram-variability",
                              device=dict(levels=8, program_sigma=0.03, read_noise_sigma=0.005, stuck_rate=0.001),
                              opamp=OPAMP_PRESETS["ad823"], wires=dict(row_ohm=1.0, col_ohm=1.0)),
+    # The headline read chain (issue 16): 16-level cells with 3 % programming error and 0.5 % read noise (the
+    # rram-variability figures), 8-bit DAC and ADC (every up-ranging settle counted), 0.5 mV op-amp input offset
+    # (below the AD823 datasheet's 0.8 mV maximum), 1 ohm per wire segment (through the matrix engine). No stuck
+    # cells: a study adds them by name.
+    "rram-realistic": dict(name="rram-realistic",
+                           device=dict(levels=16, program_sigma=0.03, read_noise_sigma=0.005),
+                           opamp=dict(OPAMP_PRESETS["ad823"], offset_v=0.5e-3),
+                           wires=dict(row_ohm=1.0, col_ohm=1.0), io=dict(dac_bits=8, adc_bits=8)),
     # The 8-level TaOx array with integrated CMOS op-amps instead of board-level parts: the cost ledger's circuit.
     "rram-ic": dict(name="rram-ic", device=dict(levels=8), opamp=OPAMP_PRESETS["cmos-ic"]),
     # The default array with AD823 macromodels (output resistance, 15 mA limit, 22 V/us slew, second pole).

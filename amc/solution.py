@@ -26,6 +26,9 @@ class Solution:
     saturated: np.ndarray                         # bool, shape of x
     operations: OperationCounts = field(default_factory=OperationCounts)
     analog_error: Optional[float] = None
+    bias_error: Optional[float] = None            # the deliberate shift's error in exact arithmetic, ||x_b - x*||/||x*||
+    device_error: Optional[float] = None          # the rest: ||x - x_b|| / ||x*|| (levels, programming, noise, ...)
+    step_cosine: Optional[float] = None           # cos(x, x*): the preconditioned direction against the exact one
     relative_error: Optional[float] = None
     equivalent_bits: Optional[float] = None
     history: list = field(default_factory=list)   # one record per refinement iteration
@@ -72,6 +75,7 @@ class Solution:
             "saturated_outputs": _plain(np.argwhere(sat).reshape(-1) if sat.ndim == 1 else np.argwhere(sat)),
             "operations": self.operations.to_dict(),
             "analog_error": self.analog_error, "relative_error_vs_numpy": self.relative_error,
+            "bias_error": self.bias_error, "device_error": self.device_error, "step_cosine": self.step_cosine,
             "equivalent_bits": self.equivalent_bits, "history": _plain(self.history),
             "i0_a": _plain(self.i0_a), "static_power_w": _plain(self.static_power_w),
             "settling_time_s": _plain(self.settling_time_s), "energy_j": _plain(self.energy_j),

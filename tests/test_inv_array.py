@@ -117,7 +117,7 @@ def test_method_config_one_spelling_and_keys_without_effect_are_rejected():
 
 def test_solution_repr_is_one_line_and_counts_add_up():
     h = random_spd(5, seed=9)
-    sol = MethodSolver("ideal", method="direct").solve(h, np.ones((5, 2)))
+    sol = MethodSolver("ideal", method={"name": "direct"}).solve(h, np.ones((5, 2)))
     assert "\n" not in repr(sol) and "2 settles" in repr(sol)
     assert isinstance(sol.operations, OperationCounts) and sol.operations.programmings == 1
     assert sol.analog_error is not None and sol.analog_error < 1e-8

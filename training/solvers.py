@@ -27,10 +27,10 @@ import numpy as np
 
 
 class _Tally:
-    """Running count, sum, maximum and last value of the finite numbers it is given (scalars or arrays)."""
+    """Running count, sum, maximum, minimum and last value of the finite numbers it is given (scalars or arrays)."""
 
     def __init__(self) -> None:
-        self.count, self.total, self.max, self.last = 0, 0.0, None, None
+        self.count, self.total, self.max, self.min, self.last = 0, 0.0, None, None, None
 
     def add(self, values) -> None:
         v = np.asarray(values, dtype=float).reshape(-1)
@@ -39,6 +39,7 @@ class _Tally:
             self.count += v.size
             self.total += float(v.sum())
             self.max = float(v.max()) if self.max is None else max(self.max, float(v.max()))
+            self.min = float(v.min()) if self.min is None else min(self.min, float(v.min()))
             self.last = float(v[-1])
 
     @property
@@ -138,6 +139,12 @@ class CircuitSolver:
         self.counts = {key: 0 for key in COUNT_KEYS}
         self.rel_err = _Tally()       # returned x against the exact solve, on checked calls
         self.analog_err = _Tally()    # the analog answer before any digital refinement
+        # The analog error split (amc.solution): the deliberate shift's bias in exact arithmetic, the device error
+        # around it, and the cosine of the returned direction to the exact one; the controller's share of the
+        # counts and the shifts it applied (one entry per fresh programming).
+        self.bias_err, self.device_err, self.cosine, self.shifts = _Tally(), _Tally(), _Tally(), _Tally()
+        self.controller_counts = {key: 0 for key in COUNT_KEYS}
+        self.shifted_programmings = 0
         self.residual = _Tally()
         self.energy = _Tally()
         self.settling = _Tally()
@@ -228,6 +235,18 @@ class CircuitSolver:
         analog = getattr(result, "analog_error", None)
         if analog is not None:
             self.analog_err.add(analog)
+        for attr, tally in (("bias_error", self.bias_err), ("device_error", self.device_err),
+                            ("step_cosine", self.cosine)):
+            v = getattr(result, attr, None)
+            if v is not None:
+                tally.add(v)
+        details = getattr(result, "details", None) or {}
+        for key, value in (details.get("controller_operations") or {}).items():
+            if key in self.controller_counts:
+                self.controller_counts[key] += value
+        if "controller_writes" in details:          # a fresh programming: the shift the controller settled on
+            self.shifts.add(details.get("shift", 0.0))
+            self.shifted_programmings += int(details.get("shift", 0.0) > 0)
         for attr, tally in (("energy_j", self.energy), ("settling_time_s", self.settling)):
             v = getattr(result, attr, None)
             if v is not None:
@@ -270,7 +289,12 @@ class CircuitSolver:
                  fallback_reasons=dict(self.fallback_reasons),
                  analog_error_mean=self.analog_err.mean, analog_error_max=self.analog_err.max,
                  final_error_mean=self.rel_err.mean, final_error_max=self.rel_err.max,
-                 method=self.description)
+                 bias_error_mean=self.bias_err.mean, device_error_mean=self.device_err.mean,
+                 step_cosine_mean=self.cosine.mean, step_cosine_min=self.cosine.min, method=self.description)
+        if self.shifts.count:
+            h["controller"] = dict(self.controller_counts, programmings_verified=self.shifts.count,
+                                   shifted_programmings=self.shifted_programmings, shift_mean=self.shifts.mean,
+                                   shift_max=self.shifts.max)
         if self.iterations.count:
             h["iterations_mean"] = self.iterations.mean
         if self.lambda_by_size:

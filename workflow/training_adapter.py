@@ -136,8 +136,11 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
         from training.report import fallback_mark
         for key in ("inv_settles", "mvm_reads", "programmings", "cells_programmed", "conversions", "ngspice_runs",
                     "digital_flops", "fallbacks", "fallback_fraction", "analog_error_mean", "analog_error_max",
-                    "programmings_verified", "programmings_restamped"):
+                    "programmings_verified", "programmings_restamped",
+                    "final_error_mean", "bias_error_mean", "device_error_mean", "step_cosine_mean", "step_cosine_min"):
             metrics[f"hw_{key}"] = hardware.get(key)
+        for key, value in (hardware.get("controller") or {}).items():
+            metrics[f"hw_controller_{key}"] = value
         metrics["hw_method"] = hardware.get("method")
         metrics["fallback_mark"] = fallback_mark(hardware)
         steps = max(result.steps, 1)

@@ -58,6 +58,10 @@ class InvArray:
         self.name = name
         self._rng = rng if rng is not None else np.random.default_rng(config.device.seed + 1)
         self.counts = OperationCounts()
+        # The controller of amc/hw/controller.py: its share of the counts, what it measured and decided.
+        self.controller_counts = OperationCounts()
+        self.measured_inverse_norm: Optional[float] = None
+        self.shift, self.shift_diag, self.verification = 0.0, None, None
         self._mapped: Optional[MappedArray] = None
         self._matrix: Optional[np.ndarray] = None
         self._d: Optional[np.ndarray] = None
@@ -143,6 +147,7 @@ class InvArray:
         self._mapped, self._matrix, self._d, self._lambda_min = mapped, h, d, lam
         self._inverse_norm = None
         self._response = None
+        self.measured_inverse_norm, self.shift, self.shift_diag, self.verification = None, 0.0, None, None
         self._generation = object()  # a new device draw: a deck loaded for the old one must not be reused
         return self
 
@@ -228,9 +233,15 @@ class InvArray:
         if io.i0_a is not None:
             return io.i0_a
         gmax = float(np.max(np.abs(g)))
-        if self._inverse_norm is None or self._inverse_norm[0] is not mapped:
-            self._inverse_norm = (mapped, 1.0 / np.linalg.svd(mapped.h_mapped, compute_uv=False)[-1])
-        inverse_norm = self._inverse_norm[1]
+        if self.measured_inverse_norm is not None:      # what the controller measured through reads
+            inverse_norm = self.measured_inverse_norm
+        else:
+            # An oracle no chip has (the SVD of the programmed conductances): used only by arrays that no
+            # controller verified (the legacy recipes, HP-INV's inner arrays) and to size the simulator's own
+            # linearisation amplitude (amc.hw.response); the `direct` preset's controller replaces it by reads.
+            if self._inverse_norm is None or self._inverse_norm[0] is not mapped:
+                self._inverse_norm = (mapped, 1.0 / np.linalg.svd(mapped.h_mapped, compute_uv=False)[-1])
+            inverse_norm = self._inverse_norm[1]
         bound = inverse_norm * float(np.linalg.norm(g)) / gmax  # |x| per unit of g/max|g|
         return io.target_swing * self._drive_limit(mapped) * mapped.g0 / bound
 

@@ -57,7 +57,7 @@ class MethodConfig:
     iterations: int = 10                   # hp-inv: passes; repast: refinement passes computing the inverse
     tol: Optional[float] = None            # hp-inv: stop once the measured residual is below it
     preconditioner: str = "analog"         # hp-inv: analog INV | identity (the control: no analog INV)
-    shift: Union[None, float, str] = None  # hp-inv, repast: diagonal shift of the INV matrix: null | mu | auto
+    shift: Union[None, float, str] = None  # diagonal shift of the INV matrix: null | mu | auto | verify (direct)
     shift_margin: float = 0.02
     equilibrate: Optional[bool] = None     # Jacobi scaling by the periphery; None: the circuit's io.equilibrate
     array_size: Optional[int] = None       # largest array (INV blocks, BlockAMC partition)
@@ -86,9 +86,13 @@ class MethodConfig:
         if self.tol is not None and not (isinstance(self.tol, (int, float)) and self.tol > 0):
             raise ConfigError(f"{where}.tol must be a positive number or null, got {self.tol!r}")
         _choice(self.preconditioner, PRECONDITIONERS, f"{where}.preconditioner")
-        if self.shift is not None and self.shift != "auto" and (
+        if self.shift == "verify" and self.name != "direct":
+            raise ConfigError(f"{where}.shift 'verify' (the read-verified controller) is a 'direct' recipe; "
+                              f"method {self.name!r} takes null, a number or 'auto'")
+        if self.shift is not None and self.shift not in ("auto", "verify") and (
                 isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or self.shift < 0):
-            raise ConfigError(f"{where}.shift must be null, a non-negative number or 'auto', got {self.shift!r}")
+            raise ConfigError(f"{where}.shift must be null, a non-negative number, 'auto' or 'verify', "
+                              f"got {self.shift!r}")
         if not (isinstance(self.shift_margin, (int, float)) and 0 < self.shift_margin < 1):
             raise ConfigError(f"{where}.shift_margin must be in (0, 1), got {self.shift_margin!r}")
         if self.equilibrate is not None and not isinstance(self.equilibrate, bool):
@@ -170,7 +174,12 @@ class MethodConfig:
 
 # Named presets: the published dataflows, comparable point by point.
 PRESETS: dict[str, dict] = {
-    "direct": {"name": "direct"},
+    # The controller a chip could have (amc/hw/controller.py): verify through reads, the least shift that works,
+    # an applied shift compensated by one refinement step on an analog MVM read.
+    "direct": {"name": "direct", "shift": "verify"},
+    # The earlier recipe, kept for comparison: program-and-verify judged on the exact programmed conductances,
+    # starting from the quantisation error's norm.
+    "direct-legacy-shift": {"name": "direct", "shift": "auto"},
     "hpinv-pcg": {"name": "hp-inv", "refinement": "pcg", "iterations": 10, "shift": "auto", "equilibrate": True,
                   "mvm": {"slices": 6}},
     "hpinv-richardson": {"name": "hp-inv", "refinement": "richardson", "iterations": 10},

@@ -15,6 +15,7 @@ from amc.errors import ConfigError, InputError, MappingError, UnstableCircuitErr
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
 from amc.hw.keys import matrix_key
+from amc.hw.mapping import validate_rhs
 from amc.methods.config import MethodConfig
 from amc.solution import Solution, equivalent_bits
 
@@ -74,6 +75,10 @@ class DirectSolver:
         the loop settles and the symmetric part of what the array inverts has lambda_min >= shift_margin (1 + mu);
         it starts from the quantisation error's norm, which the controller computes from the levels it writes."""
         shift, margin = self.method.shift, self.method.shift_margin
+        if shift == "verify":          # the controller a chip could have: decisions from reads only
+            from amc.hw.controller import program_and_verify
+            array.controller_decision = program_and_verify(array, h, margin)
+            return
         diag = np.diag(np.abs(np.diag(h)))
         if shift == "auto":     # start at ||Q(D H D) - D H D||_2: the controller knows the levels it writes
             from amc.methods.hpinv import quantisation_shift
@@ -87,6 +92,7 @@ class DirectSolver:
         for attempt in range(1, 13):
             try:
                 array.program(h + mu * diag if mu else h)
+                array.shift, array.shift_diag = mu, mu * np.abs(np.diag(h))
                 if shift != "auto":
                     return
                 n = h.shape[0]
@@ -113,15 +119,40 @@ class DirectSolver:
         fresh = matrix_key(h) not in self._arrays
         array, _ = self.array_for(h)
         before = OperationCounts() if fresh else array.counts.copy()
-        if transient:
+        before_controller = OperationCounts() if fresh else array.controller_counts.copy()
+        compensate = self.method.shift == "verify" and array.shift > 0
+        x_one_settle = None
+        if compensate:
+            if transient:
+                raise ConfigError("shift 'verify' compensates an applied shift through reads of the measured "
+                                  "response; a transient solve of a shifted array is not supported")
+            from amc.hw.controller import compensated_read
+            sol, x_one_settle = compensated_read(array, validate_rhs(g, n), seconds_since_programming)
+        elif transient:
             sol = array.solve(g, transient=True)     # ngspice .tran: settling time and energy of every settle
         elif self.method.operators == "extracted":
             sol = array.read(g, seconds_since_programming)
         else:
             sol = array.solve(g)
         sol.operations = array.counts - before
+        # Diagnostics against exact arithmetic (never used for a decision): the deliberate bias of the shift
+        # (what the shifted, compensated recipe gives with exact cells) apart from the device error around it.
         x_star = np.linalg.solve(h, g)
         sol.relative_error, sol.equivalent_bits = equivalent_bits(sol.x, x_star)
-        sol.analog_error = sol.relative_error       # one settle: nothing digital refines it
+        one_settle = sol.x if x_one_settle is None else x_one_settle
+        sol.analog_error = float(np.linalg.norm(one_settle - x_star) / np.linalg.norm(x_star))
+        x_bias = x_star
+        if array.shift:
+            from amc.hw.controller import exact_bias_solution
+            x_bias = exact_bias_solution(h, g, array.shift_diag, compensated=compensate)
+        scale = float(np.linalg.norm(x_star))
+        sol.bias_error = float(np.linalg.norm(x_bias - x_star) / scale)
+        sol.device_error = float(np.linalg.norm(sol.x - x_bias) / scale)
+        sol.step_cosine = float(np.vdot(sol.x, x_star) / max(np.linalg.norm(sol.x) * scale, 1e-300))
+        sol.details.update(shift=float(array.shift), shift_compensated=bool(compensate),
+                           controller_operations=(array.controller_counts - before_controller).to_dict())
+        decision = getattr(array, "controller_decision", None)
+        if fresh and decision is not None:
+            sol.details.update(controller_writes=decision["writes"], controller_history=decision["history"])
         sol.wall_time_s = time.perf_counter() - start
         return sol
