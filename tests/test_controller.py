@@ -11,7 +11,7 @@ from amc.hw.inv_array import InvArray
 from amc.hw.runner import session
 from amc.methods import MethodSolver
 from amc.methods.config import MethodConfig
-from tests.test_hpinv import kfac_like_factor
+from workflow.matrices import kfac_like_factor
 
 # 16 levels, no programming error or noise, ideal converters: a read has no random part, so counts are exact.
 QUIET = CircuitConfig.preset("rram").replace(**{"device.levels": 16, "io.equilibrate": True})
@@ -49,7 +49,8 @@ def test_a_solve_with_a_compensated_shift_counts_its_mvm_reads_and_flops():
     n, k = 36, 3
     h = kfac_like_factor(n, 0)
     g = np.random.default_rng(1).standard_normal((n, k))
-    solver = MethodSolver(QUIET.replace(**{"device.levels": 8}), method={"preset": "direct", "operators": "extracted"})
+    solver = MethodSolver(QUIET.replace(**{"device.levels": 8}), method={"preset": "direct", "operators": "extracted",
+                                                                    "shift_compensation": "mvm"})
     sol = solver.solve(h, g)
     assert sol.details["shift"] > 0 and sol.details["shift_compensated"]
     assert sol.details["controller_history"][0]["shift"] == 0.0          # grown from 0 ...
@@ -128,3 +129,14 @@ def test_direct_presets_name_their_recipe():
     assert MethodConfig.preset("direct-legacy-shift").shift == "auto"
     with pytest.raises(Exception, match="verify"):
         MethodConfig.from_spec({"preset": "hpinv-pcg", "shift": "verify"})
+
+
+def test_the_clip_of_the_programming_error_is_reported():
+    """Cells at the top level (an equilibrated factor's diagonal) lose the upper half of their error to the clip."""
+    from amc.hw.mapping import map_matrix
+    device = QUIET.device.__class__(levels=16, program_sigma=0.03)
+    mapped = map_matrix(np.eye(40) + 0.1, device, rng=np.random.default_rng(0))
+    c = mapped.clipping
+    assert c["top_level_cells"] == 40 and 10 < c["at_g_max"] <= 40
+    # E[min(e, 0)] for e ~ N(0, 0.03): -0.03 / sqrt(2 pi) = -0.012; 40 cells: within 3 standard errors
+    assert abs(c["top_level_mean_error"] + 0.03 / np.sqrt(2 * np.pi)) < 3 * 0.03 * 0.6 / np.sqrt(40)

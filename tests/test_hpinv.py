@@ -70,20 +70,7 @@ def test_hp_inv_refuses_a_system_larger_than_the_array():
 
 
 # ---- robust refinement for K-FAC factors: diagonal shift + PCG ---------------------------------------------------
-def kfac_like_factor(n: int, seed: int, damping: float = 0.03):
-    """A damped K-FAC input factor A = E[a a^T] + damping I: strongly correlated 'pixel' features (a smoothed random
-    field per sample, pooled pixels of one channel) plus the bias coordinate, like the fc-layer blocks of the letter
-    CNN. After Jacobi equilibration its off-diagonals cluster near 0.3-0.9, which 8 levels round badly."""
-    rng = np.random.default_rng(seed)
-    side = int(np.ceil(np.sqrt(n - 1)))
-    samples = 400
-    field = rng.standard_normal((samples, side + 4, side + 4))
-    kernel = np.ones(3) / 3
-    for axis in (1, 2):
-        field = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), axis, field)
-    a = np.maximum(field[:, 2:side + 2, 2:side + 2].reshape(samples, -1)[:, :n - 1] + 0.3, 0.0)
-    a = np.concatenate([a, np.ones((samples, 1))], axis=1)
-    return a.T @ a / samples + damping * np.eye(n)
+from workflow.matrices import kfac_like_factor  # noqa: E402  (one definition, shared with the wire control)
 
 
 def _q8(h):

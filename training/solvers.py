@@ -145,6 +145,7 @@ class CircuitSolver:
         self.bias_err, self.device_err, self.cosine, self.shifts = _Tally(), _Tally(), _Tally(), _Tally()
         self.controller_counts = {key: 0 for key in COUNT_KEYS}
         self.shifted_programmings = 0
+        self.clipped_cells, self.top_level_error = 0, _Tally()
         self.residual = _Tally()
         self.energy = _Tally()
         self.settling = _Tally()
@@ -244,6 +245,10 @@ class CircuitSolver:
         for key, value in (details.get("controller_operations") or {}).items():
             if key in self.controller_counts:
                 self.controller_counts[key] += value
+        clipping = details.get("clipping")
+        if clipping:                                # the window's clip of the programming error, per programming
+            self.clipped_cells += clipping.get("at_g_max", 0) + clipping.get("at_g_min", 0)
+            self.top_level_error.add(clipping.get("top_level_mean_error"))
         if "controller_writes" in details:          # a fresh programming: the shift the controller settled on
             self.shifts.add(details.get("shift", 0.0))
             self.shifted_programmings += int(details.get("shift", 0.0) > 0)
@@ -291,6 +296,9 @@ class CircuitSolver:
                  final_error_mean=self.rel_err.mean, final_error_max=self.rel_err.max,
                  bias_error_mean=self.bias_err.mean, device_error_mean=self.device_err.mean,
                  step_cosine_mean=self.cosine.mean, step_cosine_min=self.cosine.min, method=self.description)
+        if self.top_level_error.count:
+            h["clipping"] = dict(clipped_cells=self.clipped_cells, programmings=self.top_level_error.count,
+                                 top_level_mean_error=self.top_level_error.mean)
         if self.shifts.count:
             h["controller"] = dict(self.controller_counts, programmings_verified=self.shifts.count,
                                    shifted_programmings=self.shifted_programmings, shift_mean=self.shifts.mean,

@@ -27,6 +27,10 @@ def _row_key(record: dict) -> tuple:
     method = p.get("training.optimizer.solver.method")
     if isinstance(method, dict) and method.get("shift") not in (None, 0) and "direct" in label:
         label += f", shift {method['shift']}"
+    if isinstance(method, dict) and method.get("preset") not in (None, "direct") and "direct" in label:
+        label += f", {method['preset']}"
+    elif "direct" in label and "shift='verify'" in (m.get("hw_method") or ""):
+        label += ", read-verified controller"
     noise = ", ".join(f"{k.split('.')[-1]} {p[k]:g}" for k in NOISE_KEYS if p.get(k))
     if noise:
         label += f" [{noise}]"
@@ -64,8 +68,44 @@ def rows(records: list[dict]) -> list[dict]:
             "fallbacks": fallbacks, "solves": solves, "mark": fallback_mark(hw) if solves else "",
             "energy_per_step": mean("cost_energy_j_per_step"), "time_per_step": mean("cost_time_s_per_step"),
             "curves": [r.get("curves") or {} for r in rs], "circuit": label.startswith("kfac-circuit"),
+            "final_error": mean("hw_final_error_mean"), "bias_error": mean("hw_bias_error_mean"),
+            "device_error": mean("hw_device_error_mean"), "cosine": mean("hw_step_cosine_mean"),
+            "cosine_min": mean("hw_step_cosine_min"), "shifted": mean("hw_controller_shifted_programmings"),
+            "verified": mean("hw_controller_programmings_verified"), "shift_mean": mean("hw_controller_shift_mean"),
+            "controller_settles_per_step": _per_step(ms, "hw_controller_inv_settles"),
+            "controller_reads_per_step": _per_step(ms, "hw_controller_mvm_reads"),
+            "controller_flops_per_step": _per_step(ms, "hw_controller_digital_flops"),
         })
     return out
+
+
+def _per_step(ms: list[dict], key: str) -> Optional[float]:
+    """Mean over runs of a run total divided by its steps (steps from the run's own settles per step)."""
+    vals = [m[key] * m["hw_inv_settles_per_step"] / m["hw_inv_settles"] for m in ms
+            if m.get(key) is not None and m.get("hw_inv_settles")]
+    return float(np.mean(vals)) if vals else None
+
+
+def error_split(table: list[dict]) -> str:
+    """The analog error split per row: the deliberate shift's bias, the device error, the step direction."""
+    head = ("| K-FAC solves | levels | error of x (returned) | deliberate bias (shift, exact arithmetic) | device error | "
+            "cos(x, x*) mean / min | shifted / verified programmings | mean shift | controller settles, MVM reads, "
+            "flops / step |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+
+    def f(v, spec=".3f"):
+        return "—" if v is None else format(v, spec)
+    for r in table:
+        if not r["circuit"]:
+            continue
+        ctrl = "—" if r["controller_settles_per_step"] is None else (
+            f"{r['controller_settles_per_step']:.1f}, {r['controller_reads_per_step']:.1f}, "
+            f"{r['controller_flops_per_step']:.3g}")
+        shifted = "—" if r["verified"] is None else f"{r['shifted']:.0f} / {r['verified']:.0f}"
+        lines.append(f"| {r['label']} | {r['levels']} | {f(r['final_error'])} | {f(r['bias_error'])} | "
+                     f"{f(r['device_error'])} | {f(r['cosine'])} / {f(r['cosine_min'])} | {shifted} | "
+                     f"{f(r['shift_mean'])} | {ctrl} |")
+    return "\n".join(lines) + "\n"
 
 
 def _si(value: Optional[float], unit: str) -> str:
@@ -178,7 +218,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     budget = float(((meta.get("spec") or {}).get("base") or {}).get("training", {}).get("train", {}).get("epochs", 8))
     table = rows(records)
     out = Path(args.out) if args.out else directory
-    text = markdown(table, target)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(table, target) + "\n" + error_split(table)
     (out / "report.md").write_text(text)
     for path in figures(table, out / "figures", target, budget, short_conditions(meta)):
         print(f"figure: {path}")

@@ -139,6 +139,8 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
                     "programmings_verified", "programmings_restamped",
                     "final_error_mean", "bias_error_mean", "device_error_mean", "step_cosine_mean", "step_cosine_min"):
             metrics[f"hw_{key}"] = hardware.get(key)
+        for key, value in (hardware.get("clipping") or {}).items():
+            metrics[f"hw_clipping_{key}"] = value
         for key, value in (hardware.get("controller") or {}).items():
             metrics[f"hw_controller_{key}"] = value
         metrics["hw_method"] = hardware.get("method")

@@ -89,6 +89,7 @@ class MappedArray:
     condition: float       # condition number of H
     device: Optional[DeviceConfig] = None     # what it was programmed with (for messages)
     inverse_error: Optional[float] = field(default=None, repr=False)
+    clipping: dict = field(default_factory=dict, repr=False)     # what the window's clip took (programming error)
     warned: bool = field(default=False, repr=False)
 
     @property
@@ -143,11 +144,24 @@ def quantise_conductance(g: np.ndarray, device: DeviceConfig) -> np.ndarray:
 
 
 def apply_programming_variation(g_pos: np.ndarray, g_neg: np.ndarray, device: DeviceConfig,
-                                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Programming error (relative Gaussian, clipped to the window) and stuck cells (half at each end)."""
+                                rng: np.random.Generator, clipping: Optional[dict] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Programming error (relative Gaussian, clipped to the window) and stuck cells (half at each end).
+
+    ``clipping`` (a dict), when given, receives what the window's clip took away: cells clipped at g_max and at
+    g_min, and the mean relative error of the cells programmed at the top level (where the clip makes the error
+    one-sided: the diagonal of an equilibrated factor)."""
     if device.program_sigma > 0:
-        g_pos = np.clip(g_pos * (1 + device.program_sigma * rng.standard_normal(g_pos.shape)), device.g_min, device.g_max)
-        g_neg = np.clip(g_neg * (1 + device.program_sigma * rng.standard_normal(g_neg.shape)), device.g_min, device.g_max)
+        raw_pos = g_pos * (1 + device.program_sigma * rng.standard_normal(g_pos.shape))
+        raw_neg = g_neg * (1 + device.program_sigma * rng.standard_normal(g_neg.shape))
+        if clipping is not None:
+            top = np.concatenate([(g_pos >= device.g_max).ravel(), (g_neg >= device.g_max).ravel()])
+            raw = np.concatenate([raw_pos.ravel(), raw_neg.ravel()])
+            clipped = np.clip(raw, device.g_min, device.g_max)
+            clipping.update(at_g_max=int(np.sum(raw > device.g_max)), at_g_min=int(np.sum(raw < device.g_min)),
+                            top_level_cells=int(top.sum()),
+                            top_level_mean_error=float(np.mean(clipped[top] / device.g_max - 1)) if top.any() else 0.0)
+        g_pos = np.clip(raw_pos, device.g_min, device.g_max)
+        g_neg = np.clip(raw_neg, device.g_min, device.g_max)
     if device.stuck_rate > 0:
         g_pos, g_neg = g_pos.copy(), g_neg.copy()
         for array in (g_pos, g_neg):
@@ -169,8 +183,10 @@ def map_matrix(h: np.ndarray, device: DeviceConfig, rng: Optional[np.random.Gene
     target = h * g0
     g_pos = quantise_conductance(device.g_min + np.maximum(target, 0.0), device)
     g_neg = quantise_conductance(device.g_min + np.maximum(-target, 0.0), device)
-    g_pos, g_neg = apply_programming_variation(g_pos, g_neg, device, rng)
+    clipping: dict = {}
+    g_pos, g_neg = apply_programming_variation(g_pos, g_neg, device, rng, clipping)
     mapped = MappedArray(h, g_pos, g_neg, g0, condition, device)
+    mapped.clipping = clipping
     diff = mapped.g_diff
     if not np.any(diff):
         raise MappingError("every entry of H rounds to zero on the device levels: H cannot be mapped")

@@ -21,6 +21,7 @@ REFINEMENTS = ("richardson", "pcg")
 OPERATORS = ("per-solve", "extracted")
 PRECONDITIONERS = ("analog", "identity")
 MVM_RESPONSES = ("circuit", "closed-form")
+SHIFT_COMPENSATIONS = ("none", "mvm")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class MethodConfig:
     preconditioner: str = "analog"         # hp-inv: analog INV | identity (the control: no analog INV)
     shift: Union[None, float, str] = None  # diagonal shift of the INV matrix: null | mu | auto | verify (direct)
     shift_margin: float = 0.02
+    # direct, shift 'verify': how an applied shift is compensated. none: kept as extra damping (the deliberate bias
+    # is reported); mvm: one refinement step whose residual is an MVM read of the same cells (counted)
+    shift_compensation: str = "none"
     equilibrate: Optional[bool] = None     # Jacobi scaling by the periphery; None: the circuit's io.equilibrate
     array_size: Optional[int] = None       # largest array (INV blocks, BlockAMC partition)
     operators: str = "per-solve"           # per-solve: every settle in ngspice | extracted: measured response
@@ -70,7 +74,8 @@ class MethodConfig:
 
     # keys (besides name) each method uses; anything else set by the user is an error
     USES = {
-        "direct": {"equilibrate", "shift", "shift_margin", "array_size", "operators", "cache_size"},
+        "direct": {"equilibrate", "shift", "shift_margin", "shift_compensation", "array_size", "operators",
+                   "cache_size"},
         "hp-inv": {"refinement", "iterations", "tol", "preconditioner", "shift", "shift_margin", "equilibrate",
                    "array_size", "operators", "check_convergence", "divergence_factor", "scale_residual",
                    "cache_size", "mvm"},
@@ -93,6 +98,10 @@ class MethodConfig:
                 isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or self.shift < 0):
             raise ConfigError(f"{where}.shift must be null, a non-negative number, 'auto' or 'verify', "
                               f"got {self.shift!r}")
+        _choice(self.shift_compensation, SHIFT_COMPENSATIONS, f"{where}.shift_compensation")
+        if self.shift_compensation != "none" and self.shift != "verify":
+            raise ConfigError(f"{where}.shift_compensation {self.shift_compensation!r} needs shift 'verify' "
+                              f"(got shift {self.shift!r})")
         if not (isinstance(self.shift_margin, (int, float)) and 0 < self.shift_margin < 1):
             raise ConfigError(f"{where}.shift_margin must be in (0, 1), got {self.shift_margin!r}")
         if self.equilibrate is not None and not isinstance(self.equilibrate, bool):
@@ -174,8 +183,8 @@ class MethodConfig:
 
 # Named presets: the published dataflows, comparable point by point.
 PRESETS: dict[str, dict] = {
-    # The controller a chip could have (amc/hw/controller.py): verify through reads, the least shift that works,
-    # an applied shift compensated by one refinement step on an analog MVM read.
+    # The controller a chip could have (amc/hw/controller.py): verify through reads, the least shift that works
+    # (kept as extra damping: compensating it through the same cells measured worse, README).
     "direct": {"name": "direct", "shift": "verify"},
     # The earlier recipe, kept for comparison: program-and-verify judged on the exact programmed conductances,
     # starting from the quantisation error's norm.

@@ -120,7 +120,7 @@ class DirectSolver:
         array, _ = self.array_for(h)
         before = OperationCounts() if fresh else array.counts.copy()
         before_controller = OperationCounts() if fresh else array.controller_counts.copy()
-        compensate = self.method.shift == "verify" and array.shift > 0
+        compensate = self.method.shift_compensation == "mvm" and array.shift > 0
         x_one_settle = None
         if compensate:
             if transient:
@@ -152,6 +152,8 @@ class DirectSolver:
         sol.details.update(shift=float(array.shift), shift_compensated=bool(compensate),
                            controller_operations=(array.controller_counts - before_controller).to_dict())
         decision = getattr(array, "controller_decision", None)
+        if fresh and array.mapped.clipping:
+            sol.details["clipping"] = dict(array.mapped.clipping)
         if fresh and decision is not None:
             sol.details.update(controller_writes=decision["writes"], controller_history=decision["history"])
         sol.wall_time_s = time.perf_counter() - start
