@@ -152,3 +152,36 @@ train: {{epochs: 1, batch_size: 32, out_dir: "{tmp_path / 'out'}", progress: fal
                          cwd=ROOT, timeout=300, env=env)
     assert run.returncode != 0 and "ngspice" in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert "completed" not in run.stdout
+
+
+def test_the_controllers_reads_and_flops_in_a_small_run_equal_the_hand_count(small_model):
+    """The same 3 steps with the `direct` preset: each programming is verified by min(8, n) Lanczos settles; the
+    ideal arrays pass at shift 0, so nothing else changes. Its settles, conversions and flops, counted by hand."""
+    solver = make_solver({"backend": "circuit", "circuit": "ideal",
+                          "method": {"preset": "direct", "operators": "extracted"}})
+    kfac = KFAC(small_model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="stop")
+    params = small_model.init_params(0)
+    x, y = learnable_batch(small_model, 24)
+    state = kfac.init(params)
+    steps = 3
+    for _ in range(steps):
+        _, g, c = small_model.loss_and_grads(params, x, y)
+        params, state = kfac.step(params, g, state, model=small_model, cache=c)
+    hw = kfac.hardware(state)
+    sizes = [n for l in small_model.layers for n in (l.in_dim + 1, l.out_dim)] * 2      # 2 inverse updates
+
+    def verify_settles(n):
+        return min(8, n)
+
+    def verify_flops(n):          # start vector 3n; Lanczos step k: 8n + 10 k^2; w / beta n on all but the last
+        s = verify_settles(n)
+        return 3 * n + sum(8 * n + 10 * k * k for k in range(1, s + 1)) + (s - 1) * n
+    ctrl = hw["controller"]
+    assert ctrl["programmings_verified"] == len(sizes) and ctrl["shifted_programmings"] == 0
+    assert ctrl["inv_settles"] == sum(verify_settles(n) for n in sizes)
+    assert ctrl["dac_conversions"] == ctrl["adc_conversions"] == sum(n * verify_settles(n) for n in sizes)
+    assert ctrl["digital_flops"] == sum(verify_flops(n) for n in sizes) and ctrl["mvm_reads"] == 0
+    solve_settles = steps * sum(l.out_dim + (l.in_dim + 1) for l in small_model.layers)
+    assert hw["inv_settles"] == solve_settles + ctrl["inv_settles"]         # the account includes the controller
+    assert hw["digital_flops"] == ctrl["digital_flops"]                      # ideal preset: no other digital work
+    assert hw["bias_error_mean"] == 0.0 and hw["step_cosine_mean"] > 1 - 1e-9
