@@ -81,17 +81,30 @@ class SolverConfig:
     saturation_is_failure: bool = True    # circuit: a saturated output counts as a failed solve
     max_relative_residual: Optional[float] = None   # circuit: a larger residual counts as a failed solve
     transient: bool = False               # circuit: .tran solves (settling time, energy); slow
+    # numpy: the damping-matched exact twin of a shifted circuit run, {factor size: mu}: a factor of that size is
+    # solved as H + mu diag(H) (the shift the read-verified controller applies, in exact arithmetic)
+    diagonal_shift: Optional[dict] = None
 
     def validate(self, where: str) -> None:
         _choice(self.backend, ("numpy", "circuit"), f"{where}.backend")
         if self.check_every < 0:
             raise ConfigError(f"{where}.check_every must be >= 0")
         if self.backend == "numpy":
-            circuit_only = [f.name for f in dataclasses.fields(self) if f.name not in ("backend", "check_every")
+            circuit_only = [f.name for f in dataclasses.fields(self)
+                            if f.name not in ("backend", "check_every", "diagonal_shift")
                             and getattr(self, f.name) != f.default]
             if circuit_only:
                 raise ConfigError(f"{where}.{', '.join(circuit_only)}: no effect with backend 'numpy' "
                                   "(set backend: circuit)")
+        if self.diagonal_shift is not None:
+            if self.backend != "numpy":
+                raise ConfigError(f"{where}.diagonal_shift: only for backend 'numpy' (the exact twin of a shifted "
+                                  "circuit run); a circuit's shift is its method's")
+            if not isinstance(self.diagonal_shift, dict) or not all(
+                    isinstance(k, int) and not isinstance(k, bool) and k > 0 and isinstance(v, (int, float))
+                    and not isinstance(v, bool) and v >= 0 for k, v in self.diagonal_shift.items()):
+                raise ConfigError(f"{where}.diagonal_shift must map factor sizes (integers > 0) to shifts >= 0, got "
+                                  f"{self.diagonal_shift!r}")
         if self.seconds_per_step is not None and not self.seconds_per_step > 0:
             raise ConfigError(f"{where}.seconds_per_step must be > 0 or null")
         if self.backend == "circuit":   # check the circuit and method now, not at the first solve

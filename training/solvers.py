@@ -58,14 +58,19 @@ class NumpySolver:
     linear = True
     name = "numpy"
 
-    def __init__(self) -> None:
+    def __init__(self, diagonal_shift: Optional[dict] = None) -> None:
         self.calls = 0
         self.columns = 0
+        self.diagonal_shift = dict(diagonal_shift or {})    # {factor size: mu}: solve H + mu diag(H) instead
 
     def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
         self.calls += 1
         self.columns += 1 if np.ndim(B) == 1 else np.shape(B)[1]
-        return np.linalg.solve(np.asarray(H, dtype=np.float64), np.asarray(B, dtype=np.float64))
+        H = np.asarray(H, dtype=np.float64)
+        mu = self.diagonal_shift.get(H.shape[0], 0.0)
+        if mu:
+            H = H + mu * np.diag(np.diag(H))
+        return np.linalg.solve(H, np.asarray(B, dtype=np.float64))
 
     def tick(self, step: int) -> None:
         pass
@@ -74,10 +79,14 @@ class NumpySolver:
         return None
 
     def stats(self) -> dict:
-        return {"backend": "numpy", "solves": self.calls, "rhs_columns": self.columns}
+        s = {"backend": "numpy", "solves": self.calls, "rhs_columns": self.columns}
+        if self.diagonal_shift:
+            s["diagonal_shift"] = {str(k): v for k, v in self.diagonal_shift.items()}
+        return s
 
     def __repr__(self) -> str:
-        return "NumpySolver(exact)"
+        return f"NumpySolver(exact, diagonal shift {self.diagonal_shift})" if self.diagonal_shift else \
+            "NumpySolver(exact)"
 
 
 COUNT_KEYS = ("inv_settles", "mvm_reads", "programmings", "cells_programmed", "dac_conversions", "adc_conversions",
@@ -368,11 +377,14 @@ def make_solver(cfg: Any = None, source: str = "optimizer.solver"):
     cfg = dict(cfg)
     backend = cfg.pop("backend", "numpy")
     if backend == "numpy":
-        return NumpySolver()
+        return NumpySolver(cfg.get("diagonal_shift"))
     if backend != "circuit":
         raise ValueError(f"unknown solver backend {backend!r}; use 'numpy' or 'circuit'")
     from amc import build_solver
 
+    if cfg.get("diagonal_shift") is not None:
+        raise ValueError(f"{source}.diagonal_shift: only for backend 'numpy' (the exact twin of a shifted run)")
+    cfg.pop("diagonal_shift", None)
     adapter = {k: cfg.pop(k) for k in list(cfg) if k in _ADAPTER_KEYS}
     circuit = cfg.pop("circuit", None)
     method = cfg.pop("method", None)

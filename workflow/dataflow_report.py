@@ -31,6 +31,8 @@ def _row_key(record: dict) -> tuple:
         label += f", {method['preset']}"
     elif "direct" in label and "shift='verify'" in (m.get("hw_method") or ""):
         label += ", read-verified controller"
+    if p.get("training.optimizer.solver.diagonal_shift"):
+        label += f" (damping-matched twin: diagonal shift {p['training.optimizer.solver.diagonal_shift']})"
     noise = ", ".join(f"{k.split('.')[-1]} {p[k]:g}" for k in NOISE_KEYS if p.get(k))
     if noise:
         label += f" [{noise}]"
