@@ -21,7 +21,7 @@ import numpy as np
 NOISE_KEYS = ("device.read_noise_sigma", "device.drift_nu", "device.program_sigma")
 
 
-def _row_key(record: dict) -> tuple:
+def _row_key(record: dict, base_levels: Optional[int] = None) -> tuple:
     m, p = record["metrics"], record["params"]
     label = m.get("optimizer", "?")
     method = p.get("training.optimizer.solver.method")
@@ -36,16 +36,16 @@ def _row_key(record: dict) -> tuple:
     noise = ", ".join(f"{k.split('.')[-1]} {p[k]:g}" for k in NOISE_KEYS if p.get(k))
     if noise:
         label += f" [{noise}]"
-    levels = p.get("device.levels") if label.startswith("kfac-circuit") else None
+    levels = p.get("device.levels", base_levels) if label.startswith("kfac-circuit") else None
     return label, levels
 
 
-def rows(records: list[dict]) -> list[dict]:
+def rows(records: list[dict], base_levels: Optional[int] = None) -> list[dict]:
     from training.report import fallback_mark
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r.get("status") == "ok" and r.get("metrics"):
-            groups[_row_key(r)].append(r)
+            groups[_row_key(r, base_levels)].append(r)
     out = []
     for (label, levels), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         ms = [r["metrics"] for r in rs]
@@ -213,12 +213,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .plots import load
     directory = Path(args.directory)
     records, meta = load(directory)
+    if meta.get("point_ids"):       # records of points the sweep file no longer holds (an edited study) are left out
+        records = [r for r in records if r.get("id") in set(meta["point_ids"])]
     if not records:
         print(f"error: no records in {directory}", file=sys.stderr)
         return 2
     target = next((r["metrics"].get("target_accuracy") for r in records if r.get("metrics")), None)
     budget = float(((meta.get("spec") or {}).get("base") or {}).get("training", {}).get("train", {}).get("epochs", 8))
-    table = rows(records)
+    circuit = ((meta.get("spec") or {}).get("base") or {}).get("circuit") or {}
+    base_levels = ((circuit.get("device") or {}) if isinstance(circuit, dict) else {}).get("levels")
+    table = rows(records, base_levels)
     out = Path(args.out) if args.out else directory
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(table, target) + "\n" + error_split(table)
