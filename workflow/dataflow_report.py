@@ -27,10 +27,12 @@ def _row_key(record: dict, base_levels: Optional[int] = None) -> tuple:
     method = p.get("training.optimizer.solver.method")
     if isinstance(method, dict) and method.get("shift") not in (None, 0) and "direct" in label:
         label += f", shift {method['shift']}"
-    if isinstance(method, dict) and method.get("preset") not in (None, "direct") and "direct" in label:
-        label += f", {method['preset']}"
-    elif "direct" in label and "shift='verify'" in (m.get("hw_method") or ""):
-        label += ", read-verified controller"
+    if isinstance(method, dict) and "direct" in label:
+        if method.get("preset") not in (None, "direct"):
+            label += f", {method['preset']}"
+        for key, value in method.items():
+            if key not in ("preset", "name", "equilibrate", "operators", "shift"):
+                label += f", {key} {value}"
     if p.get("training.optimizer.solver.diagonal_shift"):
         label += f" (damping-matched twin: diagonal shift {p['training.optimizer.solver.diagonal_shift']})"
     noise = ", ".join(f"{k.split('.')[-1]} {p[k]:g}" for k in NOISE_KEYS if p.get(k))
