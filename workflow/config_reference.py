@@ -44,7 +44,8 @@ MEANINGS = {
     "io.max_rescales": "auto-ranging re-solves allowed when an output saturates",
     "io.dac_bits": "input DAC resolution (null: ideal)", "io.adc_bits": "output ADC resolution (null: ideal)",
     "simulation.tran_points": "time points of a .tran analysis",
-    "shift_margin": "shift auto: the symmetric part of the programmed matrix must keep lambda_min >= margin",
+    "shift_margin": "shift auto: the symmetric part of the programmed matrix must keep lambda_min >= margin; "
+                    "verify: the lambda_min read through the array (Lanczos settles)",
     "mvm.dac_bits": "input DAC resolution of the MVM arrays (null: ideal)",
     "data.n_train": "training images", "data.n_test": "test images",
     "model.channels": "convolution output channels", "model.kernel": "convolution kernel size (pixels)",
