@@ -121,6 +121,7 @@ class Conv2dHelper(ModuleHelper):
 
 
 HELPERS = {nn.Linear: LinearHelper, nn.Conv2d: Conv2dHelper}
+LAYER_TYPES = tuple(HELPERS)
 
 
 def helper_for(name: str, module: nn.Module) -> Optional[ModuleHelper]:

@@ -44,7 +44,7 @@ from torch import nn
 from training.optimizers import SolverStop, block_sizes
 from training.solvers import CircuitSolver, NumpySolver, SolverFailure, make_solver
 from training.torch.kfac_layer import KFACLayer, decay
-from training.torch.modules import ModuleHelper, helper_for
+from training.torch.modules import LAYER_TYPES, ModuleHelper, helper_for
 
 Schedule = Union[float, Callable[[int], float]]
 FISHER = ("sampled", "empirical")
@@ -59,6 +59,9 @@ def kfac_solver(spec: Any = None):
     if isinstance(spec, Mapping):
         from training.config import ConfigError, SolverConfig, _build
         cfg = _build(SolverConfig, dict(spec), "solver")
+        unused = sorted(set(spec) - {"backend", "check_every"})
+        if cfg.backend == "numpy" and unused:     # written, even at its default value: never silently dropped
+            raise ConfigError(f"solver.{', '.join(unused)}: no effect with backend 'numpy' (set backend: circuit)")
         cfg.validate("solver")
         try:
             return make_solver(cfg, source="solver")
@@ -178,18 +181,18 @@ class AnalogKFAC(torch.optim.Optimizer):
                 raise ValueError(f"skip_layers: {p!r} is not a regular expression ({exc})") from None
         used, helpers, skipped = set(), [], []
         for name, module in model.named_modules():
-            helper = helper_for(name, module)
-            if helper is None:
+            if not isinstance(module, LAYER_TYPES):
                 continue
             hits = [p for p in patterns if re.fullmatch(p, name) or re.fullmatch(p, type(module).__name__)]
             if hits:
                 used.update(hits)
                 skipped.append(name)
                 continue
-            helpers.append(helper)
+            helpers.append(helper_for(name, module))
         unused = [p for p in patterns if p not in used]
         if unused:
-            layers = ", ".join(f"{n} ({type(m).__name__})" for n, m in model.named_modules() if helper_for(n, m))
+            layers = ", ".join(f"{n} ({type(m).__name__})" for n, m in model.named_modules()
+                               if isinstance(m, LAYER_TYPES))
             raise ValueError(f"skip_layers: {', '.join(map(repr, unused))} matches no Linear or Conv2d layer "
                              f"(layers: {layers or 'none'})")
         if not helpers:
