@@ -22,7 +22,8 @@ ngspice:
 $(STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,dask]"
+	$(PY) -m pip install -q -e ".[dev,dask,torch]"
+	$(PY) -m pip install -q --no-deps backpack-for-pytorch==1.7.1 unfoldNd==0.2.3 einops==0.8.2  # test-only K-FAC reference; --no-deps: its torchvision requirement would pull another torch
 	$(PY) -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
 	@touch $(STAMP)
 
