@@ -19,20 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+from training.data import DataError, find_emnist_dir  # noqa: E402
 
-from training.data import DataError  # noqa: E402
-from training.torch import AnalogKFAC  # noqa: E402
-from training.torch.letters import load_letters, train_epochs  # noqa: E402
-from training.torch.models import LeNet5, SmallResNet  # noqa: E402
-
-MODELS = {"lenet5": LeNet5, "resnet": SmallResNet}
+MODELS = ("lenet5", "resnet")
 OPTIMIZERS = ("sgd", "kfac-exact", "kfac-circuit")
 CIRCUIT = {"backend": "circuit", "circuit": {"preset": "rram", "device": {"levels": 16, "program_sigma": 0.03}},
            "method": {"name": "direct", "equilibrate": True, "operators": "extracted", "shift": "auto"}}
 
 
 def make_optimizer(name: str, model, args):
+    import torch
+    from training.torch import AnalogKFAC
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=args.sgd_lr, momentum=0.9)
     solver = CIRCUIT if name == "kfac-circuit" else None
@@ -84,10 +81,16 @@ def main(argv=None) -> int:
         return 2
     args.max_block = args.max_block or None
     try:
+        find_emnist_dir(args.data)          # a missing folder is refused before torch loads
+        import torch
+        from training.torch import AnalogKFAC
+        from training.torch.letters import load_letters, train_epochs
+        from training.torch.models import LeNet5, SmallResNet
         train, test, _ = load_letters(args.data, args.n_train, args.n_test, args.seed)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    classes = {"lenet5": LeNet5, "resnet": SmallResNet}
     torch.set_num_threads(1)
     print(f"EMNIST letters: {len(train[0])} training / {len(test[0])} test images, "
           f"{int(train[1].max()) + 1} classes; {args.epochs:g} epochs, batch {args.batch}")
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
     for m in models:
         for o in optimizers:
             torch.manual_seed(args.seed)
-            model = MODELS[m](n_classes=int(train[1].max()) + 1)
+            model = classes[m](n_classes=int(train[1].max()) + 1)
             opt = make_optimizer(o, model, args)
             print(f"\n{m} / {o}: {opt if isinstance(opt, AnalogKFAC) else 'SGD(momentum 0.9)'}")
             hist = train_epochs(model, opt, train, test, epochs=args.epochs, batch=args.batch, seed=args.seed)
