@@ -82,10 +82,10 @@ def backpack_agreement():
     for name, module in bp.named_modules():
         if isinstance(module, (nn.Linear, nn.Conv2d)):
             G_bp, A_bp = (t.numpy() for t in module.weight.kflr)
-            layer = opt.layers[name]
+            f = opt.factors(name)
             n = A_bp.shape[0]
-            a = np.abs(layer.A[:n, :n] * positions.get(name, 1) - A_bp).max() / np.abs(A_bp).max()
-            g = np.abs(layer.G * p.shape[1] - G_bp).max() / np.abs(G_bp).max() \
+            a = np.abs(f["A"][:n, :n] * positions.get(name, 1) - A_bp).max() / np.abs(A_bp).max()
+            g = np.abs(f["G"] * p.shape[1] - G_bp).max() / np.abs(G_bp).max() \
                 if isinstance(module, nn.Linear) else None
             rows.append((name, type(module).__name__, module.bias is not None, a, g))
     return rows

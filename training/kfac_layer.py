@@ -56,13 +56,14 @@ def _slices(sizes: Sequence[int]) -> list[slice]:
 
 
 class KFACLayer:
-    """K-FAC of one Linear/Conv layer (``spec``: name, in_dim, out_dim, in_groups, weight, bias keys)."""
+    """K-FAC of one Linear/Conv layer (``spec``: name, in_dim, out_dim, in_groups; ``has_bias``, default True)."""
 
     def __init__(self, spec, max_block: Optional[int] = None):
         self.spec = spec
         self.name = spec.name
-        self.a_dim, self.g_dim = spec.in_dim + 1, spec.out_dim       # A carries the bias coordinate
-        self.a_blocks = _slices(block_sizes(spec.in_groups, True, max_block))
+        self.bias = bool(getattr(spec, "has_bias", True))   # a torch layer may have none (training.torch)
+        self.a_dim, self.g_dim = spec.in_dim + self.bias, spec.out_dim   # A carries the bias coordinate if any
+        self.a_blocks = _slices(block_sizes(spec.in_groups, self.bias, max_block))
         self.g_blocks = _slices(block_sizes((spec.out_dim,), False, max_block))
 
     def __repr__(self) -> str:
@@ -125,7 +126,7 @@ class KFACLayer:
             st[key] = inv
 
     def precondition(self, st: dict, dW: np.ndarray, solve: Solve, linear_response: bool) -> np.ndarray:
-        """G_d^-1 dW A_d^-1 (dW: (out, in+1)), block-diagonal where the factors are split."""
+        """G_d^-1 dW A_d^-1 (dW: (out, in[+1])), block-diagonal where the factors are split."""
         dW = np.asarray(dW, dtype=np.float64)
         if linear_response:
             return st["Ginv"] @ dW @ st["Ainv"]

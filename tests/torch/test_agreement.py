@@ -63,9 +63,10 @@ def test_update_equals_numpy_kfac_to_1e10():
     assert state["inverse_updates"] == opt.inverse_updates == 3 and opt.factor_updates == 5
     assert state["last_nu"] == pytest.approx(opt.last_nu, rel=1e-10) and opt.last_nu < 1.0   # the clip acted
     for name in ("conv", "fc"):
-        np.testing.assert_allclose(opt.layers[name].A, state["A"][name], rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(opt.layers[name].Gd, state["Gd"][name], rtol=1e-12, atol=1e-14)
-    assert opt.layers["fc"].A.shape == (289, 289)
+        for key in ("A", "G", "Ad", "Gd"):
+            np.testing.assert_allclose(opt.factors(name)[key], state["layers"][name][key], rtol=1e-12, atol=1e-14)
+    assert opt.factors("fc")["A"].shape == (289, 289)
+    assert type(opt.layers["fc"]) is type(kfac.kfac_layers["fc"])      # one per-layer K-FAC for both fronts
 
 
 def test_short_training_run_matches():

@@ -13,6 +13,9 @@ their outputs record the G statistics. Every ``factor_update_steps`` the running
 circuit method keeps one programmed array per matrix) -- and every step each layer's gradient [dW db] is
 preconditioned by two solves, G_d^-1 [dW db] A_d^-1, then KL-clipped, given momentum and applied.
 
+The per-layer K-FAC (factor average, damped factors, block split, the two solves) is the NumPy loop's
+``training.kfac_layer.KFACLayer``; this module adds what torch needs around it (hooks, the step on torch tensors).
+
 Hyper-parameters carry kfac-pytorch's names (``factor_update_steps``, ``inv_update_steps``, ``damping``,
 ``factor_decay``, ``kl_clip``, ``skip_layers``, ``lr``; ``damping``, ``lr`` and ``factor_decay`` take a value or a
 callable of the step) and the NumPy loop's conventions (``training.optimizers.KFAC``), so both give one update:
@@ -35,19 +38,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from training.optimizers import SolverStop, block_sizes
+from training.kfac_layer import KFACLayer
+from training.optimizers import SolverStop
 from training.solvers import CircuitSolver, NumpySolver, SolverFailure, make_solver
-from training.torch.kfac_layer import KFACLayer, decay
 from training.torch.modules import LAYER_TYPES, ModuleHelper, helper_for
 
 Schedule = Union[float, Callable[[int], float]]
 FISHER = ("sampled", "empirical")
+
+
+@dataclass(frozen=True)
+class TorchLayerSpec:
+    """What the NumPy loop's ``KFACLayer`` needs to know about a torch layer (its per-layer K-FAC is shared)."""
+    name: str
+    in_dim: int
+    out_dim: int
+    has_bias: bool
+    in_groups: tuple
+
+
+def decay(k: int, factor_decay: float, warmup: bool) -> float:
+    """Weight of the old factor at the k-th (1-based) factor update: 0 at the first; with ``warmup`` a plain running
+    mean while 1 - 1/k < factor_decay, then factor_decay (the NumPy loop's ``ema_warmup``)."""
+    if k <= 1:
+        return 0.0
+    return min(1.0 - 1.0 / k, factor_decay) if warmup else factor_decay
 
 
 def kfac_solver(spec: Any = None):
@@ -146,10 +168,12 @@ class AnalogKFAC(torch.optim.Optimizer):
         self.max_block, self.on_circuit_failure, self.seed = max_block, on_circuit_failure, int(seed)
 
         self.helpers, self.skipped = self._register_layers(model, skip_layers)
-        self.layers = {h.name: KFACLayer(h.name, h.in_dim, h.out_dim, h.has_bias,
-                                         block_sizes((h.in_dim,), h.has_bias, max_block),
-                                         block_sizes((h.out_dim,), False, max_block))
-                       for h in self.helpers}
+        self.layers = {h.name: KFACLayer(TorchLayerSpec(h.name, h.in_dim, h.out_dim, h.has_bias, (h.in_dim,)),
+                                         max_block) for h in self.helpers}
+        # Each layer's slice of the state, as the NumPy loop keeps it: A, G, Ad, Gd (buf unused: momentum is torch's)
+        self._layer_state = {name: layer.init_state(False) for name, layer in self.layers.items()}
+        self._layer_factor_updates = {name: 0 for name in self.layers}
+        self._layer_damped = {name: False for name in self.layers}
         owned = {id(p) for h in self.helpers for p in h.module.parameters(recurse=False)}
         self._others = [p for p in model.parameters() if id(p) not in owned]
         super().__init__(list(model.parameters()), {"lr": 0.0 if callable(lr) else float(lr)})
@@ -297,11 +321,20 @@ class AnalogKFAC(torch.optim.Optimizer):
                       "AnalogKFAC)" if self.fisher == "sampled" else "loss.backward()"
                 raise RuntimeError(f"layer {h.name!r}: inputs recorded but no output gradients at step {self.steps}; "
                                    f"expected them from {how}")
-            layer = self.layers[h.name]
-            eps = decay(layer.factor_updates + 1, eps_decay, self.ema_warmup)
-            layer.update_factors((st.a_sum / st.a_rows).cpu().numpy(), (st.g_sum / st.g_samples).cpu().numpy(), eps)
+            k = self._layer_factor_updates[h.name] = self._layer_factor_updates[h.name] + 1
+            KFACLayer.accumulate(self._layer_state[h.name], (st.a_sum / st.a_rows).cpu().numpy(),
+                                 (st.g_sum / st.g_samples).cpu().numpy(), decay(k, eps_decay, self.ema_warmup))
             updated = True
         self.factor_updates += int(updated)
+
+    def _damp(self, name: str, damping: float) -> None:
+        """Form the damped factors: the matrices the solver programs (once, at their first solve)."""
+        self.layers[name].inverse_update(self._layer_state[name], damping, self.pi_correction, self._solve, False)
+        self._layer_damped[name] = True
+
+    def factors(self, name: str) -> dict:
+        """A layer's running factors ``A``, ``G`` and damped factors ``Ad``, ``Gd`` (float64 arrays)."""
+        return self._layer_state[name]
 
     def _clear_stats(self) -> None:
         for h in self.helpers:                              # the hooks hold the objects: reset in place
@@ -326,22 +359,21 @@ class AnalogKFAC(torch.optim.Optimizer):
             dW = h.grad_matrix()
             if dW is None:
                 continue
-            layer = self.layers[h.name]
-            if layer.A is None:
+            if not self._layer_factor_updates[h.name]:
                 raise RuntimeError(f"layer {h.name!r} has a gradient but no K-FAC statistics: run its forward in "
                                    "training mode with gradients enabled at a factor-update step")
-            if inverse_now or layer.Ad is None:
-                layer.damp(damping, self.pi_correction)
+            if inverse_now or not self._layer_damped[h.name]:
+                self._damp(h.name, damping)
             if self.weight_decay:
                 dW[:, :h.in_dim] += self.weight_decay * h.module.weight.detach().reshape(h.out_dim, -1).double()
             g = dW.cpu().numpy()
-            V = layer.precondition(g, self._solve)
+            V = self.layers[h.name].precondition(self._layer_state[h.name], g, self._solve, False)
             updates[h.name] = V
             vg += float(np.sum(V * g))
         if inverse_now and updates:
             for h in self.helpers:                           # layers without a gradient this step are damped too
-                if h.name not in updates and self.layers[h.name].A is not None:
-                    self.layers[h.name].damp(damping, self.pi_correction)
+                if h.name not in updates and self._layer_factor_updates[h.name]:
+                    self._damp(h.name, damping)
             self.inverse_updates += 1
         nu = 1.0
         if self.kl_clip and vg > 0:
