@@ -19,7 +19,8 @@ from amc.errors import InputError
 from amc.hw.counters import OperationCounts
 from amc.cost.ledger import Cost, area_mm2, cost_of, settle_of_size, static_cost
 from amc.cost.presets import HardwareCostModel
-from amc.cost.workloads import Dataflow, LayerFactors, factor_counts, split_point
+from amc.cost.workloads import Dataflow, LayerFactors, factor_counts
+from amc.methods.blockamc import split_point
 
 # Loop lambda_min of the damped, Jacobi-equilibrated factors of the 64x64 reference variant on rram-ic, geometric
 # mean over 3 inverse updates of a 30-step K-FAC run on EMNIST a-m: benchmarks/cost_kfac_factors.py (README "## Cost").

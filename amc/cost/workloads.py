@@ -5,17 +5,16 @@ a k x k kernel and C_out outputs has an A factor of C_in k k (+1 when the layer 
 Per training step the preconditioned gradient G^-1 dW A^-1 needs C_out solves with A (the rows of dW) and A-dim
 solves with G; every ``inverse_every`` steps the factors change and the arrays are programmed again.
 
-Dataflows on arrays of at most ``array_size`` rows (counts per programming and per solve, composed by
-``factor_counts``):
-- ``direct``: one INV settle per right-hand side (DESIGN.md sec. 1); BlockAMC partitioning when d > array_size.
-- ``hpinv``: HP-INV (Zuo et al. 2025): ``iterations`` x (one INV solve of the top slice + ``slices`` bit-sliced MVM
-  reads of the whole factor for the residual) per right-hand side; digital shift-and-add and vector updates.
-- ``repast``: RePAST-style (Zhao et al. 2022): once per inverse update the inverse is computed column by column
-  with HP-INV and written into ``inverse_slices`` bit-sliced MVM arrays; every step applies it by MVM reads.
-- ``blockamc`` (Pan et al., DATE 2024, as amc/methods/blockamc.py): H = [A B; C D] with the split a multiple of
-  array_size near d/2; setup Y = A^-1 B (INV), S = D - C Y (MVM + digital); solve y1 = A^-1 g1, x2 = S^-1 (g2 - C y1),
-  x1 = A^-1 (g1 - B x2); recursively. ``direct`` and ``hpinv`` use it for any factor above the array size.
-Couplings and MVM slices bigger than an array are tiled: one read per tile, partial sums added digitally.
+Dataflows on arrays of at most ``array_size`` rows are priced by the plan of the method that runs them
+(``amc/methods/plan.py``; ``tests/methods/test_plan.py`` holds each plan to what a run counts), so the ledger has no
+count model of its own. Factors are Jacobi-equilibrated, as the K-FAC recipe does:
+- ``direct`` / ``blockamc``: method ``direct`` (one INV settle per right-hand side) for a factor that fits one array,
+  method ``blockamc`` (Pan et al., DATE 2024: Schur-complement partitioning over arrays, recursively) above it.
+- ``hpinv``: method ``hp-inv`` with PCG (the ``hpinv-pcg`` preset, Zuo et al. 2025): ``iterations`` x (INV of every
+  block-Jacobi block + ``slices`` bit-sliced MVM reads of the whole factor) per right-hand side.
+- ``repast``: method ``repast`` (RePAST-style, Zhao et al. 2022): once per inverse update the inverse is computed
+  column by column by HP-INV and written into bit-sliced MVM arrays; every step applies it by MVM reads (one MVM
+  section serves both, so ``slices`` and ``inverse_slices`` must be equal).
 """
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 from amc.errors import InputError
 from amc.hw.counters import OperationCounts
+from amc.methods.plan import plan_of
 
 DATAFLOWS = ("direct", "hpinv", "repast", "blockamc")
 
@@ -117,71 +117,42 @@ class Dataflow:
                 "blockamc": "one-step INV (BlockAMC above the array size)"}[self.name]
 
 
-def split_point(n: int, array_size: int) -> int:
-    """First-block size of BlockAMC: a multiple of array_size close to n/2 (as amc.methods.blockamc.split_point)."""
-    arrays = -(-n // array_size)
-    return min(array_size * (-(-arrays // 2)), n - 1)
-
-
-def _tiles(m: int, p: int, size: int) -> tuple[int, int]:
-    return -(-m // size), -(-p // size)
-
-
-def mvm_program(m: int, p: int, size: int, slices: int = 1) -> OperationCounts:
-    """Programming a differential m x p matrix (``slices`` bit slices) tiled onto size x size arrays."""
-    tr, tc = _tiles(m, p, size)
-    return OperationCounts(programmings=tr * tc * slices, cells_programmed=2 * m * p * slices)
-
-
-def mvm_apply(m: int, p: int, size: int, slices: int = 1) -> OperationCounts:
-    """One product y = M v (M m x p, ``slices`` slices) on tiles: a read per tile, partial sums added digitally."""
-    tr, tc = _tiles(m, p, size)
-    return OperationCounts(mvm_reads=tr * tc * slices, dac_conversions=p * tr * slices,
-                           adc_conversions=m * tc * slices,
-                           digital_flops=float(m * (tc * slices - 1)))
+def _method(flow: Dataflow, d: int, size: int):
+    """The method object a dataflow runs for one d x d factor on arrays of ``size`` (constructed, never run: only
+    its plan is read). Factors are Jacobi-equilibrated, as the K-FAC recipe does."""
+    from amc.config import CircuitConfig
+    from amc.methods import MethodSolver
+    circuit = CircuitConfig.preset("ideal").replace(**{"io.equilibrate": True})
+    if flow.name in ("direct", "blockamc"):
+        if d <= size:
+            return MethodSolver(circuit, method={"name": "direct", "equilibrate": True})._impl
+        return MethodSolver(circuit, method={"preset": "blockamc", "array_size": size})._impl
+    mvm = {"slices": flow.slices, "array_size": size}
+    if flow.name == "hpinv":
+        return MethodSolver(circuit, method={"preset": "hpinv-pcg", "iterations": flow.iterations, "shift": None,
+                                             "array_size": size, "mvm": mvm})._impl
+    if flow.slices != flow.inverse_slices:
+        raise InputError("repast: the method's one MVM section holds both the residual and the inverse, so "
+                         f"slices ({flow.slices}) and inverse_slices ({flow.inverse_slices}) must be equal")
+    return MethodSolver(circuit, method={"preset": "repast", "iterations": flow.iterations, "shift": None,
+                                         "mvm": mvm})._impl
 
 
 def inv_plan(d: int, size: int) -> tuple[OperationCounts, OperationCounts]:
-    """(per programming, per solve) counts of an INV solve of a d x d system on arrays of size x size."""
-    if d <= size:
-        return (OperationCounts(programmings=1, cells_programmed=2 * d * d),
-                OperationCounts(inv_settles=1, dac_conversions=d, adc_conversions=d))
-    d1 = split_point(d, size)
-    d2 = d - d1
-    setup_a, solve_a = inv_plan(d1, size)
-    setup_s, solve_s = inv_plan(d2, size)
-    setup = setup_a + setup_s + mvm_program(d1, d2, size) + mvm_program(d2, d1, size)
-    for _ in range(d2):          # Y = A^-1 B column by column, then S = D - C Y
-        setup = setup + solve_a + mvm_apply(d2, d1, size)
-    setup.add(digital_flops=float(d2 * d2))
-    solve = solve_a + solve_a + solve_s + mvm_apply(d2, d1, size) + mvm_apply(d1, d2, size)
-    solve.add(digital_flops=float(d1 + d2))
-    return setup, solve
+    """(per programming, per solve of one column) of a one-step INV solve of a d x d system on arrays of size x size
+    (BlockAMC above the array size): the methods' own plan (amc/methods/plan.py)."""
+    plan = plan_of(_method(Dataflow("direct"), d, size), d, 1)
+    return plan.programming, plan.solve
 
 
 def factor_counts(d: int, rhs_per_step: int, size: int, flow: Dataflow) -> tuple[OperationCounts, OperationCounts]:
-    """(per inverse update, per step) counts of one factor of dimension d with ``rhs_per_step`` solves a step."""
+    """(per inverse update, per step) counts of one factor of dimension d with ``rhs_per_step`` solves a step:
+    the plan of the method that dataflow runs (one count model with the methods; tests/methods/test_plan.py)."""
     if d < 1 or rhs_per_step < 0 or size < 1:
         raise InputError(f"factor dimension {d}, right-hand sides {rhs_per_step}, array size {size}: must be positive")
-    setup, solve = inv_plan(d, size)
-    if flow.name in ("hpinv", "repast"):
-        residual = mvm_apply(d, d, size, flow.slices)
-        step = OperationCounts()
-        for _ in range(flow.iterations):
-            step = step + solve + residual
-        step.add(digital_flops=float(flow.iterations * 2 * d))      # r = g - Hx, x += dx
-        setup = setup + mvm_program(d, d, size, flow.slices)
-        solve = step
-    if flow.name == "repast":
-        for _ in range(d):                                            # inverse column by column
-            setup = setup + solve
-        setup = setup + mvm_program(d, d, size, flow.inverse_slices)
-        solve = mvm_apply(d, d, size, flow.inverse_slices)
-    per_step = OperationCounts()
-    per_step.add(**{k: v * rhs_per_step for k, v in solve.to_dict().items()})
-    if flow.name in ("direct", "blockamc"):
-        per_step.add(digital_flops=float(2 * d * rhs_per_step))     # equilibration: scale inputs and outputs
-    return setup, per_step
+    method = _method(flow, d, size)
+    plan = plan_of(method, d, max(rhs_per_step, 1))
+    return plan.programming, (plan.solve if rhs_per_step else OperationCounts())
 
 
 def kfac_flops(layers: list[LayerFactors]) -> tuple[float, float]:

@@ -116,6 +116,14 @@ class MethodSolver:
         the method itself. Each method says so (False for PCG, a tolerance, noise or drift)."""
         return True if self._impl is None else bool(self._impl.linear)
 
+    def plan(self, n: int, k: int):
+        """What programming an n x n system and one solve of k right-hand sides do to the hardware, stated before
+        running (amc/methods/plan.py): the count model the cost ledger prices."""
+        from amc.methods.plan import plan_of
+        if self._impl is None:
+            raise ConfigError("backend 'numpy' runs no hardware: it has no plan")
+        return plan_of(self._impl, n, k)
+
     def __repr__(self) -> str:
         return f"MethodSolver({self.method_config!r}, backend={self.backend!r}, circuit {self.config.name!r})"
 

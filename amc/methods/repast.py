@@ -103,6 +103,7 @@ class RepastSolver:
             saturated = np.zeros(k, dtype=bool)
         else:
             res = mvm.multiply(system["x_inv"], cols)
+            mvm.counts.add(digital_flops=res.operations * n)      # shift-and-add of the partials, as extracted
             x = np.asarray(res.y).reshape(n, -1)
             saturated = np.full(cols.shape[1], bool(res.saturated))
         ops = ops + (mvm.counts - before)
