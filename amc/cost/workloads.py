@@ -125,6 +125,7 @@ def _method(flow: Dataflow, d: int, size: int):
     circuit = CircuitConfig.preset("ideal").replace(**{"io.equilibrate": True})
     if flow.name in ("direct", "blockamc"):
         if d <= size:
+            # the study configs' recipe (shift auto): its controller's oracle work is priced by amc.cost.kfac
             return MethodSolver(circuit, method={"name": "direct", "equilibrate": True})._impl
         return MethodSolver(circuit, method={"preset": "blockamc", "array_size": size})._impl
     mvm = {"slices": flow.slices, "array_size": size}

@@ -3,7 +3,8 @@
 ``plan(solver, n, k) -> Plan`` gives the operation counts of programming an n x n system once
 (``Plan.programming``) and of solving it for k right-hand sides (``Plan.solve``), in the nominal case:
 
-- the controller accepts its first write (no refused shift, no re-programming),
+- the controller accepts its first write (no refused shift, no re-programming; the read-verified controller runs
+  all its Lanczos settles),
 - no output re-ranges (auto-ranging lands inside the swing at the first settle or read),
 - refinement runs all its iterations (no ``tol`` stop), every bit slice and DAC input slice is non-empty.
 
@@ -68,9 +69,22 @@ def _input_slices(mvm_config, input_slices: int) -> int:
     return 1 if mvm_config.io.dac_bits is None else input_slices
 
 
+def verify_reads(n: int, equilibrate: bool) -> OperationCounts:
+    """The read-verified controller (amc/hw/controller.py, ``shift: verify``): min(VERIFY_SETTLES, n) Lanczos
+    settles through the programmed array and their digital work, for an array that passes at its first write."""
+    from amc.hw.controller import VERIFY_SETTLES, verify_flops
+    settles = min(VERIFY_SETTLES, n)
+    out = inv_settles(n, settles, equilibrate)
+    out.add(digital_flops=float(verify_flops(n)))
+    return out
+
+
 def direct_plan(solver, n: int, k: int) -> Plan:
     eq = bool(solver.circuit.io.equilibrate)
-    return Plan(inv_program(n, eq), inv_settles(n, k, eq))
+    programming = inv_program(n, eq)
+    if solver.method.shift == "verify":
+        programming = programming + verify_reads(n, eq)
+    return Plan(programming, inv_settles(n, k, eq))
 
 
 def blockamc_plan(solver, n: int, k: int) -> Plan:

@@ -17,7 +17,8 @@ def hardware(counts) -> dict:
 
 
 CASES = [
-    ("ideal", "direct", 8, 3),
+    ("ideal", {"name": "direct"}, 8, 3),
+    ("rram", {"preset": "direct", "equilibrate": True}, 10, 2),       # + the read-verified controller
     ("rram", {"name": "direct", "equilibrate": True}, 10, 2),
     ("ideal", {"preset": "blockamc", "array_size": 4}, 10, 2),
     ("ideal", {"preset": "blockamc", "array_size": 3}, 8, 3),            # two levels of partitioning
