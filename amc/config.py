@@ -472,7 +472,7 @@ OPAMP_PRESETS: dict[str, dict] = {
     # a 2 mA class-A output sink sized for the row load). Figures as measured by
     # `amc characterise opamp amc/data/amc_cmos_opamp.lib --name amc_cmos_2stage --supply 2.5` (5 significant
     # digits); an array re-measures them from the circuit when it is built (amc.hw.opamp_models.resolved), and
-    # tests/test_opamp_models.py holds these to that measurement.
+    # tests/hw/test_opamp_models.py holds these to that measurement.
     "cmos-2stage": dict(name="cmos-2stage", model="transistor", supply_v=2.5, offset_v=0.0, gain=14690.0,
                         gbw_hz=16.375e6, pole2_hz=96.108e6, rout_ohm=5824.7, i_source_max_a=91.396e-3,
                         i_sink_max_a=2.1246e-3, slew_v_per_s=8.5936e6, v_sat=2.4601, quiescent_current_a=2.165e-3,

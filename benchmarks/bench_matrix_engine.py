@@ -17,7 +17,7 @@ with ideal inverters, the rram preset's op-amp inverters add their own gain erro
 real ngspice .op of the second programmed deck; the re-stamped LU + n solves is timed three ways: the Schur
 factorisation the re-stamp uses (dense LU of the crossbar's unknowns), SuperLU and LAPACK's dense LU of everything. Target: second <= 1/10 of the first at 289. Above ``--seed-above`` (289) the full deck's .op would take hours
 (n^4.6): the template comes from ngspice's .op of the same circuit with only its diagonal cells
-(``amc.hw.restamp.seed``; tests/test_restamp.py holds that path to a real .op at small n), and the "first" column
+(``amc.hw.restamp.seed``; tests/hw/test_restamp.py holds that path to a real .op at small n), and the "first" column
 is that seed's time.
 
     python benchmarks/bench_matrix_engine.py                 # n = 16 32 64 128 289, and 1-ohm wires up to n = 32

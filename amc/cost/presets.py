@@ -294,6 +294,6 @@ COST_PRESETS = {
     "rram-ic": lambda: HardwareCostModel(),
     # The same periphery around op-amps that can drive the rows: our transistor-level CMOS two-stage op-amp
     # (circuit preset rram-cmos; its figures are the ones `amc characterise` measures, and the ledger's settle model
-    # with them agrees with ngspice on the transistor circuit: tests/test_opamp_models.py).
+    # with them agrees with ngspice on the transistor circuit: tests/hw/test_opamp_models.py).
     "rram-cmos": lambda: HardwareCostModel(name="rram-cmos", circuit=CircuitConfig.preset("rram-cmos")),
 }

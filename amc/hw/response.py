@@ -10,7 +10,7 @@ in the model) acts as an extra current into row i, dG+_ij (V_j - u_i) + dG-_ij (
 K = dG+ R_V + dG- R_W - diag(dS) R_u the perturbed circuit obeys I + z = (1 - K)^-1 I and V = R_V (1 - K)^-1 I --
 exact for a linear circuit without wire resistance (the crosspoint ends are then op-amp-driven nodes and rows).
 With wires the measured response still holds (it includes the IR drop), but a perturbed cell no longer sits
-between such nodes, so every noisy or drifted read of a wired array goes through ngspice (``InvArray.solve``). tests/test_inv_array.py holds this path to ngspice decks carrying the same
+between such nodes, so every noisy or drifted read of a wired array goes through ngspice (``InvArray.solve``). tests/hw/test_inv_array.py holds this path to ngspice decks carrying the same
 perturbed conductances.
 
 Drift (``device.drift_nu`` > 0): power-law conductance relaxation after programming,

@@ -31,7 +31,7 @@ INSTALL_HINT = ("install it with `make install` (or `sudo apt-get install libngs
 _FAILURE_MARKERS = ("error", "aborted", "timestep too small", "iteration limit", "singular matrix",
                     "unknown subckt", "could not find", "no such", "unable to find")
 # libngspice does not return all the memory of a failure, in proportion to the deck: ~0.6-0.8 MB for a failed parse
-# of a 16x16 array deck (~620 lines; tests/test_ngspice_failure_budget.py), tens of KB for a failed analysis through
+# of a 16x16 array deck (~620 lines; tests/hw/test_ngspice_failure_budget.py), tens of KB for a failed analysis through
 # the matrix engine, next to nothing for a 5-line deck. Each failure is charged the lines of its deck; a process stops
 # using ngspice once the charge reaches this budget (about 250 failed 16x16 parses, ~150 MB), and sweep workers are
 # replaced at half of it (workflow.engine), so a sweep never reaches it.

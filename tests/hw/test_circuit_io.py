@@ -15,7 +15,7 @@ from amc import (AnalogSolver, CircuitConfig, ConfigError, InputError, MappingEr
 from amc.hw.runner import session
 from workflow.matrices import random_spd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AMC = [sys.executable, "-m", "workflow.cli"]
 
 

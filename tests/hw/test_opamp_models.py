@@ -18,7 +18,7 @@ from amc.hw import opamp_models
 from amc.hw.characterise import characterise
 from amc.hw.runner import session
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _system(n: int, seed: int = 0):

@@ -1,7 +1,7 @@
 """Repeated ngspice parse and analysis failures in one process: libngspice keeps part of each failure's memory (in
 proportion to the deck), so each failure is charged its deck's lines and a process stops using ngspice once the
 charge reaches a budget (sweep workers are replaced at half of it). Memory stays bounded. Small decks failing
-hundreds of times stay within it: tests/test_circuit_io.py."""
+hundreds of times stay within it: tests/hw/test_circuit_io.py."""
 import json
 import subprocess
 import sys
@@ -47,7 +47,7 @@ print(json.dumps(out))
 
 def test_failures_stop_at_the_budget_and_memory_stays_flat():
     run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads(run.stdout.splitlines()[-1])
     assert out["deck_lines"] > 500                          # a 16x16 array deck

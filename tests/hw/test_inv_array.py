@@ -6,7 +6,7 @@ from amc import CircuitConfig, InvArray, MethodConfig, MethodSolver, OperationCo
 from amc.errors import ConfigError
 from amc.hw.response import conductances_at
 from amc.hw.runner import session
-from test_hpinv import kfac_like_factor  # noqa
+from workflow.matrices import kfac_like_factor
 
 from workflow.matrices import random_spd
 

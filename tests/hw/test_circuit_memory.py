@@ -20,7 +20,7 @@ def rss_mb():
 def measure(body: str) -> list[str]:
     """Run ``body`` (with ``rss_mb()``, numpy, AnalogSolver and session at hand) in a fresh process; its output."""
     return subprocess.run([sys.executable, "-c", RSS + body], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[1]).stdout.split()
+                          cwd=Path(__file__).resolve().parents[2]).stdout.split()
 
 
 SCRIPT = r"""
