@@ -1,5 +1,6 @@
-"""Entry points: ``train_main(argv) -> int`` and ``compare_main(argv) -> int`` (dispatched by ``amc train`` /
-``amc compare``), also ``python -m training.cli train CONFIG [--set k=v ...]`` and ``... compare CONFIG``.
+"""Entry point ``train_main(argv) -> int`` (dispatched by ``amc train``), also ``python -m training.cli train CONFIG
+[--set k=v ...]``. A compare study runs on the sweep engine, so ``amc compare`` lives in workflow/compare_study.py:
+training/ does not import workflow/.
 
 Exit codes: 0 success, 1 training or solver failure (non-finite values, a solver stop), 2 bad configuration,
 arguments or data (missing/corrupt files, an unusable $AMC_DATA_DIR), or an output directory that cannot be
@@ -78,38 +79,12 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def compare_main(argv: Optional[Sequence[str]] = None) -> int:
-    from .config import load_compare_config
-    from .data import DataError
-
-    ap = argparse.ArgumentParser(prog="amc compare",
-                                 description="Epochs-to-target comparison of optimisers over seeds.")
-    _common(ap)
-    ap.add_argument("--jobs", type=int, default=None, help="parallel runs (processes)")
-    ap.add_argument("--executor", choices=["process", "dask", "serial"], default=None,
-                    help="how the runs execute (sweep engine; default: process when --jobs > 1, else serial)")
-    ap.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
-    args, cfg = _parse_and_load(ap, argv, load_compare_config)
-    if cfg is None:
-        return 2
-    from workflow.compare_study import run_compare   # the study runs on the sweep engine
-
-    try:
-        run_compare(cfg, out_dir=args.out, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler)
-    except DataError as exc:
-        print(f"data error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train_main, "compare": compare_main}
+    commands = {"train": train_main}
     if not argv or argv[0] not in commands:
-        print("usage: python -m training.cli {train,compare} CONFIG [--set key=value ...]", file=sys.stderr)
+        print("usage: python -m training.cli train CONFIG [--set key=value ...] (a compare study: amc compare)",
+              file=sys.stderr)
         return 2
     return commands[argv[0]](argv[1:])
 

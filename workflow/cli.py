@@ -54,9 +54,12 @@ def _dispatch(argv: list[str] | None) -> int:
     if command == "readback":
         from amc.readback import readback_main
         return run(readback_main, rest)
-    if command in ("train", "compare"):
-        from training import cli as training_cli
-        return run(getattr(training_cli, f"{command}_main"), rest)
+    if command == "train":
+        from training.cli import train_main
+        return run(train_main, rest)
+    if command == "compare":
+        from workflow.compare_study import compare_main
+        return run(compare_main, rest)
     if command == "cost":
         from amc.cost.cli import cost_main
         from training.config import load_config
