@@ -58,10 +58,7 @@ def macromodel_text(o: OpAmpConfig) -> str:
         raise ConfigError(f"op-amp {o.name!r}: the macromodel needs a gain-bandwidth (opamp.gbw_hz)")
     c1 = _GM / (2 * math.pi * o.gbw_hz)
     r1 = o.gain / _GM
-    i_slew = _UNLIMITED if o.slew_v_per_s is None else o.slew_v_per_s * c1
-    vsat = _UNLIMITED if o.v_sat is None else o.v_sat
-    isrc = _UNLIMITED if o.i_source_max_a is None else o.i_source_max_a
-    isnk = _UNLIMITED if o.i_sink_max_a is None else o.i_sink_max_a
+    i_slew, vsat, isrc, isnk = _limits(o)
     lines = [
         f"* {MACRO_SUBCKT}: {o.name} (amc/hw/opamp_models.py): A0 {o.gain:g}, GBW {o.gbw_hz:g} Hz, "
         f"pole2 {o.pole2_hz if o.pole2_hz is not None else 'none'}, Rout {o.rout_ohm:g} ohm, Isource/Isink "

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from training.optimizers import KFAC
@@ -15,19 +14,23 @@ from batches import learnable_batch
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _three_circuit_steps(model, method: dict) -> dict:
+    """The hardware account of 3 K-FAC steps on ideal arrays, inverse updates at steps 0 and 2."""
+    solver = make_solver({"backend": "circuit", "circuit": "ideal", "method": method})
+    kfac = KFAC(model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="stop")
+    params = model.init_params(0)
+    x, y = learnable_batch(model, 24)
+    state = kfac.init(params)
+    for _ in range(3):
+        _, g, c = model.loss_and_grads(params, x, y)
+        params, state = kfac.step(params, g, state, model=model, cache=c)
+    return kfac.hardware(state)
+
+
 def test_counts_of_a_small_run_equal_the_hand_count(small_model):
     """3 K-FAC steps, inverse updates at steps 0 and 2, one settle per right-hand-side column."""
-    solver = make_solver({"backend": "circuit", "circuit": "ideal",
-                          "method": {"name": "direct", "operators": "extracted"}})
-    kfac = KFAC(small_model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="stop")
-    params = small_model.init_params(0)
-    x, y = learnable_batch(small_model, 24)
-    state = kfac.init(params)
     steps = 3
-    for _ in range(steps):
-        _, g, c = small_model.loss_and_grads(params, x, y)
-        params, state = kfac.step(params, g, state, model=small_model, cache=c)
-    hw = kfac.hardware(state)
+    hw = _three_circuit_steps(small_model, {"name": "direct", "operators": "extracted"})
     layers = small_model.layers
     # per step and layer: A^-1 dW^T has `out` columns on the A array (in+1), G^-1 (.) has `in+1` columns on G (out)
     settles = steps * sum(l.out_dim + (l.in_dim + 1) for l in layers)
@@ -157,17 +160,8 @@ train: {{epochs: 1, batch_size: 32, out_dir: "{tmp_path / 'out'}", progress: fal
 def test_the_controllers_reads_and_flops_in_a_small_run_equal_the_hand_count(small_model):
     """The same 3 steps with the `direct` preset: each programming is verified by min(8, n) Lanczos settles; the
     ideal arrays pass at shift 0, so nothing else changes. Its settles, conversions and flops, counted by hand."""
-    solver = make_solver({"backend": "circuit", "circuit": "ideal",
-                          "method": {"preset": "direct", "operators": "extracted"}})
-    kfac = KFAC(small_model.layers, lr=0.05, inverse_every=2, solver=solver, on_circuit_failure="stop")
-    params = small_model.init_params(0)
-    x, y = learnable_batch(small_model, 24)
-    state = kfac.init(params)
     steps = 3
-    for _ in range(steps):
-        _, g, c = small_model.loss_and_grads(params, x, y)
-        params, state = kfac.step(params, g, state, model=small_model, cache=c)
-    hw = kfac.hardware(state)
+    hw = _three_circuit_steps(small_model, {"preset": "direct", "operators": "extracted"})
     sizes = [n for l in small_model.layers for n in (l.in_dim + 1, l.out_dim)] * 2      # 2 inverse updates
 
     def verify_settles(n):
