@@ -64,11 +64,7 @@ def macromodel_text(o: OpAmpConfig) -> str:
         f"pole2 {o.pole2_hz if o.pole2_hz is not None else 'none'}, Rout {o.rout_ohm:g} ohm, Isource/Isink "
         f"{o.i_source_max_a}/{o.i_sink_max_a} A, slew {o.slew_v_per_s} V/s, swing {o.v_sat} V, Cin "
         f"{o.input_capacitance_f:g} F, Iq {o.quiescent_current_a:g} A",
-        f".subckt {MACRO_SUBCKT} inp inm out vcc vee",
-        f"vos inp inp_os DC {_fmt(o.offset_v)}",
-    ]
-    if o.input_capacitance_f > 0:
-        lines += [f"cinp inp 0 {_fmt(o.input_capacitance_f)}", f"cinm inm 0 {_fmt(o.input_capacitance_f)}"]
+    ] + _input_port_lines(o)
     lines += [
         "* input stage: gm (v+ - v-) clamped at +-ISLEW into R1 || C1 (A0 = GM R1, GBW = GM / 2 pi C1, SR = ISLEW / C1)",
         f"bgm 0 n1 I = min(max({_fmt(_GM)} * v(inp_os, inm), {_fmt(-i_slew)}), {_fmt(i_slew)})",
@@ -92,6 +88,14 @@ def macromodel_text(o: OpAmpConfig) -> str:
         f".ends {MACRO_SUBCKT}",
     ]
     return "\n".join(lines)
+
+
+def _input_port_lines(o: OpAmpConfig) -> list[str]:
+    """The subcircuit line, the input offset source and the input capacitances both topologies share."""
+    lines = [f".subckt {MACRO_SUBCKT} inp inm out vcc vee", f"vos inp inp_os DC {_fmt(o.offset_v)}"]
+    if o.input_capacitance_f > 0:
+        lines += [f"cinp inp 0 {_fmt(o.input_capacitance_f)}", f"cinm inm 0 {_fmt(o.input_capacitance_f)}"]
+    return lines
 
 
 def _limits(o: OpAmpConfig) -> tuple[float, float, float, float]:
@@ -121,11 +125,7 @@ def miller_macromodel_text(o: OpAmpConfig) -> str:
         f"pole2 {o.pole2_hz if o.pole2_hz is not None else 'none'}, Rout {o.rout_ohm:g} ohm, output stage "
         f"{gm2:g} S, Isource/Isink {o.i_source_max_a}/{o.i_sink_max_a} A, slew {o.slew_v_per_s} V/s, swing "
         f"{o.v_sat} V, Cin {o.input_capacitance_f:g} F, Iq {o.quiescent_current_a:g} A",
-        f".subckt {MACRO_SUBCKT} inp inm out vcc vee",
-        f"vos inp inp_os DC {_fmt(o.offset_v)}",
-    ]
-    if o.input_capacitance_f > 0:
-        lines += [f"cinp inp 0 {_fmt(o.input_capacitance_f)}", f"cinm inm 0 {_fmt(o.input_capacitance_f)}"]
+    ] + _input_port_lines(o)
     lines += [
         "* input stage: -gm (v+ - v-) clamped at +-ISLEW into R1; Cc (with Rz = 1/gm2) from n1 to the output stage",
         f"bgm n1 0 I = min(max({_fmt(_GM)} * v(inp_os, inm), {_fmt(-i_slew)}), {_fmt(i_slew)})",

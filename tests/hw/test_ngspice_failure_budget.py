@@ -7,16 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = r"""
-import json, numpy as np
+from test_circuit_memory import RSS   # the one measuring preamble (rss_mb, numpy, session)
+
+SCRIPT = RSS + r"""
+import json
 from amc import CircuitConfig, InvArray
 from amc.errors import SimulationError
-from amc.hw.runner import session
-def rss_mb():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS'):
-                return int(line.split()[1]) / 1024
 rng = np.random.default_rng(0)
 a = rng.standard_normal((16, 16)); h = a @ a.T / 16 + np.eye(16)
 deck = InvArray(CircuitConfig.preset('ideal')).program(h).deck(np.ones(16))
