@@ -1,4 +1,4 @@
-"""`amc readback deck.cir ngspice.out`: x from what `ngspice -b` printed for a deck amc wrote.
+"""x from what `ngspice -b` printed for a deck amc wrote (the command: `amc readback`, amc/cli/circuit.py).
 
 The deck's header holds the mapping (G0, I0, max|g|, the equilibration d); the output holds the op-amp outputs,
 either as the control block's ``v(out_j) = value`` lines or as ngspice's full operating-point listing
@@ -6,11 +6,7 @@ either as the control block's ``v(out_j) = value`` lines or as ngspice's full op
 """
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -41,33 +37,3 @@ def readback(deck: str, output: str) -> np.ndarray:
     v = np.array([volts[j] for j in range(n)])
     d = np.asarray(header["d"]) if header["d"] else np.ones(n)
     return -v * header["g0"] / header["i0"] * header["g_scale"] * d
-
-
-def readback_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="amc readback", description="x from the output of `ngspice -b deck.cir` "
-                                "(e.g. ngspice -b deck.cir > ngspice.out; amc readback deck.cir ngspice.out).")
-    p.add_argument("deck", help="the deck amc wrote (.cir)")
-    p.add_argument("output", help="what ngspice -b printed ('-' for standard input)")
-    p.add_argument("--json", action="store_true", help="print {\"x\": [...]}")
-    args = p.parse_args(argv)
-    deck = _read(args.deck, "deck")
-    output = sys.stdin.read() if args.output == "-" else _read(args.output, "ngspice output")
-    x = readback(deck, output)
-    if args.json:
-        print(json.dumps({"x": x.tolist()}))
-    else:
-        np.set_printoptions(precision=9, linewidth=120)
-        print("x =", x)
-    return 0
-
-
-def _read(path: str, what: str) -> str:
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{what} {p} is a directory")
-    if not p.is_file():
-        raise InputError(f"{what} not found: {p}")
-    try:
-        return p.read_text(errors="replace")
-    except OSError as exc:
-        raise InputError(f"{what} {p}: cannot read ({exc.strerror})") from None

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflow.cli import main
+from amc.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-AMC = [sys.executable, "-m", "workflow.cli"]
+AMC = [sys.executable, "-m", "amc.cli"]
 
 
 @pytest.fixture

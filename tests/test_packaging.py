@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 SOLVE = r"""
-import numpy as np, amc, workflow.cli
+import numpy as np, amc, amc.cli
 from amc import AnalogSolver
 h = np.array([[2.0, -0.5, 0.1], [-0.5, 1.5, 0.2], [0.1, 0.2, 1.0]])
 g = np.array([1.0, -2.0, 0.5])

@@ -11,7 +11,7 @@ import yaml
 from amc import CircuitConfig, ConfigError, MethodSolver, solve_system
 from amc.config import DeviceConfig
 from amc.methods.config import MethodConfig
-from workflow.cli import main as amc_main
+from amc.cli import main as amc_main
 from workflow.matrices import random_spd
 
 ROOT = Path(__file__).resolve().parents[1]

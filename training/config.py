@@ -14,11 +14,13 @@ from typing import Any, Optional
 
 import yaml
 
+from amc.errors import AmcError
+
 
 IMAGE_SIZE = 28
 
 
-class ConfigError(ValueError):
+class ConfigError(AmcError, ValueError):
     """A configuration is invalid; the message names the key and the file."""
 
 

@@ -25,6 +25,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from amc.errors import AmcError
+
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
 SYNTHETIC_NAME = "synthetic-letters"
@@ -35,7 +37,7 @@ MAX_LETTER_CLASSES = 26
 PathLike = Union[str, os.PathLike]
 
 
-class DataError(Exception):
+class DataError(AmcError):
     """A data file is missing, corrupt or inconsistent. The message names the file and the problem."""
 
 

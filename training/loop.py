@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from amc.blas import limit_blas_threads
+from amc.errors import AmcError
 from .config import Config
 from .data import Dataset, load_data
 from .model import ConvNet
@@ -38,7 +39,7 @@ _RESUME_FREE = {"train.epochs", "train.progress", "train.resume", "train.max_ste
                 "train.out_dir", "name"}
 
 
-class TrainingError(RuntimeError):
+class TrainingError(AmcError, RuntimeError):
     """Training stopped: non-finite values (message names the step and cause), solver stop, bad checkpoint."""
 
 

@@ -1,4 +1,4 @@
-"""``amc compare``: an epochs-to-target study of optimisers, run on the sweep engine.
+"""An epochs-to-target study of optimisers, run on the sweep engine (the command: ``amc compare``).
 
 Two sweeps of training points (``workflow.training_adapter``): the tuning sweep (every ``lr_grid`` value of
 every entry with more than one, on seed ``tune.seed``, trained on the training set minus a stratified validation
@@ -10,12 +10,10 @@ summary, table and figure come from ``training.compare``.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 from training.compare import json_default, markdown_table, plot_compare, reached_epochs, summarise
 from training.config import CompareConfig
@@ -129,29 +127,3 @@ def run_compare(cfg: CompareConfig, out_dir=None, progress: Optional[bool] = Non
     log(md)
     log(f"[compare {cfg.name}] wrote {out / 'results.md'}, {out / 'summary.json'}, {out / 'compare.png'}")
     return summary
-
-
-def compare_main(argv: Optional[Sequence[str]] = None) -> int:
-    from training.cli import _common, _parse_and_load
-    from training.config import load_compare_config
-    from training.data import DataError
-
-    ap = argparse.ArgumentParser(prog="amc compare",
-                                 description="Epochs-to-target comparison of optimisers over seeds.")
-    _common(ap)
-    ap.add_argument("--jobs", type=int, default=None, help="parallel runs (processes)")
-    ap.add_argument("--executor", choices=["process", "dask", "serial"], default=None,
-                    help="how the runs execute (sweep engine; default: process when --jobs > 1, else serial)")
-    ap.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
-    args, cfg = _parse_and_load(ap, argv, load_compare_config)
-    if cfg is None:
-        return 2
-    try:
-        run_compare(cfg, out_dir=args.out, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler)
-    except DataError as exc:
-        print(f"data error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    return 0

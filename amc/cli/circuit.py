@@ -1,13 +1,11 @@
-"""`amc netlist` and `amc solve`: the circuit core from a shell."""
+"""`amc netlist`, `amc solve`, `amc readback`, `amc characterise`: the circuit core from a shell."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -233,57 +231,65 @@ def _check_writable_dir(directory: Path, option: str) -> None:
         raise InputError(f"{option}: directory {directory} is not writable")
 
 
-def _interrupt(signum, frame) -> None:
-    # A KeyboardInterrupt raised inside one of PySpice's ngspice callbacks is swallowed by cffi (with a traceback)
-    # and the solve goes on; so inside a callback, ask again shortly, once ngspice has returned to Python.
-    while frame is not None:
-        if "PySpice" in frame.f_code.co_filename:
-            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
-            return
-        frame = frame.f_back
-    raise KeyboardInterrupt
+def readback_main(argv: list[str]) -> int:
+    from amc.readback import readback
+    p = argparse.ArgumentParser(prog="amc readback", description="x from the output of `ngspice -b deck.cir` "
+                                "(e.g. ngspice -b deck.cir > ngspice.out; amc readback deck.cir ngspice.out).")
+    p.add_argument("deck", help="the deck amc wrote (.cir)")
+    p.add_argument("output", help="what ngspice -b printed ('-' for standard input)")
+    p.add_argument("--json", action="store_true", help="print {\"x\": [...]}")
+    args = p.parse_args(argv)
+    deck = _read(args.deck, "deck")
+    output = sys.stdin.read() if args.output == "-" else _read(args.output, "ngspice output")
+    x = readback(deck, output)
+    if args.json:
+        print(json.dumps({"x": x.tolist()}))
+    else:
+        np.set_printoptions(precision=9, linewidth=120)
+        print("x =", x)
+    return 0
 
 
-def _install_interrupt_handler():
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return None  # not ours to change (a test runner, a notebook, an ignored SIGINT)
-    return signal.signal(signal.SIGINT, _interrupt)
-
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def run(main, argv: list[str]) -> int:
-    """Run a subcommand; known problems become one clear line on stderr and exit code 2, not a traceback.
-
-    Ctrl-C exits with 130 (the shell's code for SIGINT) after one line; warnings are one line each.
-    """
-    previous = warnings.showwarning
-    warnings.showwarning = _one_line_warning
-    previous_sigint = _install_interrupt_handler()
+def _read(path: str, what: str) -> str:
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a directory")
+    if not p.is_file():
+        raise InputError(f"{what} not found: {p}")
     try:
-        return main(argv)
-    except AmcError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        # Ctrl-C while a module is being imported: Python wraps the KeyboardInterrupt raised inside a class body
-        # (dataclass __set_name__) into a RuntimeError
-        if isinstance(exc.__cause__, KeyboardInterrupt):
-            print("interrupted", file=sys.stderr)
-            return 130
-        raise
+        return p.read_text(errors="replace")
     except OSError as exc:
-        # Files the user named or a directory it must write to: read-only, full disk, missing.
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 2
-    finally:
-        warnings.showwarning = previous
-        if previous_sigint is not None:
-            signal.signal(signal.SIGINT, previous_sigint)
+        raise InputError(f"{what} {p}: cannot read ({exc.strerror})") from None
+
+
+def characterise_main(argv: list[str]) -> int:
+    """`amc characterise opamp FILE --name NAME --pins inp,inm,out,vcc,vee --supply V [--json]`."""
+    from amc.config import PIN_ROLES, OpAmpConfig
+    parser = argparse.ArgumentParser(prog="amc characterise",
+                                     description="Measure an op-amp subcircuit in ngspice: DC gain, unity-gain "
+                                                 "frequency, phase margin, output resistance, maximum output current, "
+                                                 "slew rate, swing, quiescent current (each with how it was measured).")
+    parser.add_argument("what", choices=["opamp"], help="what to characterise (an op-amp subcircuit)")
+    parser.add_argument("file", help="the SPICE file holding the .subckt (its .model cards too)")
+    parser.add_argument("--name", required=True, help="the subcircuit's name")
+    parser.add_argument("--pins", default=",".join(PIN_ROLES),
+                        help=f"the roles of the subcircuit's ports in order (default {','.join(PIN_ROLES)})")
+    parser.add_argument("--supply", type=float, required=True, help="rails at +-SUPPLY volts")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    from amc.hw.characterise import characterise
+    pins = [p.strip() for p in args.pins.split(",")]
+    if not args.supply > 0:
+        raise InputError(f"--supply must be a positive voltage, got {args.supply!r}")
+    try:
+        opamp = OpAmpConfig(name=args.name, model="subckt", subckt=args.file, pins=pins, supply_v=args.supply,
+                            v_sat=None)
+        opamp.validate("opamp")
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("opamp.pins", "--pins").replace("opamp.subckt", "FILE")) from None
+    figures = characterise(opamp)
+    if args.json:
+        print(json.dumps(figures.to_dict()))
+    else:
+        print(figures.report())
+    return 0

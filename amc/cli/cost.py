@@ -176,53 +176,38 @@ def circuit_main(argv: list[str]) -> int:
 
 
 # ---- training -----------------------------------------------------------------------------------------------
-def _training_layers(cfg: dict, args) -> tuple[list[LayerFactors], int, int, int]:
-    model = cfg.get("model") or {}
-    opt = cfg.get("optimizer") or {}
-    data = cfg.get("data") or {}
-    train = cfg.get("train") or {}
-    if (opt.get("name") or "kfac") != "kfac":
-        raise InputError(f"optimizer {opt.get('name')!r} has no K-FAC factors to cost; use a kfac config")
-    channels = args.channels if args.channels is not None else int(model.get("channels") or 8)
-    pool = args.pool if args.pool is not None else int(model.get("pool") or 4)
-    kernel = int(model.get("kernel") or 5)
-    classes = args.classes if args.classes is not None else (
-        data.get("n_classes") or (13 if data.get("source") == "emnist" else 26))
-    layers = reference_cnn(channels=channels, pool=pool, kernel=kernel, classes=int(classes))
-    inverse_every = int(opt.get("inverse_every", 10))
-    batch = int(train.get("batch_size", 64))
-    n_train = int(data.get("n_train", 8000))
-    return layers, inverse_every, batch, n_train
+def _training_layers(cfg) -> tuple[list[LayerFactors], int, int, int]:
+    """The K-FAC factors of a training config (``training.config.Config``): layers, inverse_every, batch, images."""
+    if cfg.optimizer.name != "kfac":
+        raise InputError(f"optimizer {cfg.optimizer.name!r} has no K-FAC factors to cost; use a kfac config")
+    # the classes the data will have: as set, else the synthetic alphabet or the 13-letter EMNIST subset
+    classes = cfg.data.n_classes or (13 if cfg.data.source == "emnist" else 26)
+    layers = reference_cnn(channels=cfg.model.channels, pool=cfg.model.pool, kernel=cfg.model.kernel,
+                           classes=int(classes))
+    return layers, cfg.optimizer.inverse_every, cfg.train.batch_size, cfg.data.n_train
 
 
-def _read_training_config(args, load_training_config) -> dict:
-    """The training config as `amc train` reads it (validated, with --channels/--pool/--classes applied as
-    overrides) when the caller hands over that loader; else the raw mapping (amc alone cannot import training/)."""
+def _read_training_config(args):
+    """The training config through the loader `amc train` uses (parsed and validated once, the same refusals),
+    with --channels/--pool/--classes applied as overrides."""
+    from training.config import load_config
     overrides = [f"model.{k}={getattr(args, k)}" for k in ("channels", "pool") if getattr(args, k) is not None]
     if args.classes is not None:
         overrides.append(f"data.n_classes={args.classes}")
-    if load_training_config is not None:
-        try:
-            return load_training_config(args.config, overrides).to_dict()
-        except ValueError as exc:      # training's ConfigError: the same refusal `amc train` gives
-            raise InputError(str(exc)) from None
-    from amc.yamlio import read_yaml_mapping
-    return read_yaml_mapping(args.config, what="training config")
+    return load_config(args.config, overrides)
 
 
-def _run_circuit(cfg: dict) -> Optional[CircuitConfig]:
-    """The circuit a training config simulates (optimizer.solver.circuit), or None for a digital config."""
-    solver = (cfg.get("optimizer") or {}).get("solver") or {}
-    if solver.get("backend", "numpy") != "circuit":
+def _run_circuit(cfg) -> Optional[CircuitConfig]:
+    """The circuit a training config simulates (optimizer.solver.circuit), or None for a digital config; read by
+    the function the training solver reads it with."""
+    solver = cfg.optimizer.solver
+    if solver.backend != "circuit":
         return None
-    circuit = solver.get("circuit") or "rram"
-    if isinstance(circuit, str):
-        return CircuitConfig.preset(circuit)
-    from amc.config import from_dict
-    return from_dict(circuit, source="training config optimizer.solver.circuit")
+    from amc.protocol import circuit_from_spec
+    return circuit_from_spec(solver.circuit, "optimizer.solver")
 
 
-def _priced_hw(cfg: dict, args) -> tuple[HardwareCostModel, str]:
+def _priced_hw(cfg, args) -> tuple[HardwareCostModel, str]:
     """Priced = simulated: the run's own circuit (levels, op-amp, converter bits) unless --preset/--config override
     it, which the returned note says."""
     run = _run_circuit(cfg)
@@ -281,7 +266,7 @@ def _add_verdict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--double-buffered", action="store_true", help="program a spare array set while one serves")
 
 
-def training_main(argv: list[str], load_training_config=None) -> int:
+def training_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="amc cost training", description="K-FAC cost per step and per epoch, and with "
                                 "--study to the target accuracy, against three digital baselines.")
     p.add_argument("config", help="training YAML (configs/train/*.yaml)")
@@ -299,8 +284,8 @@ def training_main(argv: list[str], load_training_config=None) -> int:
     from amc.cost.verdict import verdict
     if args.columns_per_adc < 1 or args.repeats < 1 or (args.engine_units is not None and args.engine_units < 1):
         raise InputError("--columns-per-adc, --repeats and --engine-units must be positive integers")
-    cfg = _read_training_config(args, load_training_config)
-    layers, inverse_every, batch, n_train = _training_layers(cfg, args)
+    cfg = _read_training_config(args)
+    layers, inverse_every, batch, n_train = _training_layers(cfg)
     hw, circuit_note = _priced_hw(cfg, args)
     flow = _dataflow(args)
     study = read_study(args.study) if args.study else None
@@ -322,8 +307,8 @@ def training_main(argv: list[str], load_training_config=None) -> int:
                             args.parallel_arrays, **scales)
     node = DigitalNode(precision=args.precision,
                        units=sum(analog.array_sizes) if args.engine_units is None else args.engine_units)
-    shape = CnnShape(channels=layers[0].g_dim, pool=args.pool or int((cfg.get("model") or {}).get("pool", 4)),
-                     kernel=int((cfg.get("model") or {}).get("kernel", 5)), classes=layers[-1].g_dim, batch=batch)
+    shape = CnnShape(channels=layers[0].g_dim, pool=cfg.model.pool, kernel=cfg.model.kernel,
+                     classes=layers[-1].g_dim, batch=batch)
     result = verdict(analog, layers, inverse_every, node, _gpu(args), hw.static.logic_leakage_fraction,
                      args.repeats, shape, study)
     entries = result["entries"]
@@ -698,14 +683,12 @@ COMMANDS = {"circuit": circuit_main, "training": training_main, "network": netwo
             "study": study_main, "breakeven": breakeven_main}
 
 
-def cost_main(argv: list[str], load_training_config=None) -> int:
-    """``load_training_config``: training's own config loader (the `amc` command passes it), so `cost training`
-    refuses exactly what `amc train` refuses."""
+def cost_main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     if argv[0] not in COMMANDS:
-        raise InputError(f"unknown cost command {argv[0]!r}; use one of {', '.join(COMMANDS)}")
-    if argv[0] == "training":
-        return training_main(argv[1:], load_training_config)
+        from amc.cli import suggestion
+        raise InputError(f"unknown cost command {argv[0]!r}{suggestion(argv[0], COMMANDS)}; use one of "
+                         f"{', '.join(COMMANDS)}")
     return COMMANDS[argv[0]](argv[1:])

@@ -1,4 +1,4 @@
-"""`amc sweep` and `amc plot`."""
+"""`amc sweep`: run a YAML sweep study on the engine (workflow/engine.py)."""
 from __future__ import annotations
 
 import argparse
@@ -31,16 +31,16 @@ def sweep_main(argv: list[str]) -> int:
                         help="how worker processes start (default spawn)")
     args = parser.parse_args(argv)
 
-    from .engine import default_out_dir, pending_points, run_sweep
-    from .spec import load_sweep
+    from workflow.engine import default_out_dir, pending_points, run_sweep
+    from workflow.spec import load_sweep
 
     sweep = load_sweep(args.sweep)
     out_dir = Path(args.out) if args.out else default_out_dir(sweep)
     for note in sweep.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
-        from .engine import _refuse_another_sweep
-        from .store import RECORDS, read_records
+        from workflow.engine import _refuse_another_sweep
+        from workflow.store import RECORDS, read_records
         _refuse_another_sweep(sweep, out_dir, read_records(out_dir / RECORDS)[0])
         todo, latest = pending_points(sweep, out_dir, args.retry_failed)
         todo_ids = {p.id for p in todo}
@@ -66,36 +66,3 @@ def sweep_main(argv: list[str]) -> int:
     if report.figures:
         print(f"figures: {len(report.figures)} file(s) in {out_dir / 'figures'}")
     return 130 if report.interrupted else 0
-
-
-def plot_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="amc plot", description="Draw the figures (PNG and SVG) of a results "
-                                                                  "directory of `amc sweep` or `make sim`.")
-    parser.add_argument("results", help="results directory (holding records.jsonl)")
-    parser.add_argument("--only", nargs="*", help="figure names to draw (default: chosen from the swept keys)")
-    parser.add_argument("--x", help="any swept key or metric for the x axis (with --y): one figure of any study")
-    parser.add_argument("--y", help="a metric (or key) for the y axis, e.g. relative_error")
-    parser.add_argument("--hue", help="a key whose values become separate curves (other swept keys but seeds "
-                                      "always do)")
-    args = parser.parse_args(argv)
-    from .plots import load, plot_results
-    directory = Path(args.results)
-    if not directory.is_dir():
-        raise ConfigError(f"results directory not found: {directory}")
-    if (args.x or args.y or args.hue) and args.only:
-        raise ConfigError("--only names built-in figures; --x/--y/--hue draw one figure of your choice: use one")
-    records_path = directory / "records.jsonl"
-    if not records_path.exists():
-        raise ConfigError(f"{directory}: no records.jsonl (not the results directory of a sweep or of make sim)")
-    if not load(directory)[0]:
-        size = records_path.stat().st_size
-        raise ConfigError(f"{records_path}: no complete record" + (f" in its {size} bytes (damaged?)" if size else
-                                                                     " (empty: the sweep has not finished a point)"))
-    figures = plot_results(directory, sweep_plots=args.only, x=args.x, y=args.y, hue=args.hue)
-    if not figures:
-        print(f"no built-in figure applies to the records in {directory}; draw one with "
-              "--x KEY --y METRIC [--hue KEY]")
-        return 0
-    for path in figures:
-        print(path)
-    return 0

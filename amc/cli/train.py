@@ -1,19 +1,18 @@
-"""Entry point ``train_main(argv) -> int`` (dispatched by ``amc train``), also ``python -m training.cli train CONFIG
-[--set k=v ...]``. A compare study runs on the sweep engine, so ``amc compare`` lives in workflow/compare_study.py:
-training/ does not import workflow/.
+"""`amc train CONFIG [--set k=v ...]`: train the letter classifier (training/loop.py).
 
-Exit codes: 0 success, 1 training or solver failure (non-finite values, a solver stop), 2 bad configuration,
-arguments or data (missing/corrupt files, an unusable $AMC_DATA_DIR), or an output directory that cannot be
-written, 130 Ctrl-C.
+The config is read once, by training's own loader (``training.config.load_config``), which `amc cost training`
+uses too. Errors take the one path of amc/cli/__init__.py: bad configuration, arguments or data (missing/corrupt
+files, an unusable $AMC_DATA_DIR), a run that could not go on (non-finite values, a solver stop, a damaged
+checkpoint) or an output directory that cannot be written give one line and exit code 2; Ctrl-C 130.
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 
-def _common(ap: argparse.ArgumentParser) -> None:
+def add_config_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments `amc train` and `amc compare` share: the YAML file, its --set overrides, --out, --no-progress."""
     ap.add_argument("config", help="YAML configuration file")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value with a dotted key, e.g. --set optimizer.lr=0.01 (repeatable)")
@@ -21,52 +20,27 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _parse_and_load(ap: argparse.ArgumentParser, argv, loader, extra_overrides=lambda args: []):
-    """Parse the arguments and load the config with its ``--set`` overrides; (args, config) or (args, None)
-    after printing the configuration error."""
-    from .config import ConfigError
-
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else []) + extra_overrides(args)
-    try:
-        return args, loader(args.config, overrides)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return args, None
+def load_with_overrides(args: argparse.Namespace, loader: Callable, extra: Sequence[str] = ()):
+    """The config of ``args.config`` through ``loader`` with the --set overrides (and --no-progress) applied."""
+    overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else []) + list(extra)
+    return loader(args.config, overrides)
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
-    from .config import load_config
-    from .data import DataError
+    from amc.errors import AmcError
+    from training.config import load_config
 
     ap = argparse.ArgumentParser(prog="amc train", description="Train the letter classifier (SGD, Adam or K-FAC).")
-    _common(ap)
+    add_config_arguments(ap)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
-    args, cfg = _parse_and_load(ap, argv, load_config, lambda a: ["train.resume=false"] if a.fresh else [])
-    if cfg is None:
-        return 2
-    from .loop import TrainingError, train
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    cfg = load_with_overrides(args, load_config, ["train.resume=false"] if args.fresh else [])
+    from training.loop import train
 
     try:
         res = train(cfg, out_dir=args.out)
-    except DataError as exc:
-        print(f"data error: {exc}", file=sys.stderr)
-        return 2
-    except TrainingError as exc:     # a run that could not go on (diverged, circuit failure with stop): rc 2
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # read-only or full output directory
-        print(f"error: cannot write {exc.filename or 'the results'}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
     except ImportError as exc:
-        print(f"error: {exc} (the circuit backend needs the amc package and ngspice)", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        from amc.errors import AmcError
-        if not isinstance(exc, AmcError):
-            raise
-        print(f"error: {exc}", file=sys.stderr)     # e.g. ngspice missing: never silently digital
-        return 2
+        raise AmcError(f"{exc} (the circuit backend needs the amc package and ngspice)") from None
     f = res.final
     print(f"{cfg.name}: {res.stopped} after {res.steps} steps ({res.steps / res.steps_per_epoch:.2f} epochs); "
           f"test accuracy {f.get('test_acc', float('nan')):.4f}, train accuracy {f.get('train_acc', float('nan')):.4f}, "
@@ -74,20 +48,6 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     if res.optimizer_stats:
         print(f"optimizer stats: {res.optimizer_stats}")
     if f.get("hardware"):
-        from .report import hardware_line
+        from training.report import hardware_line
         print(f"hardware ({f['hardware']['method']}): {hardware_line(f['hardware'])}")
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train_main}
-    if not argv or argv[0] not in commands:
-        print("usage: python -m training.cli train CONFIG [--set key=value ...] (a compare study: amc compare)",
-              file=sys.stderr)
-        return 2
-    return commands[argv[0]](argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflow.cli import main
+from amc.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

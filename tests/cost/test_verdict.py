@@ -13,7 +13,7 @@ from amc.cost.node import DigitalNode, kfac_engine_cost
 from amc.cost.to_target import CnnShape
 from amc.cost.workloads import Dataflow, LayerFactors, cnn4, kfac_flops, reference_cnn, resnet18_cifar
 from amc.errors import InputError
-from workflow.cli import main
+from amc.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RRAM_IC_CONFIG = ROOT / "configs/train/emnist-am64-kfac-rram-ic.yaml"

@@ -16,7 +16,7 @@ from amc.hw.runner import session
 from workflow.matrices import random_spd
 
 ROOT = Path(__file__).resolve().parents[2]
-AMC = [sys.executable, "-m", "workflow.cli"]
+AMC = [sys.executable, "-m", "amc.cli"]
 
 
 def _write_system(tmp_path, n=6, seed=0):

@@ -152,7 +152,7 @@ def test_a_user_subcircuit_runs_end_to_end_and_its_deck_is_self_contained(tmp_pa
                                    "opamp": {"subckt": str(lib), "name": "myamp", "supply_v": 2.5,
                                              "pins": ["out", "vcc", "vee", "inm", "inp"]}}))
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-m", "workflow.cli", "solve", "--config", str(cfg), "--matrix",
+    run = subprocess.run([sys.executable, "-m", "amc.cli", "solve", "--config", str(cfg), "--matrix",
                           str(tmp_path / "H.npy"), "--rhs", str(tmp_path / "g.npy"), "--json"],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -162,7 +162,7 @@ def test_a_user_subcircuit_runs_end_to_end_and_its_deck_is_self_contained(tmp_pa
     # continuous cells: the error left is the measured finite gain of the loaded amplifier, well under 1 %
     assert np.linalg.norm(x - exact) / np.linalg.norm(exact) < 1e-2
     deck_path = tmp_path / "inv.cir"
-    run = subprocess.run([sys.executable, "-m", "workflow.cli", "netlist", "--config", str(cfg), "--matrix",
+    run = subprocess.run([sys.executable, "-m", "amc.cli", "netlist", "--config", str(cfg), "--matrix",
                           str(tmp_path / "H.npy"), "--rhs", str(tmp_path / "g.npy"), "-o", str(deck_path)],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -233,7 +233,7 @@ def test_characterise_cli_measures_a_user_file_through_its_pin_order(tmp_path):
     lib = tmp_path / "myamp.lib"
     lib.write_text(USER_AMP.format(models=opamp_models.TRANSISTOR_LIBRARY.read_text()))
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    cmd = [sys.executable, "-m", "workflow.cli", "characterise", "opamp", str(lib), "--name", "myamp", "--supply", "2.5"]
+    cmd = [sys.executable, "-m", "amc.cli", "characterise", "opamp", str(lib), "--name", "myamp", "--supply", "2.5"]
     run = subprocess.run(cmd + ["--pins", "out,vcc,vee,inm,inp", "--json"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout)

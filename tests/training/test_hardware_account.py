@@ -93,7 +93,7 @@ optimizer:
     max_relative_residual: 1.0e-30
 train: {{epochs: 1, batch_size: 32, evals_per_epoch: 1, out_dir: "{tmp_path / 'out'}", progress: false}}
 """)
-    run = subprocess.run([sys.executable, "-m", "training.cli", "train", str(config)], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "amc.cli", "train", str(config)], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "*** FALLBACKS 100.0% ***" in run.stdout and "residual above limit" in run.stdout
@@ -122,7 +122,7 @@ base:
 grid:
   seed: [0, 1]
 """)
-    run = subprocess.run([sys.executable, "-m", "workflow.cli", "sweep", str(sweep), "--out", str(tmp_path / "o")],
+    run = subprocess.run([sys.executable, "-m", "amc.cli", "sweep", str(sweep), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 2, run.stdout + run.stderr
     assert "training.optimizer.solver.circuit" in run.stderr and "Traceback" not in run.stderr
@@ -134,7 +134,7 @@ optimizer:
   name: kfac
   solver: {backend: circuit, circuit: {preset: rram, method: {name: hp-inv}}}
 """)
-    run = subprocess.run([sys.executable, "-m", "training.cli", "train", str(direct)], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "amc.cli", "train", str(direct)], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert run.returncode == 2 and "optimizer.solver.circuit.method" in run.stderr and str(direct) in run.stderr
 
@@ -151,7 +151,7 @@ train: {{epochs: 1, batch_size: 32, out_dir: "{tmp_path / 'out'}", progress: fal
 """)
     import os
     env = dict(os.environ, NGSPICE_LIBRARY_PATH=str(tmp_path / "missing" / "libngspice.so"))
-    run = subprocess.run([sys.executable, "-m", "training.cli", "train", str(config)], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "amc.cli", "train", str(config)], capture_output=True, text=True,
                          cwd=ROOT, timeout=300, env=env)
     assert run.returncode != 0 and "ngspice" in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert "completed" not in run.stdout

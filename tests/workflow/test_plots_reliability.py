@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from workflow import plots
-from workflow.cli import main
+from amc.cli import main
 
 
 def _write(directory: Path, records: list[dict], meta: dict) -> Path:

@@ -76,7 +76,7 @@ RESUME_SWEEP = """
 
 
 def _start(path: Path, out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([PYTHON, "-m", "workflow.cli", "sweep", str(path), "--out", str(out), "--workers", "1",
+    return subprocess.Popen([PYTHON, "-m", "amc.cli", "sweep", str(path), "--out", str(out), "--workers", "1",
                              "--no-plots", "--no-progress", *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -149,7 +149,7 @@ def test_plots_for_a_small_sweep(write_sweep, tmp_path):
     assert all(p.stat().st_size > 1000 for p in report.figures)
     svg = (out / "figures" / "error_vs_levels.svg").read_text()
     assert "conductance levels per device" in svg and "relative error" in svg
-    proc = subprocess.run([PYTHON, "-m", "workflow.cli", "plot", str(out)], capture_output=True, text=True,
+    proc = subprocess.run([PYTHON, "-m", "amc.cli", "plot", str(out)], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0 and "error_vs_gain.png" in proc.stdout, proc.stderr
 

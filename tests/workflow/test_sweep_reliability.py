@@ -49,7 +49,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 def test_kill_9_of_the_sweep_ends_its_workers_and_resource_tracker(write_sweep, tmp_path):
     path = write_sweep(SLOW)
-    proc = subprocess.Popen([PYTHON, "-m", "workflow.cli", "sweep", str(path), "--out", str(tmp_path / "out"),
+    proc = subprocess.Popen([PYTHON, "-m", "amc.cli", "sweep", str(path), "--out", str(tmp_path / "out"),
                              "--workers", "2", "--no-plots", "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -102,7 +102,7 @@ def test_sweep_cli_problems_are_one_line(write_sweep, tmp_path, extra, message):
     path = write_sweep(SLOW)
     if "--out" not in extra:
         extra = extra + ["--out", str(tmp_path / "out")]
-    run = subprocess.run([PYTHON, "-m", "workflow.cli", "sweep", str(path), "--no-progress", "--no-plots", *extra],
+    run = subprocess.run([PYTHON, "-m", "amc.cli", "sweep", str(path), "--no-progress", "--no-plots", *extra],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and message in run.stderr, run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1

@@ -88,7 +88,7 @@ def test_missing_sweep_file():
 def test_cli_prints_one_line_before_running(write_sweep, tmp_path):
     path = write_sweep("grid: {device.levelz: [4]}", name="oops.yaml")
     out = tmp_path / "out"
-    proc = subprocess.run([PYTHON, "-m", "workflow.cli", "sweep", str(path), "--out", str(out)],
+    proc = subprocess.run([PYTHON, "-m", "amc.cli", "sweep", str(path), "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -98,7 +98,7 @@ def test_cli_prints_one_line_before_running(write_sweep, tmp_path):
 
 def test_dry_run_lists_points(write_sweep, tmp_path):
     path = write_sweep("grid: {device.levels: [4, 8], seed: [0, 1, 2]}")
-    proc = subprocess.run([PYTHON, "-m", "workflow.cli", "sweep", str(path), "--dry-run", "--out", str(tmp_path / "o")],
+    proc = subprocess.run([PYTHON, "-m", "amc.cli", "sweep", str(path), "--dry-run", "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "6 point(s), 0 done, 6 to run" in proc.stdout
