@@ -61,3 +61,18 @@ def test_hpinv_solves_in_a_path_with_a_space(installed):
                           "h = np.array([[2.0, -0.5], [-0.5, 1.5]])\n"
                           "print(MethodSolver('rram', method='hp-inv', iterations=3).solve(h, np.ones(2)).relative_error)")
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_console_script_runs_the_cli_package(installed):
+    """The installed `amc` script is amc.cli:main: it answers --help and sends a typo to the nearest command."""
+    target, elsewhere = installed
+    script = target / "bin" / "amc"
+    assert "from amc.cli import main" in script.read_text()
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(elsewhere)}
+    run = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=elsewhere,
+                         env=env)
+    assert run.returncode == 0 and run.stdout.startswith("usage: amc COMMAND"), run.stderr[-2000:]
+    run = subprocess.run([sys.executable, str(script), "sweeep"], capture_output=True, text=True, cwd=elsewhere,
+                         env=env)
+    assert run.returncode == 2 and "did you mean 'sweep'?" in run.stderr, run.stderr[-2000:]
