@@ -115,3 +115,17 @@ def test_model_arch_switch_and_reference_unchanged():
 def test_bad_model_arch_is_one_clear_error(model, match):
     with pytest.raises(ConfigError, match=match):
         config_from_dict({"model": model})
+
+
+def test_compare_points_name_the_arch_only_when_it_is_not_the_reference():
+    """A reference study's point ids (sha1 of the spec) are those it had before model.arch existed: resumable."""
+    from training.config import compare_config_from_dict
+    from workflow.compare_study import _point
+    base = {"optimizers": [{"label": "sgd", "optimizer": {"name": "sgd"}}]}
+    ref = compare_config_from_dict(base)
+    cnn = compare_config_from_dict({**base, "model": {"arch": "cnn4"}})
+    p_ref = _point(ref, "final", ref.optimizers[0], 0.03, 0, None, 1.0, None, 0)
+    p_cnn = _point(cnn, "final", cnn.optimizers[0], 0.03, 0, None, 1.0, None, 0)
+    assert "arch" not in p_ref.spec["training"]["model"] and p_cnn.spec["training"]["model"]["arch"] == "cnn4"
+    assert p_ref.id != p_cnn.id
+    assert p_ref.id == "02b3d48d0b47"               # printed by main at 4bd7422, before model.arch existed
