@@ -152,12 +152,16 @@ class TemplateStore:
         while len(self.templates) > capacity:
             self.templates.popitem(last=False)
 
-    def fail(self, key: tuple, kind: str, reason: str) -> None:
+    def fail(self, key: tuple, kind: str, reason: str, fallback: bool = True) -> None:
+        """Record and log a failed check; ``fallback``: the topology is verified by ngspice at every programming
+        from now on (otherwise only this programming is)."""
         self.failures.append(Failure(key, kind, reason))
         del self.failures[:-100]           # the latest hundred: bounded over a long run
-        self.fallback.add(key)
-        _log.warning("re-stamped programming: %s failed on a %s array (%s); this topology is now verified by "
-                     "ngspice at every programming", kind, shape_label(key), reason)
+        if fallback:
+            self.fallback.add(key)
+        _log.warning("re-stamped programming: %s failed on a %s array (%s); %s", kind, shape_label(key), reason,
+                     "this topology is now verified by ngspice at every programming" if fallback else
+                     "this programming is verified by ngspice")
 
     def due(self, key: tuple, template: Optional[Template], verify_every: int) -> bool:
         """Must this programming of topology ``key`` be verified by ngspice? The first of a topology, every
