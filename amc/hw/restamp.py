@@ -24,6 +24,10 @@ inverse update) and the blocks of BlockAMC share them. At most ``simulation.temp
 (least recently used dropped). Which programmings were verified and which re-stamped is counted per array
 (``OperationCounts.programmings_verified`` / ``programmings_restamped``) and so reaches every Solution and the
 training account.
+
+This module is written for INV arrays; ``Template``, ``TemplateStore`` (with its LRU and fallback set), the cheap
+check and ``topology_sections`` are shared with MVM arrays (``amc.hw.mvm_restamp``: its templates sit in the same
+store under ("mvm", rows, cols) keys and also re-stamp the TIA feedback resistors).
 """
 from __future__ import annotations
 
@@ -83,7 +87,7 @@ class Template:
     _schur: object = None          # SchurFactor (built at the first re-stamp), False where it does not apply
     lines: int = 0                 # the array's larger dimension (Schur's size limit); 0: n of a square INV array
 
-    def restamp(self, mapped, kind: str = "auto") -> CircuitMatrix:
+    def restamp(self, mapped: "MappedArray | np.ndarray", kind: str = "auto") -> CircuitMatrix:
         """ngspice's matrix with this programming's cells, factored: ``"auto"`` (Schur where it applies, else
         SuperLU), ``"schur"``, ``"sparse"`` or ``"dense"``. ``mapped``: an INV array's MappedArray, or the
         re-stamped resistors' conductances in the order of ``positions`` (an MVM array's cells and feedback)."""

@@ -49,8 +49,8 @@ ngspice) and the MVM's response (``mvm_response``: ``circuit`` = every slice arr
 ngspice -- its quasi-static batch at the first and every simulation.verify_every-th programming of an array
 topology, ngspice's own matrix of that topology re-stamped in between (amc/hw/mvm_restamp.py) --
 ``closed-form`` = the MVM's analytic response, a comparison only, exact for ideal converters and no wires, which
-ngspice matches to ~1e-9) -- and then applies them by matmul. Both circuits are linear (the op-amps sit in feedback, so their output
-limiter is divided by the loop gain; auto-ranging I0 and ideal converters are scale-free), so this is the same
+ngspice matches to ~1e-9) -- and then applies them by matmul. Both circuits are linear (the op-amps sit in
+feedback, so their output limiter is divided by the loop gain; auto-ranging I0 and ideal converters are scale-free), so this is the same
 computation as per-solve, at a fraction of the ngspice runs; a test holds the two to each other. Devices with read
 noise (a different answer every read) are refused in ``extracted`` mode. Extracted operators are cached per H
 (``cache_size`` systems, least recently used dropped): one physical array set per K-FAC block. Operation counts
