@@ -161,3 +161,14 @@ def test_hpinv_extracted_operators_report_the_mvms_restamped_programmings(spd):
     assert "2 programmings verified by ngspice, 2 re-stamped" in repr(sol.operations)
     closed = MethodSolver(cfg, mvm_response="closed-form", **opts).solve(h, g)
     assert np.linalg.norm(sol.x - closed.x) <= 1e-8 * np.linalg.norm(closed.x)
+
+
+@pytest.mark.parametrize("setting", [{"simulation.verify_every": 1}, {"simulation.engine": "ngspice"}])
+def test_without_restamping_every_programming_is_ngspices_batch(setting):
+    cfg = config("ideal", **setting)
+    for seed in (1, 2):
+        mvm, h = programmed(cfg, (4, 5), seed)
+        mvm.response(h)
+        assert (mvm.counts.programmings_verified, mvm.counts.programmings_restamped) == (1, 0)
+        assert mvm.counts.ngspice_runs == 1                        # the batch, no matrix export
+    assert not restamp.store().templates
