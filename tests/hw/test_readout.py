@@ -180,3 +180,19 @@ def test_measured_response_read_ranges_to_the_drive_limit_as_ngspice_solves_do()
     assert v_max == pytest.approx(config.io.target_swing * drive, abs=0.5 * readout.swing_limit / 127)
     solve = array.solve(g)
     assert solve.rescales == 1 and read.i0_a == pytest.approx(solve.i0_a, rel=1e-4)
+
+
+def test_read_out_strategies_and_results_print_one_short_line():
+    config = CircuitConfig.preset("ideal-dynamic").replace(**{"io.adc_bits": 8})
+    array = InvArray(config).program(random_spd(3, seed=2))
+    currents = array.readout.dac(np.ones(3), array.readout.initial_i0(array.mapped, np.ones(3)))
+    spec = analyses.transient_spec(config, array.mapped, array.lambda_min)
+    transient = analyses.Transient(config, array.rng, spec)
+    steady = analyses.steady_state(config, array.rng, (object(),), dict(array.engine_stats))
+    objects = [array.readout, steady, transient, steady.run(array.mapped, currents[:, None]),
+               transient.run(array.mapped, currents),
+               array.readout.auto_range(array.mapped, np.ones((3, 1)), lambda i: (-1e4 * i, np.zeros(i.shape[1]), np.zeros(i.shape[1])))]
+    for obj in objects:
+        text = repr(obj)
+        assert "\n" not in text and len(text) < 120, text
+    assert "8-bit ADC" in repr(array.readout) and "auto-ranged" in repr(array.readout)
