@@ -337,7 +337,7 @@ def seed(config, n: int) -> Template:
     array = InvArray(config).program(np.eye(n))
     mapped = array.mapped
     currents = np.zeros(n)
-    currents[0] = 0.05 * array._initial_i0(mapped, np.eye(n)[:, 0])
+    currents[0] = 0.05 * array.readout.initial_i0(mapped, np.eye(n)[:, 0])
     cell = re.compile(r"^r[pn]_(\d+)_(\d+) ")
 
     def diagonal_only(line: str) -> bool:
