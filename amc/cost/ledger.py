@@ -109,7 +109,7 @@ def settle_of_matrix(h: np.ndarray, hw: HardwareCostModel, g: Optional[np.ndarra
     g = np.ones(mapped.n) if g is None else np.asarray(g, dtype=float).reshape(mapped.n, -1)[:, 0]
     if array.scaling is not None:
         g = g * array.scaling
-    currents = array._currents(g, array._initial_i0(mapped, g))
+    currents = array.readout.dac(g, array.readout.initial_i0(mapped, g))
     return settle_cost(mapped, currents, hw.circuit)
 
 

@@ -356,9 +356,14 @@ class AnalogMVM:
                          operations=self.operations - ops0, arrays=len(arrays), rescales=rescales, netlist=first_deck)
 
     def response(self, h: np.ndarray) -> np.ndarray:
-        """The programmed arrays' linear response to H (what ``multiply(H, I)`` returns), measured with one
-        quasi-static ngspice batch per array (unit input on column r at t = r; pole-free TIAs, so every time
-        point is an operating point). Simulation bookkeeping: only the ngspice runs are counted."""
+        """The programmed arrays' linear response to H (what ``multiply(H, I)`` returns): every array's TIA outputs
+        for a unit input on each column alone. ngspice measures them with one quasi-static batch per array (unit
+        input on column r at t = r; pole-free TIAs, so every time point is an operating point) at the first
+        programming of an array topology and every ``simulation.verify_every``-th; the programmings between
+        re-stamp their resistors into ngspice's exported matrix of that topology (``amc.hw.mvm_restamp``), counted
+        as ``programmings_verified`` / ``programmings_restamped``. Simulation bookkeeping: only the ngspice runs
+        and the programmings' verification are counted."""
+        from amc.hw import mvm_restamp
         arrays = self.program(h)
         if self.config.io.adc_bits is not None or self.config.io.dac_bits is not None or \
                 self.config.device.read_noise_sigma > 0:
@@ -366,27 +371,42 @@ class AnalogMVM:
                               "multiply() per read instead")
         m, n = self._shape
         out = np.zeros((m, n))
-        ng = session()
         runs0 = session().runs
         try:
             for arr in arrays:
-                rows, cols = arr.g_pos.shape
-                volts = self.read_voltage * np.eye(cols)
-                deck = build_mvm_deck(arr.g_pos, arr.g_neg, volts, arr.rf, self.config,
-                                      header=f"slice weight {arr.weight:.6g} per digit (response batch)")
-                ng.load(deck)
-                raw = ng.run(["time"] + [f"out_{i}" for i in range(rows)], command=f"tran 1 {max(cols - 1, 1)} 0 1")
-                ng.clean()
-                samples = np.arange(cols, dtype=float)
-                v = np.stack([np.interp(samples, raw["time"], raw[f"out_{i}"]) for i in range(rows)])
+                v, restamped = mvm_restamp.response(self.config, arr.g_pos, arr.g_neg, arr.rf, self.read_voltage,
+                                                    lambda: self.export_deck(arr), lambda: self.batch_outputs(arr))
+                self.counts.add(**{"programmings_restamped" if restamped else "programmings_verified": 1})
                 if self.gain_calibration:
                     v = v * (1.0 + (1.0 + arr.rf * arr.row_total) / self.config.opamp.gain)[:, None]
                 current = -v / arr.rf
                 out[arr.rows, arr.cols] += arr.weight * current / (arr.g_unit * self.read_voltage)
         finally:
-            ng.clean()
             self.counts.add(ngspice_runs=session().runs - runs0)
         return out
+
+    def batch_outputs(self, arr: SliceArray) -> np.ndarray:
+        """(rows, cols) TIA outputs of ngspice's quasi-static batch: read_voltage on column r alone at t = r."""
+        rows, cols = arr.g_pos.shape
+        deck = build_mvm_deck(arr.g_pos, arr.g_neg, self.read_voltage * np.eye(cols), arr.rf, self.config,
+                              header=f"slice weight {arr.weight:.6g} per digit (response batch)")
+        ng = session()
+        try:
+            ng.load(deck)
+            raw = ng.run(["time"] + [f"out_{i}" for i in range(rows)], command=f"tran 1 {max(cols - 1, 1)} 0 1")
+        finally:
+            ng.clean()
+        samples = np.arange(cols, dtype=float)
+        return np.stack([np.interp(samples, raw["time"], raw[f"out_{i}"]) for i in range(rows)])
+
+    def export_deck(self, arr: SliceArray) -> str:
+        """The .op deck of the programmed array with read_voltage on column 0, saving every vector (what ngspice
+        exports its matrix from)."""
+        volts = np.zeros(arr.g_pos.shape[1])
+        volts[0] = self.read_voltage
+        deck = build_mvm_deck(arr.g_pos, arr.g_neg, volts, arr.rf, self.config,
+                              header=f"slice weight {arr.weight:.6g} per digit (matrix export)")
+        return "\n".join(line for line in deck.splitlines() if not line.startswith(".save ")) + "\n"
 
     def _vectors(self, arr: SliceArray) -> list[str]:
         return [f"out_{i}" for i in range(arr.g_pos.shape[0])] + list(SUPPLY_VECTORS)

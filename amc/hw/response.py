@@ -65,7 +65,7 @@ def measure_response(array: "InvArray") -> Response:
     # Unit row currents at 1/20 of the auto-ranged I0: the op-amp limiter's compression grows as (V/Vsat)^p, so at
     # this amplitude the circuit is linear to far below ngspice's tolerance, and the matrix engine answers every
     # column (at the full target swing it hands some back to the slow plain-ngspice batch).
-    scales = 0.05 * np.array([array._initial_i0(mapped, np.eye(n)[:, c]) for c in range(n)])
+    scales = 0.05 * np.array([array.readout.initial_i0(mapped, np.eye(n)[:, c]) for c in range(n)])
     currents = np.diag(scales)
     nodes = ([output_node(j) for j in range(n)] + [f"nout_{j}" for j in range(n)] + [f"row_{i}" for i in range(n)])
     # With an input offset, a last column of zero input measures what the offsets alone produce.
@@ -95,7 +95,7 @@ def measure_response(array: "InvArray") -> Response:
     nu = None
     d = cfg.device
     if d.drift_nu > 0:
-        nu = np.maximum(d.drift_nu + d.drift_nu_sigma * array._rng.standard_normal((2, n, n)), 0.0)
+        nu = np.maximum(d.drift_nu + d.drift_nu_sigma * array.rng.standard_normal((2, n, n)), 0.0)
     # Only an input offset moves the zero-input outputs; otherwise they are 0 up to the limiter's linearisation.
     v_zero = zero[:n, 0].copy()
     return Response(per_amp[:n], per_amp[n:2 * n], per_amp[2 * n:], power, v_zero, nu)
@@ -167,7 +167,6 @@ def read_settles(array: "InvArray", g: np.ndarray, seconds_since_programming: fl
     columns = g.reshape(n, -1)
     d = array.scaling
     cols = columns * d[:, None] if d is not None else columns
-    io = array.config.io
     noisy = array.per_solve_noise
     drift = resp.nu is not None and seconds_since_programming > array.config.device.drift_t0_s
     static = None if (noisy or drift) else mapped
@@ -175,34 +174,27 @@ def read_settles(array: "InvArray", g: np.ndarray, seconds_since_programming: fl
         static = conductances_at(array, seconds_since_programming, None)
     k = cols.shape[1]
     outputs, saturated, i0s = np.zeros((n, k)), np.zeros((n, k), dtype=bool), np.zeros(k)
-    attempts = io.max_rescales + 1 if io.i0_a is None else 1
+    readout = array.readout
     settles = rescales = 0
+
+    def settle(currents: np.ndarray) -> tuple:
+        """One read per column: this read's conductances (a fresh draw when noisy), V from the measured response."""
+        v = np.zeros(currents.shape)
+        for c in range(currents.shape[1]):
+            read = static if static is not None else conductances_at(array, seconds_since_programming, array.rng)
+            v[:, c] = resp.v_zero + (resp.r_out @ currents[:, c] if read is mapped else
+                                     _perturbed_voltages(resp, mapped, read, currents[:, c]))
+        # no output-current sensing in the linear response: the auto-range aims at the drive limit instead
+        return v, np.zeros(currents.shape[1]), np.zeros(currents.shape[1])
+
     for c in range(k):
-        gc = cols[:, c]
-        if not np.any(gc):
-            continue
-        i0 = array._initial_i0(mapped, gc)
-        for attempt in range(attempts):
-            currents = array._currents(gc, i0)
-            read = static if static is not None else conductances_at(array, seconds_since_programming, array._rng)
-            v = resp.v_zero + (resp.r_out @ currents if read is mapped else
-                               _perturbed_voltages(resp, mapped, read, currents))
-            settles += 1
-            sat = array._is_saturated(v)
-            last = attempt == attempts - 1
-            if sat.any() and not last:
-                i0 *= 0.5 * io.target_swing * array._swing_limit() / np.max(np.abs(v))
-            elif not sat.any() and not last and array._needs_upscale(v):
-                i0 *= io.target_swing * array._swing_limit() / max(np.max(np.abs(v)), 1e-30)
-            else:
-                outputs[:, c], saturated[:, c], i0s[c] = array._adc(v), sat, i0
-                break
-            rescales += 1
+        # column by column, so each column's reads (and noise draws) follow one another as on the chip
+        ranged = readout.auto_range(mapped, cols[:, [c]], settle)
+        outputs[:, c], saturated[:, c], i0s[c] = ranged.outputs[:, 0], ranged.saturated[:, 0], ranged.i0[0]
+        settles, rescales = settles + ranged.settles, rescales + ranged.rescales
     array.counts.add(inv_settles=settles, dac_conversions=n * settles, adc_conversions=n * settles,
                      digital_flops=(2 * n * k if d is not None else 0))
-    gmax = np.max(np.abs(cols), axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.where(i0s > 0, -outputs * mapped.g0 * gmax / np.where(i0s > 0, i0s, 1), 0.0)
+    x = readout.x_from_v(outputs, i0s, cols, mapped.g0)
     if d is not None:
         x = x * d[:, None]
     total, per_column = residuals(array.matrix, x, columns)

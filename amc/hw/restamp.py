@@ -24,6 +24,10 @@ inverse update) and the blocks of BlockAMC share them. At most ``simulation.temp
 (least recently used dropped). Which programmings were verified and which re-stamped is counted per array
 (``OperationCounts.programmings_verified`` / ``programmings_restamped``) and so reaches every Solution and the
 training account.
+
+This module is written for INV arrays; ``Template``, ``TemplateStore`` (with its LRU and fallback set), the cheap
+check and ``topology_sections`` are shared with MVM arrays (``amc.hw.mvm_restamp``: its templates sit in the same
+store under ("mvm", rows, cols) keys and also re-stamp the TIA feedback resistors).
 """
 from __future__ import annotations
 
@@ -53,8 +57,13 @@ NOT_TOPOLOGY = ("name", "device", "io", "simulation")
 def topology_key(config, n: int) -> tuple:
     """What fixes ngspice's matrix apart from the cells: n and every other config section (op-amp model and
     macromodel, inverters, wires, and any section added later)."""
-    return (n,) + tuple((f.name, repr(getattr(config, f.name))) for f in dataclasses.fields(config)
-                        if f.name not in NOT_TOPOLOGY)
+    return (n,) + topology_sections(config)
+
+
+def topology_sections(config) -> tuple:
+    """Every config section that reaches the circuit matrix besides the cells (the part of a key all arrays share)."""
+    return tuple((f.name, repr(getattr(config, f.name))) for f in dataclasses.fields(config)
+                 if f.name not in NOT_TOPOLOGY)
 
 
 def deck_conductances(mapped: "MappedArray") -> np.ndarray:
@@ -76,11 +85,16 @@ class Template:
     cells: tuple                   # (equation of node a, of node b) of every cell, -1 for ground
     since_verified: int = 0        # re-stamped programmings since the last ngspice .op of this topology
     _schur: object = None          # SchurFactor (built at the first re-stamp), False where it does not apply
+    lines: int = 0                 # the array's larger dimension (Schur's size limit); 0: n of a square INV array
 
-    def restamp(self, mapped: "MappedArray", kind: str = "auto") -> CircuitMatrix:
+    def restamp(self, mapped: "MappedArray | np.ndarray", kind: str = "auto") -> CircuitMatrix:
         """ngspice's matrix with this programming's cells, factored: ``"auto"`` (Schur where it applies, else
-        SuperLU), ``"schur"``, ``"sparse"`` or ``"dense"``."""
-        delta = deck_conductances(mapped) - self.conductances
+        SuperLU), ``"schur"``, ``"sparse"`` or ``"dense"``. ``mapped``: an INV array's MappedArray, or the
+        re-stamped resistors' conductances in the order of ``positions`` (an MVM array's cells and feedback)."""
+        conductances = mapped if isinstance(mapped, np.ndarray) else deck_conductances(mapped)
+        if conductances.shape != self.conductances.shape:
+            raise MatrixExportError(f"{conductances.size} conductances for a template of {self.conductances.size}")
+        delta = conductances - self.conductances
         system = self.system.restamped(self.positions, delta)
         schur = self.schur() if kind in ("auto", "schur") else None
         if schur:
@@ -94,7 +108,7 @@ class Template:
         if self._schur is None:
             boundary = np.unique(np.concatenate(self.cells))
             boundary = boundary[boundary >= 0]
-            n = int(round(np.sqrt(self.conductances.size / 2)))
+            n = self.lines or int(round(np.sqrt(self.conductances.size / 2)))
             self._schur = False
             if boundary.size <= SCHUR_MAX_PER_ROW * n:
                 try:
@@ -142,16 +156,31 @@ class TemplateStore:
         while len(self.templates) > capacity:
             self.templates.popitem(last=False)
 
-    def fail(self, key: tuple, kind: str, reason: str) -> None:
+    def fail(self, key: tuple, kind: str, reason: str, fallback: bool = True) -> None:
+        """Record and log a failed check; ``fallback``: the topology is verified by ngspice at every programming
+        from now on (otherwise only this programming is)."""
         self.failures.append(Failure(key, kind, reason))
         del self.failures[:-100]           # the latest hundred: bounded over a long run
-        self.fallback.add(key)
-        _log.warning("re-stamped programming: %s failed on a %dx%d array (%s); this topology is now verified by "
-                     "ngspice at every programming", kind, key[0], key[0], reason)
+        if fallback:
+            self.fallback.add(key)
+        _log.warning("re-stamped programming: %s failed on a %s array (%s); %s", kind, shape_label(key), reason,
+                     "this topology is now verified by ngspice at every programming" if fallback else
+                     "this programming is verified by ngspice")
+
+    def due(self, key: tuple, template: Optional[Template], verify_every: int) -> bool:
+        """Must this programming of topology ``key`` be verified by ngspice? The first of a topology, every
+        verify_every-th and every one of a topology in fallback."""
+        return template is None or key in self.fallback or template.since_verified + 1 >= verify_every
 
     @property
     def nbytes(self) -> int:
         return sum(t.nbytes for t in self.templates.values())
+
+
+def shape_label(key: tuple) -> str:
+    """"rows x cols" of a topology key: an INV key starts with n, an MVM key with ("mvm", rows, cols)."""
+    head = key[0]
+    return f"{head[1]}x{head[2]} MVM" if isinstance(head, tuple) else f"{head}x{head}"
 
 
 _STORE = TemplateStore()
@@ -181,11 +210,10 @@ def measure(array: "InvArray", currents: np.ndarray, nodes: list, linear_rtol: f
     st = store()
     key = topology_key(cfg, n)
     template = st.lookup(key)
-    due = template is None or key in st.fallback or template.since_verified + 1 >= sim.verify_every
-    if not due:
+    if not st.due(key, template, sim.verify_every):
         try:
             result = _restamped(array, template, currents, nodes, linear_rtol)
-            failure = cheap_check_failure(result, array, linear_rtol)
+            failure = cheap_check_failure(result, cfg, linear_rtol, 2 * n)
         except (EngineFallback, MatrixExportError) as exc:
             failure = str(exc).splitlines()[0]
         if failure is None:
@@ -194,7 +222,7 @@ def measure(array: "InvArray", currents: np.ndarray, nodes: list, linear_rtol: f
         st.fail(key, "cheap check", failure)
     result, system = _verified(array, currents, nodes, linear_rtol)
     if template is not None and key not in st.fallback:
-        failure = spot_check_failure(template, array, system)
+        failure = spot_check_failure(template, array.mapped, system, cfg.opamp.quiescent_current_a)
         if failure is not None:
             st.fail(key, "spot check", failure)
     if not result.rejected:                # a linear operating point: the freshest template of this topology
@@ -243,31 +271,31 @@ def _restamped(array: "InvArray", template: Template, currents: np.ndarray, node
                           o.v_sat, o.saturation_sharpness, ENGINE_VERIFY_RTOL, linear_rtol, None, None)
 
 
-def cheap_check_failure(result: MatrixSolve, array: "InvArray", linear_rtol: float) -> Optional[str]:
+def cheap_check_failure(result: MatrixSolve, config, linear_rtol: float, amplifiers: int) -> Optional[str]:
     """Why a re-stamped answer cannot stand without ngspice (None when it can): an output limiter outside its
-    linear region, or an op-amp output (the first 2n named nodes: out_j, nout_j) beyond its swing."""
-    n = array.mapped.n
+    linear region, or an op-amp output (the first ``amplifiers`` outputs: an INV array's out_j, nout_j, an MVM
+    array's out_i) beyond its swing."""
     if result.rejected:
         return (f"{result.rejected} of {result.accepted.size} columns outside the limiter's linear region "
                 f"(estimated error up to {float(np.max(result.limiter_error)):.3g} > {linear_rtol:g})")
-    v = result.outputs[:2 * n]
+    v = result.outputs[:amplifiers]
     if not np.all(np.isfinite(v)):
         return "non-finite op-amp outputs"
-    limit = swing_limit(array.config)
+    limit = swing_limit(config)
     peak = float(np.max(np.abs(v)))
     if peak > limit:
         return f"an op-amp output at {peak:.3g} V beyond its {limit:.3g} V swing"
     return None
 
 
-def spot_check_failure(template: Template, array: "InvArray", system: CircuitMatrix) -> Optional[str]:
+def spot_check_failure(template: Template, conductances, system: CircuitMatrix, quiescent: float) -> Optional[str]:
     """Re-stamp the template to this programming and hold its answer for the deck's own right-hand side to
     ngspice's .op of that deck (None when it agrees to ENGINE_VERIFY_RTOL): every node voltage and branch current,
     the supply rails as the engine computes them (the rail bookkeeping of the output currents: its max(+-i, 0) halves
     are piecewise linear, so a Jacobian taken at another programming's output signs cannot carry them)."""
     from amc.hw.inv_array import ENGINE_VERIFY_RTOL
     try:
-        predicted = template.restamp(array.mapped)
+        predicted = template.restamp(conductances)
         if predicted.unknowns != system.unknowns:
             return "ngspice's unknowns differ from the template's"
         x = predicted.solve(system.rhs)
@@ -277,7 +305,6 @@ def spot_check_failure(template: Template, array: "InvArray", system: CircuitMat
     rails = np.array([name in SUPPLY_VECTORS for name in names])
     current = np.array(["#branch" in name for name in names]) & ~rails
     sense = np.array([name.endswith(".vsense#branch") for name in names])
-    quiescent = array.config.opamp.quiescent_current_a
     x = x.copy()
     for name in SUPPLY_VECTORS:
         sourcing = name.startswith("vcc")
@@ -310,7 +337,7 @@ def seed(config, n: int) -> Template:
     array = InvArray(config).program(np.eye(n))
     mapped = array.mapped
     currents = np.zeros(n)
-    currents[0] = 0.05 * array._initial_i0(mapped, np.eye(n)[:, 0])
+    currents[0] = 0.05 * array.readout.initial_i0(mapped, np.eye(n)[:, 0])
     cell = re.compile(r"^r[pn]_(\d+)_(\d+) ")
 
     def diagonal_only(line: str) -> bool:

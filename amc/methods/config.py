@@ -34,7 +34,7 @@ class MVMSection:
     adc_bits: Optional[int] = None         # None: ideal readout
     dac_bits: Optional[int] = None
     array_size: Optional[int] = None       # tile the matrix into arrays of at most this size
-    response: str = "circuit"              # extracted operators: measured in ngspice | closed form
+    response: str = "circuit"              # extracted operators: ngspice (batch or re-stamped) | closed form
     gain_calibration: bool = True          # trim of the TIAs' finite-gain error
     target_swing: float = 0.1              # TIA output at the worst-case input, fraction of the swing
 

@@ -45,10 +45,12 @@ relative error of 1e-3 in <= 10 PCG iterations (median 7), emulated with exact a
 
 Operators (``operators``): ``per-solve`` sends every INV and MVM application to ngspice. ``extracted`` measures
 each linear circuit once per programmed H -- the INV's response to identity right-hand sides (n INV settles in
-ngspice) and the MVM's response (``mvm_response``: ``circuit`` = n reads of every slice array in ngspice,
-``closed-form`` = the MVM's analytic response, exact for ideal converters and no wires, which ngspice matches to
-~1e-9) -- and then applies them by matmul. Both circuits are linear (the op-amps sit in feedback, so their output
-limiter is divided by the loop gain; auto-ranging I0 and ideal converters are scale-free), so this is the same
+ngspice) and the MVM's response (``mvm_response``: ``circuit`` = every slice array's unit-input response from
+ngspice -- its quasi-static batch at the first and every simulation.verify_every-th programming of an array
+topology, ngspice's own matrix of that topology re-stamped in between (amc/hw/mvm_restamp.py) --
+``closed-form`` = the MVM's analytic response, a comparison only, exact for ideal converters and no wires, which
+ngspice matches to ~1e-9) -- and then applies them by matmul. Both circuits are linear (the op-amps sit in
+feedback, so their output limiter is divided by the loop gain; auto-ranging I0 and ideal converters are scale-free), so this is the same
 computation as per-solve, at a fraction of the ngspice runs; a test holds the two to each other. Devices with read
 noise (a different answer every read) are refused in ``extracted`` mode. Extracted operators are cached per H
 (``cache_size`` systems, least recently used dropped): one physical array set per K-FAC block. Operation counts
@@ -373,7 +375,7 @@ class HPInvSolver:
         return mu * scale, h_inv, h0, lam, attempts
 
     def _extract(self, system: _System) -> None:
-        """Measure this system's MVM response (n reads per array in ngspice, or the closed form) once.
+        """Measure this system's MVM response (ngspice, re-stamped or batch per array, or the closed form) once.
 
         Measuring is simulation bookkeeping, not hardware work: only its ngspice runs are counted."""
         before = system.mvm.counts.copy()
@@ -386,7 +388,9 @@ class HPInvSolver:
         programmed = system.mvm.counts - before
         runs = programmed.ngspice_runs
         system.mvm.counts = before + OperationCounts(programmings=programmed.programmings,
-                                                     cells_programmed=programmed.cells_programmed, ngspice_runs=runs)
+                                                     cells_programmed=programmed.cells_programmed, ngspice_runs=runs,
+                                                     programmings_verified=programmed.programmings_verified,
+                                                     programmings_restamped=programmed.programmings_restamped)
         system.extraction = dict(mvm_runs=runs, saturated=bool(mvm_sat), mvm_power=mvm_power)
         self.extractions += 1
 

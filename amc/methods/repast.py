@@ -74,7 +74,9 @@ class RepastSolver:
             programmed = mvm.counts
             mvm.counts = OperationCounts(programmings=programmed.programmings,
                                          cells_programmed=programmed.cells_programmed,
-                                         ngspice_runs=programmed.ngspice_runs - runs0)
+                                         ngspice_runs=programmed.ngspice_runs - runs0,
+                                         programmings_verified=programmed.programmings_verified,
+                                         programmings_restamped=programmed.programmings_restamped)
         else:
             mvm.program(x_inv)
             matrix = None

@@ -248,7 +248,7 @@ def test_autoranging_rescales_and_reports_when_the_guess_saturates():
     auto = AnalogSolver(config.replace(**{"io.i0_a": None})).solve(h, g)
     assert not auto.saturated_any and auto.error_against(np.linalg.solve(h, g)) < 1e-3
     ranging = AnalogSolver(config.replace(**{"io.i0_a": None, "io.max_rescales": 4}))
-    ranging.array._initial_i0 = lambda mapped, col: 1e-3  # force a saturated first pass
+    ranging.array.readout.initial_i0 = lambda mapped, col: 1e-3  # force a saturated first pass
     rescued = ranging.solve(h, g)
     assert rescued.rescales >= 1 and not rescued.saturated_any
 

@@ -17,8 +17,8 @@ def _ngspice_x(array: InvArray, read, g: np.ndarray) -> np.ndarray:
     """x from an ngspice .op of a deck that carries the conductances of one read (drift, noise) of ``array``."""
     from amc.hw.netlist import build_deck, output_node
     mapped = array.mapped
-    i0 = array._initial_i0(mapped, g)
-    deck = build_deck(read, array._currents(g, i0), array.config)
+    i0 = array.readout.initial_i0(mapped, g)
+    deck = build_deck(read, array.readout.dac(g, i0), array.config)
     ng = session()
     ng.load(deck)
     try:

@@ -92,7 +92,7 @@ def test_a_programming_driven_into_saturation_fails_the_cheap_check_and_is_verif
     # output limiter (the onset of saturation; compression above the engine's 1e-7): the re-stamped (linear) answer cannot
     # stand, so ngspice runs; its engine sees the same bend and the plain ngspice batch measures the response.
     probe = programmed(cfg, n, 2, spd)
-    i0 = probe._initial_i0(probe.mapped, np.eye(n)[:, 0])
+    i0 = probe.readout.initial_i0(probe.mapped, np.eye(n)[:, 0])
     loud = cfg.replace(**{"io.i0_a": 60 * i0})
     with caplog.at_level(logging.WARNING, logger="amc.engine"):
         array = programmed(loud, n, 2, spd)
