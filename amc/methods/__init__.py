@@ -101,7 +101,9 @@ class MethodSolver:
             m = cfg.mvm
             self._impl = BlockAMCSolver(self.config, array_size=cfg.array_size if cfg.array_size is not None else 32,
                                         mvm_config=mvm, mvm_slices=m.slices, mvm_target_swing=m.target_swing,
-                                        gain_calibration=m.gain_calibration, check_blocks=cfg.check_convergence)
+                                        gain_calibration=m.gain_calibration, check_blocks=cfg.check_convergence,
+                                        operators=cfg.operators, shift=cfg.shift, shift_margin=cfg.shift_margin,
+                                        equilibrate=cfg.equilibrate, cache_size=cfg.cache_size)
 
     @property
     def deterministic(self) -> bool:

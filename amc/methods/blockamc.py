@@ -11,6 +11,13 @@ Schur complement S = D - C A^-1 B, recursively until every diagonal block fits o
 
 INV circuits are ``InvArray``s (one per leaf block, each programmed once, with its own programming-error
 draw); the couplings B and C are ``AnalogMVM`` arrays tiled to array_size (``mvm_slices`` > 1 bit-slices them too).
+
+Training options (issue 19): ``operators: extracted`` reads every INV leaf and coupling array from its measured
+linear response (ngspice once per programming, as ``direct`` and ``hp-inv`` do), every read still counted;
+``shift: verify`` programs every INV leaf with the read-verified controller (amc/hw/controller.py: a diagonal shift
+only where counted verify reads say the leaf needs one); ``equilibrate: true`` Jacobi-scales H (D H D, unit
+diagonal) before partitioning, and each leaf array equilibrates its own block (the Schur complements' diagonals
+are not unit). The programmed block trees are kept per H, least recently used dropped beyond ``cache_size``.
 Every block is checked before any simulation: the diagonal blocks and the exact Schur complements must be
 invertible and have eigenvalues with positive real parts (the INV loop's stability condition); the Schur
 complement computed by the circuit is checked again before it is programmed. A failure raises ``BlockError``
@@ -19,6 +26,7 @@ naming the block, e.g. "block [64:128, 64:128] at depth 1".
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -29,7 +37,7 @@ from amc.errors import AmcError, ConfigError
 from amc.hw.mapping import MAX_CONDITION, validate_matrix, validate_rhs
 from amc.methods.errors import BlockError
 from amc.hw.counters import OperationCounts
-from amc.hw.inv_array import InvArray
+from amc.hw.inv_array import InvArray, jacobi_scaling
 from amc.hw.keys import matrix_key
 from amc.hw.mvm import AnalogMVM
 from amc.solution import Solution, equivalent_bits, residuals
@@ -78,6 +86,7 @@ def plan_check(h: np.ndarray, array_size: int, lo: int = 0, depth: int = 0) -> i
     return max(depth_a, depth_s)
 
 
+
 @dataclass
 class _Node:
     name: str
@@ -92,25 +101,71 @@ class _Node:
     c: Optional[np.ndarray] = None
     b_mvm: Optional[AnalogMVM] = None
     c_mvm: Optional[AnalogMVM] = None
+    b_response: Optional[np.ndarray] = None   # extracted operators: the coupling arrays' measured response
+    c_response: Optional[np.ndarray] = None
+
+
+@dataclass
+class _Tree:
+    """One programmed block tree: every physical array it holds and the digital work done around them."""
+
+    root: Optional[_Node] = None
+    hardware: list = field(default_factory=list)      # InvArray leaves and AnalogMVM couplings
+    digital: OperationCounts = field(default_factory=OperationCounts)
     power: dict = field(default_factory=dict)
+    scaling: Optional[np.ndarray] = None              # equilibrate: the Jacobi d of H (x = D y)
+
+    def counts(self) -> OperationCounts:
+        total = self.digital.copy()
+        for hw in self.hardware:
+            total = total + hw.counts
+        return total
+
+    def leaves(self) -> list:
+        return [hw for hw in self.hardware if isinstance(hw, InvArray)]
+
+    def controller_counts(self) -> OperationCounts:
+        total = OperationCounts()
+        for leaf in self.leaves():
+            total = total + leaf.controller_counts
+        return total
+
+
+SHIFTS = (None, "verify")
 
 
 class BlockAMCSolver:
-    """BlockAMC on arrays of at most ``array_size``; the block tree (and its programmed arrays) is kept per H.
+    """BlockAMC on arrays of at most ``array_size``; the programmed block trees are kept per H (LRU).
 
     ``mvm_config`` (default: the INV config), ``mvm_slices`` (bit slices of the coupling arrays, default 1),
-    ``gain_calibration`` (MVM TIA trim, default off), ``check_blocks`` (upfront digital check, default on).
+    ``gain_calibration`` (MVM TIA trim, default off), ``check_blocks`` (upfront digital check, default on),
+    ``operators`` (per-solve | extracted), ``shift`` (None | 'verify'), ``shift_margin`` (the controller's
+    lambda_min margin), ``equilibrate`` (None: leaves as the circuit's io.equilibrate, no scaling of H; True: D H D
+    before partitioning and every leaf equilibrated; False: neither), ``cache_size`` (block trees kept).
     """
 
     def __init__(self, config: Union[CircuitConfig, str, None] = None, *, array_size: int = 32,
                  mvm_config: Union[CircuitConfig, str, None] = None, mvm_slices: int = 1,
-                 mvm_target_swing: float = 0.1, gain_calibration: bool = False, check_blocks: bool = True):
+                 mvm_target_swing: float = 0.1, gain_calibration: bool = False, check_blocks: bool = True,
+                 operators: str = "per-solve", shift: Optional[str] = None, shift_margin: float = 0.02,
+                 equilibrate: Optional[bool] = None, cache_size: int = 4):
         if config is None:
             config = CircuitConfig.preset(DEFAULT_PRESET)
         elif isinstance(config, str):
             config = CircuitConfig.preset(config)
         if isinstance(array_size, bool) or not isinstance(array_size, (int, np.integer)) or array_size < 2:
             raise ConfigError(f"array_size must be an integer >= 2 (rows/columns of one array), got {array_size!r}")
+        if operators not in ("per-solve", "extracted"):
+            raise ConfigError(f"operators must be 'per-solve' or 'extracted', got {operators!r}")
+        if shift not in SHIFTS:
+            raise ConfigError(f"BlockAMC's shift must be null or 'verify' (the read-verified controller on every "
+                              f"INV leaf), got {shift!r}")
+        if equilibrate not in (None, True, False):
+            raise ConfigError(f"equilibrate must be true, false or null, got {equilibrate!r}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ConfigError(f"cache_size must be an integer >= 1 (programmed block trees kept), got {cache_size!r}")
+        if equilibrate is not None:
+            config = config.replace(**{"io.equilibrate": equilibrate})
         if mvm_config is None:
             mvm_config = config
         elif isinstance(mvm_config, str):
@@ -118,6 +173,10 @@ class BlockAMCSolver:
         if config.device.drift_nu > 0 or mvm_config.device.drift_nu > 0:
             raise ConfigError("BlockAMC does not model conductance drift (device.drift_nu); use method direct or "
                               "hp-inv with operators 'extracted'")
+        if operators == "extracted" and (mvm_config.device.is_stochastic_per_read or mvm_config.io.adc_bits is not
+                                         None or mvm_config.io.dac_bits is not None):
+            raise ConfigError("operators 'extracted' measures each coupling array's response once: it needs MVM "
+                              "arrays without read noise and with ideal converters (mvm_config); use 'per-solve'")
         self.config = config
         self.mvm_config = mvm_config
         self.array_size = int(array_size)
@@ -125,11 +184,15 @@ class BlockAMCSolver:
         self.mvm_target_swing = mvm_target_swing
         self.gain_calibration = gain_calibration
         self.check_blocks = check_blocks
-        self._root: Optional[_Node] = None
-        self._key: Optional[bytes] = None
+        self.operators = operators
+        self.shift = shift
+        self.shift_margin = shift_margin
+        self.equilibrate = bool(equilibrate)          # the scaling of H before partitioning
+        self.cache_size = cache_size
+        self._trees: "OrderedDict[bytes, _Tree]" = OrderedDict()
+        self._refused: "OrderedDict[bytes, tuple]" = OrderedDict()   # built, found unusable: (type, message)
+        self._tree: Optional[_Tree] = None            # the tree of the latest solve (or the one being built)
         self._arrays = 0
-        self._hardware: list = []      # every programmed array of the current block tree (InvArray / AnalogMVM)
-        self._power: dict = {}
 
     @property
     def deterministic(self) -> bool:
@@ -144,7 +207,8 @@ class BlockAMCSolver:
         return self.config.device.is_stochastic_per_read or self.mvm_config.device.is_stochastic_per_read
 
     def __repr__(self) -> str:
-        return f"BlockAMCSolver(array_size={self.array_size}, mvm_slices={self.mvm_slices}, {self.config.describe()})"
+        return (f"BlockAMCSolver(array_size={self.array_size}, mvm_slices={self.mvm_slices}, "
+                f"operators={self.operators}, shift={self.shift}, {self.config.describe()})")
 
     # ---- setup ---------------------------------------------------------------------------------------------
     def _array_config(self, base: CircuitConfig) -> CircuitConfig:
@@ -155,134 +219,203 @@ class BlockAMCSolver:
         return base.replace(**{"device.seed": base.device.seed + 1009 * self._arrays})
 
     def counts(self) -> OperationCounts:
-        """Everything done so far to the arrays of the current block tree."""
-        total = OperationCounts()
-        for hw in self._hardware:
-            total = total + hw.counts
-        return total
+        """Everything done so far to the arrays of the latest block tree (and the digital work around them)."""
+        return OperationCounts() if self._tree is None else self._tree.counts()
 
-    def _mvm(self, m: np.ndarray, name: str) -> AnalogMVM:
+    def _mvm(self, tree: _Tree, m: np.ndarray, name: str) -> tuple:
         mvm = AnalogMVM(self._array_config(self.mvm_config), slices=self.mvm_slices, array_size=self.array_size,
                         target_swing=self.mvm_target_swing, gain_calibration=self.gain_calibration)
+        tree.hardware.append(mvm)
         try:
             mvm.program(m)
+            # Measuring the response is simulator bookkeeping (only its ngspice runs are counted); reads are counted
+            # where they happen (_multiply).
+            response = mvm.response(m) if self.operators == "extracted" else None
         except AmcError as exc:
             raise BlockError(f"{name}: {exc}", block=name) from None
-        self._hardware.append(mvm)
-        return mvm
+        return mvm, response
 
-    def _build(self, h: np.ndarray, lo: int, depth: int) -> _Node:
+    def _leaf(self, tree: _Tree, h: np.ndarray, name: str, depth: int) -> _Node:
+        solver = InvArray(self._array_config(self.config), name=name)
+        tree.hardware.append(solver)
+        try:
+            if self.shift == "verify":     # decisions from counted reads only; the shift stays as extra damping
+                from amc.hw.controller import program_and_verify
+                solver.controller_decision = program_and_verify(solver, h, self.shift_margin)
+            else:
+                solver.program(h)
+        except AmcError as exc:
+            raise BlockError(f"{name}: {exc}", block=name, depth=depth) from None
+        return _Node(name=name, n=h.shape[0], depth=depth, h=h, solver=solver)
+
+    def _build(self, tree: _Tree, h: np.ndarray, lo: int, depth: int) -> _Node:
         n = h.shape[0]
         name = block_name(lo, lo + n, depth)
         if n <= self.array_size:
-            solver = InvArray(self._array_config(self.config), name=name)
-            self._hardware.append(solver)
-            try:
-                solver.program(h)
-            except AmcError as exc:
-                raise BlockError(f"{name}: {exc}", block=name, depth=depth) from None
-            return _Node(name=name, n=n, depth=depth, h=h, solver=solver)
+            return self._leaf(tree, h, name, depth)
         n1 = split_point(n, self.array_size)
         a, b, c, d = h[:n1, :n1], h[:n1, n1:], h[n1:, :n1], h[n1:, n1:]
         node = _Node(name=name, n=n, depth=depth, n1=n1, b=b, c=c)
-        node.a = self._build(a, lo, depth + 1)
-        y = self._solve(node.a, b)                                  # A^-1 B: INV with B's columns as RHS
-        node.c_mvm = self._mvm(c, f"coupling C of {name}")
-        s = d - self._multiply(node.c_mvm, c, y)                    # S = D - C (A^-1 B)
-        self._digital_flops += s.size
+        node.a = self._build(tree, a, lo, depth + 1)
+        y = self._solve(tree, node.a, b)                            # A^-1 B: INV with B's columns as RHS
+        node.c_mvm, node.c_response = self._mvm(tree, c, f"coupling C of {name}")
+        s = d - self._multiply(tree, node.c_mvm, c, node.c_response, y)     # S = D - C (A^-1 B)
+        tree.digital.add(digital_flops=s.size)
         s_name = block_name(lo + n1, lo + n, depth + 1)
         check_block(s, s_name, "Schur complement S = D - C A^-1 B as computed by the circuit")
-        node.s = self._build(s, lo + n1, depth + 1)
-        node.b_mvm = self._mvm(b, f"coupling B of {name}")
+        node.s = self._build(tree, s, lo + n1, depth + 1)
+        node.b_mvm, node.b_response = self._mvm(tree, b, f"coupling B of {name}")
         return node
 
     # ---- operations ----------------------------------------------------------------------------------------
-    def _multiply(self, mvm: AnalogMVM, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def _multiply(self, tree: _Tree, mvm: AnalogMVM, m: np.ndarray, response: Optional[np.ndarray],
+                  v: np.ndarray) -> np.ndarray:
+        if response is not None:       # one read per programmed array and input column, as the per-solve path
+            k = 1 if v.ndim == 1 else v.shape[1]
+            arrays = mvm.programmed_arrays
+            mvm.counts.add(mvm_reads=len(arrays) * k, dac_conversions=sum(a.g_pos.shape[1] for a in arrays) * k,
+                           adc_conversions=sum(a.g_pos.shape[0] for a in arrays) * k)
+            return response @ v
         result = mvm.multiply(m, v)
         self._saturated = self._saturated or result.saturated
-        self._power[id(mvm)] = max(self._power.get(id(mvm), 0.0), result.static_power_w)
+        tree.power[id(mvm)] = max(tree.power.get(id(mvm), 0.0), result.static_power_w)
         return result.y
 
-    def _solve(self, node: _Node, g: np.ndarray) -> np.ndarray:
+    def _solve(self, tree: _Tree, node: _Node, g: np.ndarray) -> np.ndarray:
         if node.solver is not None:
             try:
-                sol = node.solver.solve(g)
+                sol = node.solver.read(g) if self.operators == "extracted" else node.solver.solve(g)
             except AmcError as exc:
                 raise BlockError(f"{node.name}: {exc}", block=node.name, depth=node.depth) from None
-            self._saturated = self._saturated or sol.saturated_any
+            self._saturated = self._saturated or bool(np.any(sol.saturated))
             if sol.static_power_w is not None:
-                self._power[id(node.solver)] = max(self._power.get(id(node.solver), 0.0),
-                                                   float(np.max(sol.static_power_w)))
+                tree.power[id(node.solver)] = max(tree.power.get(id(node.solver), 0.0),
+                                                  float(np.max(sol.static_power_w)))
             return sol.x
         g1, g2 = g[:node.n1], g[node.n1:]
-        y1 = self._solve(node.a, g1)
-        x2 = self._solve(node.s, g2 - self._multiply(node.c_mvm, node.c, y1))
-        x1 = self._solve(node.a, g1 - self._multiply(node.b_mvm, node.b, x2))
-        self._digital_flops += g.size               # the two subtractions after the ADCs
+        y1 = self._solve(tree, node.a, g1)
+        x2 = self._solve(tree, node.s, g2 - self._multiply(tree, node.c_mvm, node.c, node.c_response, y1))
+        x1 = self._solve(tree, node.a, g1 - self._multiply(tree, node.b_mvm, node.b, node.b_response, x2))
+        tree.digital.add(digital_flops=g.size)     # the two subtractions after the ADCs
         return np.concatenate([x1, x2], axis=0)
 
     # ---- public ----------------------------------------------------------------------------------------------
-    def prepare(self, h: np.ndarray) -> None:
-        """Check the partition, program the arrays and compute the Schur complements (once per distinct H)."""
+    def prepare(self, h: np.ndarray) -> _Tree:
+        """Check the partition, program the arrays and compute the Schur complements (once per distinct H, kept
+        while H is among the ``cache_size`` most recently used). A tree the controller refused is remembered, so
+        the same H is not written again."""
         h = validate_matrix(h)
         key = matrix_key(h)
-        if key == self._key:
-            return
-        if self.check_blocks:
-            plan_check(h, self.array_size)
-        self._root, self._key = None, None
-        self._hardware = []
-        self._power = {}
-        self._saturated = False
-        self._root = self._build(h, 0, 0)
-        self._key = key
+        if key in self._trees:
+            self._trees.move_to_end(key)
+            self._tree = self._trees[key]
+            return self._tree
+        if key in self._refused:       # no new write: nothing is done to any array
+            self._tree = None
+            kind, message = self._refused[key]
+            raise kind(message)
+        self._tree = tree = _Tree()
+        try:
+            n = h.shape[0]
+            if self.equilibrate:       # Jacobi scaling by the periphery: the partition sees D H D (unit diagonal)
+                tree.scaling = jacobi_scaling(h)
+                h = h * tree.scaling[:, None] * tree.scaling[None, :]
+                tree.digital.add(digital_flops=3 * n * n)
+            if self.check_blocks:
+                plan_check(h, self.array_size)
+            tree.root = self._build(tree, h, 0, 0)
+        except AmcError as exc:
+            self._refused[key] = (type(exc), str(exc))
+            while len(self._refused) > self.cache_size:
+                self._refused.popitem(last=False)
+            raise
+        self._trees[key] = tree
+        while len(self._trees) > self.cache_size:
+            self._trees.popitem(last=False)
+        return tree
 
     def solve(self, h: np.ndarray, g: np.ndarray) -> Solution:
         start = time.perf_counter()
         h = validate_matrix(h)
         g = validate_rhs(g, h.shape[0])
         self._saturated = False
-        self._digital_flops = 0.0
-        setup_start = time.perf_counter()
-        baseline = OperationCounts() if matrix_key(h) != self._key else self.counts()
+        fresh = matrix_key(h) not in self._trees
+        tree = None if fresh else self._trees[matrix_key(h)]
+        baseline = OperationCounts() if fresh else tree.counts()
+        controller_baseline = OperationCounts() if fresh else tree.controller_counts()
         try:
-            return self._solve_counted(h, g, start, setup_start, baseline)
+            return self._solve_counted(h, g, start, fresh, baseline, controller_baseline)
         except AmcError as exc:       # what the arrays did until the failure travels with it
             exc.operations = self.counts() - baseline
             raise
 
-    def _solve_counted(self, h, g, start, setup_start, baseline) -> Solution:
-        self.prepare(h)
-        setup_ops = self.counts() - baseline
-        setup_ops.add(digital_flops=self._digital_flops)
+    def _solve_counted(self, h, g, start, fresh, baseline, controller_baseline) -> Solution:
+        setup_start = time.perf_counter()
+        tree = self.prepare(h)
+        setup_ops = tree.counts() - baseline
         setup_time = time.perf_counter() - setup_start
-        x = self._solve(self._root, g)
-        ops = self.counts() - baseline
-        ops.add(digital_flops=self._digital_flops)
+        n = h.shape[0]
+        d = tree.scaling
+        if d is not None:
+            gs = g * (d if g.ndim == 1 else d[:, None])
+            x = self._solve(tree, tree.root, gs)
+            x = x * (d if g.ndim == 1 else d[:, None])
+            tree.digital.add(digital_flops=2 * g.size)      # D on the way in and out
+        else:
+            x = self._solve(tree, tree.root, g)
+        ops = tree.counts() - baseline
         x_star = np.linalg.solve(h, g)
         err, bits = equivalent_bits(x, x_star)
-        n = h.shape[0]
         total, per_column = residuals(h, x.reshape(n, -1), g.reshape(n, -1))
+        leaves = tree.leaves()
+        shifts = [float(leaf.shift) for leaf in leaves]
+        # Diagnostics against exact arithmetic (never used for a decision): the deliberate bias of the leaves'
+        # shifts (the same partition in exact arithmetic with the shifted leaf blocks) apart from the device error.
+        x_bias = x_star
+        if any(shifts):
+            hs = h if d is None else h * d[:, None] * d[None, :]
+            gs = g if d is None else g * (d if g.ndim == 1 else d[:, None])
+            x_bias = exact_shifted(tree.root, hs, gs)
+            if d is not None:
+                x_bias = x_bias * (d if g.ndim == 1 else d[:, None])
+        scale = float(np.linalg.norm(x_star))
+        details = dict(array_size=self.array_size, depth=self._depth(tree.root), setup_operations=setup_ops.to_dict(),
+                       setup_time_s=setup_time, mvm_slices=self.mvm_slices, gain_calibration=self.gain_calibration,
+                       leaves=len(leaves), operators=self.operators, equilibrated=d is not None,
+                       shift=max(shifts, default=0.0), leaf_shifts=shifts,
+                       controller_operations=(tree.controller_counts() - controller_baseline).to_dict())
+        if fresh and self.shift == "verify":
+            details["controller_writes"] = sum(leaf.controller_decision["writes"] for leaf in leaves)
         return Solution(
             x=x, method="blockamc", backend="circuit", relative_residual=total,
             relative_residuals=per_column[0] if g.ndim == 1 else per_column,
             saturated=np.full(x.shape, bool(self._saturated)),
-            static_power_w=float(sum(self._power.values())), operations=ops, history=[],
+            static_power_w=float(sum(tree.power.values())), operations=ops, history=[],
             relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
             analog_error=err,        # no digital refinement: the partitioned analog answer is the answer
-            lambda_min=min((a.lambda_min for a in self._hardware if isinstance(a, InvArray)), default=None),
-            details=dict(array_size=self.array_size, depth=self._depth(self._root), setup_operations=setup_ops.to_dict(),
-                         setup_time_s=setup_time, mvm_slices=self.mvm_slices, gain_calibration=self.gain_calibration,
-                         leaves=self._count(self._root)))
+            bias_error=float(np.linalg.norm(x_bias - x_star) / scale),
+            device_error=float(np.linalg.norm(x - x_bias) / scale),
+            step_cosine=float(np.vdot(x, x_star) / max(np.linalg.norm(x) * scale, 1e-300)),
+            lambda_min=min((leaf.lambda_min for leaf in leaves if leaf.lambda_min is not None), default=None),
+            details=details)
 
     def _depth(self, node: Optional[_Node]) -> int:
         if node is None or node.solver is not None:
             return 0 if node is None else node.depth
         return max(self._depth(node.a), self._depth(node.s))
 
-    def _count(self, node: Optional[_Node]) -> int:
-        if node is None:
-            return 0
-        if node.solver is not None:
-            return 1
-        return self._count(node.a) + self._count(node.s)
+
+def exact_shifted(node: _Node, h: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Diagnostic: the tree's recursion in exact arithmetic, each leaf block shifted as its controller shifted it
+    (mu diag|block|): what the deliberate shifts alone do to the answer."""
+    if node.solver is not None:
+        mu = float(node.solver.shift)
+        return np.linalg.solve(h + mu * np.diag(np.abs(np.diag(h))) if mu else h, g)
+    n1 = node.n1
+    a, b, c, d = h[:n1, :n1], h[:n1, n1:], h[n1:, :n1], h[n1:, n1:]
+    s = d - c @ exact_shifted(node.a, a, b)
+    g1, g2 = g[:n1], g[n1:]
+    y1 = exact_shifted(node.a, a, g1)
+    x2 = exact_shifted(node.s, s, g2 - c @ y1)
+    x1 = exact_shifted(node.a, a, g1 - b @ x2)
+    return np.concatenate([x1, x2], axis=0)

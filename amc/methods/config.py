@@ -58,18 +58,20 @@ class MethodConfig:
     iterations: int = 10                   # hp-inv: passes; repast: refinement passes computing the inverse
     tol: Optional[float] = None            # hp-inv: stop once the measured residual is below it
     preconditioner: str = "analog"         # hp-inv: analog INV | identity (the control: no analog INV)
-    shift: Union[None, float, str] = None  # diagonal shift of the INV matrix: null | mu | auto | verify (direct)
+    shift: Union[None, float, str] = None  # diagonal shift of the INV matrix: null | mu | auto | verify (direct,
+    #                                        blockamc: the read-verified controller on every INV leaf)
     shift_margin: float = 0.02
     # direct, shift 'verify': how an applied shift is compensated. none: kept as extra damping (the deliberate bias
     # is reported); mvm: one refinement step whose residual is an MVM read of the same cells (counted)
     shift_compensation: str = "none"
     equilibrate: Optional[bool] = None     # Jacobi scaling by the periphery; None: the circuit's io.equilibrate
+    #                                        (blockamc, true: D H D before partitioning, and every leaf equilibrated)
     array_size: Optional[int] = None       # largest array (INV blocks, BlockAMC partition)
     operators: str = "per-solve"           # per-solve: every settle in ngspice | extracted: measured response
     check_convergence: bool = True         # upfront stability / convergence checks
     divergence_factor: float = 2.0         # hp-inv richardson: stop when the residual grows by this factor
     scale_residual: bool = True            # hp-inv: each INV pass uses the full input range
-    cache_size: int = 64                   # programmed systems kept (one array set per distinct matrix)
+    cache_size: int = 64                   # programmed systems kept (one array set / block tree per distinct matrix)
     mvm: MVMSection = field(default_factory=MVMSection)
 
     # keys (besides name) each method uses; anything else set by the user is an error
@@ -79,7 +81,8 @@ class MethodConfig:
         "hp-inv": {"refinement", "iterations", "tol", "preconditioner", "shift", "shift_margin", "equilibrate",
                    "array_size", "operators", "check_convergence", "divergence_factor", "scale_residual",
                    "cache_size", "mvm"},
-        "blockamc": {"array_size", "check_convergence", "mvm"},
+        "blockamc": {"array_size", "check_convergence", "mvm", "operators", "shift", "shift_margin", "equilibrate",
+                     "cache_size"},
         "repast": {"refinement", "iterations", "shift", "shift_margin", "equilibrate", "operators",
                    "check_convergence", "cache_size", "mvm"},
     }
@@ -91,9 +94,12 @@ class MethodConfig:
         if self.tol is not None and not (isinstance(self.tol, (int, float)) and self.tol > 0):
             raise ConfigError(f"{where}.tol must be a positive number or null, got {self.tol!r}")
         _choice(self.preconditioner, PRECONDITIONERS, f"{where}.preconditioner")
-        if self.shift == "verify" and self.name != "direct":
-            raise ConfigError(f"{where}.shift 'verify' (the read-verified controller) is a 'direct' recipe; "
-                              f"method {self.name!r} takes null, a number or 'auto'")
+        if self.shift == "verify" and self.name not in ("direct", "blockamc"):
+            raise ConfigError(f"{where}.shift 'verify' (the read-verified controller) is a 'direct' and 'blockamc' "
+                              f"recipe; method {self.name!r} takes null, a number or 'auto'")
+        if self.name == "blockamc" and self.shift not in (None, "verify"):
+            raise ConfigError(f"{where}.shift for method 'blockamc' is null or 'verify' (the read-verified "
+                              f"controller on every INV leaf), got {self.shift!r}")
         if self.shift is not None and self.shift not in ("auto", "verify") and (
                 isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or self.shift < 0):
             raise ConfigError(f"{where}.shift must be null, a non-negative number, 'auto' or 'verify', "
