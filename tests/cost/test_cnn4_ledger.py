@@ -3,27 +3,22 @@ loop lambda_min each factor measured in a study, settles by hand, and refuses a 
 import json
 import math
 
+from pathlib import Path
+
 import pytest
-import yaml
 
 from amc.cli import main
 from amc.cost.to_target import LayeredCnnShape
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # cnn4 on EMNIST a-m: factor sizes A 26/801/1025/129, G 32/64/128/13 (tests/training/test_cnn.py counts them)
 MEASURED = {26: 0.051, 32: 0.62, 801: 0.0071, 64: 0.44, 1025: 0.0052, 128: 0.21, 129: 0.013, 13: 0.35}
 
 
 def _cnn4_config(tmp_path):
-    cfg = {"name": "cnn4-priced", "data": {"source": "emnist", "n_train": 8000, "n_test": 2000},
-           "model": {"arch": "cnn4"},
-           "optimizer": {"name": "kfac", "lr": 0.03, "inverse_every": 10,
-                         "solver": {"backend": "circuit",
-                                    "circuit": {"preset": "rram-ic", "device": {"levels": 16, "program_sigma": 0.03}},
-                                    "method": {"name": "direct", "equilibrate": True, "shift": "auto"}}},
-           "train": {"epochs": 2, "batch_size": 64}}
-    path = tmp_path / "cnn4.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    """The shipped circuit run of cnn4 (rram-ic, 16 levels, BlockAMC on 128x128 arrays)."""
+    return ROOT / "configs/train/emnist-am-cnn4-kfac-circuit.yaml"
 
 
 def _study(tmp_path, arch="cnn4", sizes=MEASURED):
@@ -53,7 +48,7 @@ def test_training_ledger_prices_cnn4_with_the_studys_measured_lambda(tmp_path, c
     assert main(["cost", "training", str(cfg), "--array-size", "128", "--json", "--repeats", "1",
                  "--study", str(study)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert "measured" in out["lambda_min"]
+    assert "measured" in out["lambda_min"] and "16 levels" in out["circuit"]    # priced = simulated
     assert out["lambda_min_used"] == pytest.approx({"conv1 A": 0.051, "conv1 G": 0.62, "conv2 A": 0.0071,
                                                     "conv2 G": 0.44, "fc1 A": 0.0052, "fc1 G": 0.21, "fc2 A": 0.013,
                                                     "fc2 G": 0.35}, rel=1e-12)
