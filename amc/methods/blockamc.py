@@ -24,10 +24,12 @@ from typing import Optional, Union
 
 import numpy as np
 
-from amc.config import DEFAULT_PRESET, CircuitConfig
+from amc.config import CircuitConfig
 from amc.errors import AmcError, ConfigError
 from amc.hw.mapping import MAX_CONDITION, validate_matrix, validate_rhs
+from amc.methods.config import PRESETS, BlockAMCConfig
 from amc.methods.errors import BlockError
+from amc.methods.shared import circuit_config
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
 from amc.hw.keys import matrix_key
@@ -98,38 +100,37 @@ class _Node:
 class BlockAMCSolver:
     """BlockAMC on arrays of at most ``array_size``; the block tree (and its programmed arrays) is kept per H.
 
-    ``mvm_config`` (default: the INV config), ``mvm_slices`` (bit slices of the coupling arrays, default 1),
-    ``gain_calibration`` (MVM TIA trim, default off), ``check_blocks`` (upfront digital check, default on).
+    ``BlockAMCSolver(circuit, BlockAMCConfig(array_size=16), mvm_config=None)``: the options are the fields of
+    ``BlockAMCConfig`` (amc/methods/config.py; default: the ``blockamc`` preset), the coupling arrays' under its
+    ``mvm`` section (``CouplingSection``); ``mvm_config`` is another circuit for the coupling arrays.
     """
 
-    def __init__(self, config: Union[CircuitConfig, str, None] = None, *, array_size: int = 32,
-                 mvm_config: Union[CircuitConfig, str, None] = None, mvm_slices: int = 1,
-                 mvm_target_swing: float = 0.1, gain_calibration: bool = False, check_blocks: bool = True):
-        if config is None:
-            config = CircuitConfig.preset(DEFAULT_PRESET)
-        elif isinstance(config, str):
-            config = CircuitConfig.preset(config)
-        if isinstance(array_size, bool) or not isinstance(array_size, (int, np.integer)) or array_size < 2:
-            raise ConfigError(f"array_size must be an integer >= 2 (rows/columns of one array), got {array_size!r}")
-        if mvm_config is None:
-            mvm_config = config
-        elif isinstance(mvm_config, str):
-            mvm_config = CircuitConfig.preset(mvm_config)
+    def __init__(self, config: Union[CircuitConfig, str, None] = None, method: Optional[BlockAMCConfig] = None,
+                 mvm_config: Union[CircuitConfig, str, None] = None):
+        config = circuit_config(config)
+        if method is None:
+            method = PRESETS["blockamc"]
+        if not isinstance(method, BlockAMCConfig):
+            raise ConfigError(f"BlockAMCSolver takes a BlockAMCConfig, got {type(method).__name__}")
+        mvm_config = config if mvm_config is None else circuit_config(mvm_config)
         if config.device.drift_nu > 0 or mvm_config.device.drift_nu > 0:
             raise ConfigError("BlockAMC does not model conductance drift (device.drift_nu); use method direct or "
                               "hp-inv with operators 'extracted'")
         self.config = config
         self.mvm_config = mvm_config
-        self.array_size = int(array_size)
-        self.mvm_slices = mvm_slices
-        self.mvm_target_swing = mvm_target_swing
-        self.gain_calibration = gain_calibration
-        self.check_blocks = check_blocks
+        self.method = method               # validated when it was made
         self._root: Optional[_Node] = None
         self._key: Optional[bytes] = None
         self._arrays = 0
         self._hardware: list = []      # every programmed array of the current block tree (InvArray / AnalogMVM)
         self._power: dict = {}
+
+    # the method's options, by the names the solver always had
+    array_size = property(lambda self: self.method.array_size)
+    mvm_slices = property(lambda self: self.method.mvm.slices)
+    mvm_target_swing = property(lambda self: self.method.mvm.target_swing)
+    gain_calibration = property(lambda self: self.method.mvm.gain_calibration)
+    check_blocks = property(lambda self: self.method.check_convergence)
 
     @property
     def deterministic(self) -> bool:

@@ -16,14 +16,15 @@ from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
 from amc.hw.keys import matrix_key
 from amc.hw.mapping import validate_rhs
-from amc.methods.config import MethodConfig
+from amc.methods.config import DirectConfig
+from amc.methods.shared import quantisation_shift
 from amc.solution import Solution, equivalent_bits
 
 
 class DirectSolver:
     """One INV array per distinct H (one settle per right-hand side)."""
 
-    def __init__(self, circuit: CircuitConfig, method: MethodConfig):
+    def __init__(self, circuit: CircuitConfig, method: DirectConfig):
         if method.equilibrate is not None:
             circuit = circuit.replace(**{"io.equilibrate": method.equilibrate})
         if circuit.device.drift_nu > 0 and method.operators != "extracted":
@@ -81,7 +82,6 @@ class DirectSolver:
             return
         diag = np.diag(np.abs(np.diag(h)))
         if shift == "auto":     # start at ||Q(D H D) - D H D||_2: the controller knows the levels it writes
-            from amc.methods.hpinv import quantisation_shift
             if self.circuit.io.equilibrate:
                 d = 1.0 / np.sqrt(np.abs(np.diag(h)))
                 mu = quantisation_shift(h * d[:, None] * d[None, :], self.circuit.device.levels)

@@ -14,8 +14,8 @@ from amc.config import CircuitConfig
 from amc.errors import ConfigError
 from amc.hw.counters import OperationCounts
 from amc.hw.keys import matrix_key
-from amc.methods.config import MethodConfig
-from amc.methods.direct import DirectSolver
+from amc.methods.config import DirectConfig, RepastConfig
+from amc.methods.shared import closed_form_mvm
 from amc.solution import Solution, column_flags, equivalent_bits, residuals
 
 
@@ -24,7 +24,7 @@ class RepastSolver:
     column) computes H^-1 column by column; the inverse is programmed into bit-sliced MVM arrays, and every solve
     is one analog MVM read per array and column."""
 
-    def __init__(self, circuit: CircuitConfig, method: MethodConfig, mvm_config: Optional[CircuitConfig]):
+    def __init__(self, circuit: CircuitConfig, method: RepastConfig, mvm_config: Optional[CircuitConfig] = None):
         from amc.hw.mvm import AnalogMVM
         self.circuit, self.method = circuit, method
         self.mvm_config = (mvm_config or circuit).replace(**{"io.adc_bits": method.mvm.adc_bits,
@@ -32,13 +32,9 @@ class RepastSolver:
         if circuit.device.drift_nu > 0 or (mvm_config or circuit).device.drift_nu > 0:
             raise ConfigError("RePAST-style solves do not model conductance drift (the inverse is held in MVM "
                               "arrays); use method direct or hp-inv with operators 'extracted'")
-        if method.iterations == 0:     # one settle per column of the identity
-            self._inverter = DirectSolver(circuit, MethodConfig(
-                name="direct", equilibrate=method.equilibrate, operators=method.operators, shift=method.shift,
-                shift_margin=method.shift_margin, cache_size=method.cache_size))
-        else:
-            from amc.methods import build_hpinv
-            self._inverter = build_hpinv(circuit, _as_hpinv(method), mvm_config)
+        inverter = method.inverter()       # direct (iterations 0: one settle per column) or HP-INV
+        self._inverter = inverter.build(circuit) if isinstance(inverter, DirectConfig) else \
+            inverter.build(circuit, mvm_config)
         self._mvm_cls = AnalogMVM
         self._systems: "OrderedDict[bytes, dict]" = OrderedDict()
 
@@ -68,9 +64,7 @@ class RepastSolver:
             if m.response == "circuit":
                 matrix = mvm.response(x_inv)
             else:
-                from amc.methods.hpinv import HPInvSolver
-                matrix = HPInvSolver(self.circuit, mvm_config=self.mvm_config, slices=m.slices,
-                                     gain_calibration=m.gain_calibration).closed_form_mvm(x_inv, mvm)
+                matrix = closed_form_mvm(mvm, x_inv, self.mvm_config.opamp.gain)
             programmed = mvm.counts
             mvm.counts = OperationCounts(programmings=programmed.programmings,
                                          cells_programmed=programmed.cells_programmed,
@@ -120,12 +114,3 @@ class RepastSolver:
                         relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
                         details=dict(inverse_error=system["inverse_error"], mvm_arrays=len(mvm.programmed_arrays),
                                      analog_error_is="the INV's one-shot inverse before the refinement passes"))
-
-
-
-def _as_hpinv(method: MethodConfig) -> MethodConfig:
-    return MethodConfig.from_spec({"name": "hp-inv", "refinement": method.refinement, "iterations": method.iterations,
-                                   "shift": method.shift, "shift_margin": method.shift_margin,
-                                   "equilibrate": method.equilibrate, "operators": method.operators,
-                                   "check_convergence": method.check_convergence, "cache_size": method.cache_size,
-                                   "mvm": method.to_dict()["mvm"]}, "repast inverse")

@@ -39,7 +39,7 @@ def test_make_solver_method_schema():
         make_solver({"backend": "circuit", "circuit": {"preset": "rram", "method": {"name": "hp-inv"}}})
     with pytest.raises(Exception, match="refinement"):
         make_solver({"backend": "circuit", "circuit": "rram", "method": {"name": "hp-inv", "refinement": "cg2"}})
-    with pytest.raises(Exception, match="no effect for method 'direct'"):
+    with pytest.raises(Exception, match="unknown key 'method.iterations' for method 'direct'"):
         make_solver({"backend": "circuit", "circuit": "rram", "method": {"name": "direct", "iterations": 3}})
     with pytest.raises(ValueError, match="unknown key"):
         make_solver({"backend": "circuit", "circuit": "rram", "refinement": "pcg"})
