@@ -15,7 +15,6 @@ from amc.config import CircuitConfig
 from amc.errors import ConfigError
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
-from amc.hw.keys import matrix_key
 from amc.hw.mapping import MappedArray, validate_matrix, validate_rhs, warn_if_inaccurate
 from amc.methods.shared import circuit_config
 from amc.reference import numpy_solution
@@ -40,7 +39,7 @@ class AnalogSolver:
         self.config = config
         self.backend = backend
         self.array = InvArray(config)
-        self._key: Optional[bytes] = None
+        self._held: Optional[np.ndarray] = None     # the H the array holds (compared by value)
 
     @property
     def per_solve_noise(self) -> bool:
@@ -60,11 +59,10 @@ class AnalogSolver:
     def program(self, h: np.ndarray) -> MappedArray:
         """Program H into the array unless it already holds it; the conductances as programmed."""
         h = validate_matrix(h)
-        key = matrix_key(h)
-        if key != self._key:
-            self._key = None
+        if self._held is None or self._held.shape != h.shape or not np.array_equal(self._held, h):
+            self._held = None
             self.array.program(h)
-            self._key = key
+            self._held = h.copy()
         return self.array.mapped
 
     def solve(self, h: np.ndarray, g: np.ndarray, transient: bool = False) -> Solution:

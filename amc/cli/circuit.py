@@ -141,7 +141,7 @@ def solve_main(argv: list[str]) -> int:
         solution = solver.solve(h, g, seconds_since_programming=drift_clock, transient=args.transient)
         if args.backend == "circuit" and method.name == "direct":
             from amc.hw.mapping import warn_if_inaccurate
-            warn_if_inaccurate(solver._impl.array_for(validate_matrix(h))[0].mapped)
+            warn_if_inaccurate(solver.program(h).state.mapped)     # the held handle: no new write
     for item in caught:  # on stderr as one line each, and in the JSON record
         warnings.showwarning(item.message, item.category, item.filename, item.lineno)
     if args.json:

@@ -69,6 +69,14 @@ class MethodSolver:
             raise ConfigError("backend 'numpy' runs no hardware: it has no plan")
         return plan_of(self._impl, n, k)
 
+    def program(self, h: np.ndarray):
+        """H on this method's arrays: a ``Programmed`` handle (amc/methods/programmed.py) owning them, their counts
+        and programming time, with ``.solve(B, seconds_since_programming)``; programming an equal H again returns
+        the held handle (no new write)."""
+        if self._impl is None:
+            raise ConfigError("backend 'numpy' runs no hardware: there is nothing to program")
+        return self._impl.program(validate_matrix(h))
+
     def __repr__(self) -> str:
         return f"MethodSolver({self.method_config!r}, backend={self.backend!r}, circuit {self.config.name!r})"
 

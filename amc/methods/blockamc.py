@@ -29,10 +29,10 @@ from amc.errors import AmcError, ConfigError
 from amc.hw.mapping import MAX_CONDITION, validate_matrix, validate_rhs
 from amc.methods.config import PRESETS, BlockAMCConfig
 from amc.methods.errors import BlockError
+from amc.methods.programmed import Programmed, ProgrammedCache
 from amc.methods.shared import circuit_config
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
-from amc.hw.keys import matrix_key
 from amc.hw.mvm import AnalogMVM
 from amc.solution import Solution, equivalent_bits, residuals
 
@@ -97,6 +97,18 @@ class _Node:
     power: dict = field(default_factory=dict)
 
 
+@dataclass
+class _Tree:
+    """One H's block tree on the hardware: the recursion, every array it programmed, their static power, and what
+    setting it up computed digitally (the Schur complements' subtractions)."""
+
+    root: Optional[_Node]
+    hardware: list
+    power: dict
+    setup_flops: float = 0.0
+    saturated: bool = False
+
+
 class BlockAMCSolver:
     """BlockAMC on arrays of at most ``array_size``; the block tree (and its programmed arrays) is kept per H.
 
@@ -119,10 +131,10 @@ class BlockAMCSolver:
         self.config = config
         self.mvm_config = mvm_config
         self.method = method               # validated when it was made
-        self._root: Optional[_Node] = None
-        self._key: Optional[bytes] = None
-        self._arrays = 0
-        self._hardware: list = []      # every programmed array of the current block tree (InvArray / AnalogMVM)
+        # One block tree at a time (a new H replaces it, as the arrays are re-programmed): the handle of the tree.
+        self.cache = ProgrammedCache(1)
+        self._arrays = 0               # arrays made so far: each draws its own device seed
+        self._hardware: list = []      # every programmed array of the tree being built or solved (InvArray / AnalogMVM)
         self._power: dict = {}
 
     # the method's options, by the names the solver always had
@@ -156,7 +168,7 @@ class BlockAMCSolver:
         return base.replace(**{"device.seed": base.device.seed + 1009 * self._arrays})
 
     def counts(self) -> OperationCounts:
-        """Everything done so far to the arrays of the current block tree."""
+        """Everything done so far to the arrays of the block tree being built or solved."""
         total = OperationCounts()
         for hw in self._hardware:
             total = total + hw.counts
@@ -223,41 +235,69 @@ class BlockAMCSolver:
         return np.concatenate([x1, x2], axis=0)
 
     # ---- public ----------------------------------------------------------------------------------------------
+    def program(self, h: np.ndarray) -> Programmed:
+        """Check the partition, program the arrays and compute the Schur complements: the handle of H's block tree
+        (the held one when H is programmed already)."""
+        return self._program(validate_matrix(h))[0]
+
     def prepare(self, h: np.ndarray) -> None:
-        """Check the partition, program the arrays and compute the Schur complements (once per distinct H)."""
-        h = validate_matrix(h)
-        key = matrix_key(h)
-        if key == self._key:
-            return
+        """Program H's block tree unless it is held (``program`` without the handle)."""
+        self.program(h)
+
+    def _program(self, h: np.ndarray) -> tuple[Programmed, bool]:
+        found = self.cache.find(h)
+        if found is not None:
+            return found, False
+        start = time.perf_counter()
         if self.check_blocks:
-            plan_check(h, self.array_size)
-        self._root, self._key = None, None
-        self._hardware = []
-        self._power = {}
-        self._saturated = False
-        self._root = self._build(h, 0, 0)
-        self._key = key
+            try:
+                plan_check(h, self.array_size)     # digital: nothing written yet, the held tree stays
+            except AmcError as exc:
+                exc.operations = OperationCounts()
+                raise
+        self.cache = ProgrammedCache(self.cache.size)   # programming a new H overwrites the held tree's arrays
+        self._hardware, self._power = [], {}
+        self._saturated, self._digital_flops = False, 0.0
+        tree = _Tree(root=None, hardware=self._hardware, power=self._power)
+        tree.root = self._build(h, 0, 0)
+        tree.setup_flops, tree.saturated = self._digital_flops, self._saturated
+        programming = self.counts()
+        programming.add(digital_flops=tree.setup_flops)
+        handle = Programmed(self, h, tree, lambda: tree.hardware, programming, time.perf_counter() - start)
+        self.cache.add(h, handle)
+        return handle, True
 
     def solve(self, h: np.ndarray, g: np.ndarray) -> Solution:
         start = time.perf_counter()
         h = validate_matrix(h)
         g = validate_rhs(g, h.shape[0])
-        self._saturated = False
-        self._digital_flops = 0.0
-        setup_start = time.perf_counter()
-        baseline = OperationCounts() if matrix_key(h) != self._key else self.counts()
         try:
-            return self._solve_counted(h, g, start, setup_start, baseline)
+            handle, fresh = self._program(h)
+        except AmcError as exc:       # what the arrays did until the failure travels with it
+            if getattr(exc, "operations", None) is None:
+                exc.operations = self.counts()
+            raise
+        return self.solve_programmed(handle, g, first=fresh, start=start)
+
+    def solve_programmed(self, handle: Programmed, g: np.ndarray, seconds_since_programming: float = 0.0,
+                         first: bool = False, start: Optional[float] = None) -> Solution:
+        """Solve on a programmed block tree; the first solve after programming carries its counts (``first``)."""
+        if seconds_since_programming:
+            raise ConfigError("BlockAMC does not model conductance drift: it takes no seconds_since_programming")
+        start = time.perf_counter() if start is None else start
+        tree = handle.state
+        self._hardware, self._power = tree.hardware, tree.power
+        self._saturated = tree.saturated if first else False
+        self._digital_flops = tree.setup_flops if first else 0.0
+        baseline = OperationCounts() if first else self.counts()
+        setup_ops = handle.programming.copy() if first else OperationCounts()
+        setup_time = handle.programming_time_s if first else 0.0
+        h = handle.h
+        try:
+            x = self._solve(tree.root, g)
         except AmcError as exc:       # what the arrays did until the failure travels with it
             exc.operations = self.counts() - baseline
             raise
-
-    def _solve_counted(self, h, g, start, setup_start, baseline) -> Solution:
-        self.prepare(h)
-        setup_ops = self.counts() - baseline
-        setup_ops.add(digital_flops=self._digital_flops)
-        setup_time = time.perf_counter() - setup_start
-        x = self._solve(self._root, g)
         ops = self.counts() - baseline
         ops.add(digital_flops=self._digital_flops)
         x_star = np.linalg.solve(h, g)
@@ -272,9 +312,9 @@ class BlockAMCSolver:
             relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
             analog_error=err,        # no digital refinement: the partitioned analog answer is the answer
             lambda_min=min((a.lambda_min for a in self._hardware if isinstance(a, InvArray)), default=None),
-            details=dict(array_size=self.array_size, depth=self._depth(self._root), setup_operations=setup_ops.to_dict(),
-                         setup_time_s=setup_time, mvm_slices=self.mvm_slices, gain_calibration=self.gain_calibration,
-                         leaves=self._count(self._root)))
+            details=dict(array_size=self.array_size, depth=self._depth(tree.root),
+                         setup_operations=setup_ops.to_dict(), setup_time_s=setup_time, mvm_slices=self.mvm_slices,
+                         gain_calibration=self.gain_calibration, leaves=self._count(tree.root)))
 
     def _depth(self, node: Optional[_Node]) -> int:
         if node is None or node.solver is not None:

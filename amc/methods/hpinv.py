@@ -80,7 +80,6 @@ and an uncalibrated A0 = 1e5 TIA caps it near 13-15 bits.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -90,10 +89,11 @@ from amc.config import CircuitConfig
 from amc.errors import AmcError, ConfigError, InputError, MappingError, UnstableCircuitError
 from amc.hw.mapping import check_invertible, validate_matrix, validate_rhs
 from amc.methods.errors import ConvergenceError
+from amc.hw.controller import write_until_accepted
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray, jacobi_scaling
-from amc.hw.keys import matrix_key
 from amc.methods.config import HPInvConfig
+from amc.methods.programmed import Programmed, ProgrammedCache, Refused, timed_programming
 from amc.methods.shared import (circuit_config, closed_form_mvm, preconditioned_condition, quantisation_shift,
                                 refinement_radius)
 from amc.hw.mvm import AnalogMVM
@@ -104,7 +104,6 @@ class _System:
     """What one H becomes on the hardware: equilibration, shift, its own INV arrays (one per block-Jacobi block)
     and its own MVM arrays; measured operators where the method uses them."""
 
-    key: bytes
     h_mvm: np.ndarray                  # what the MVM holds (D H D, or H)
     d: Optional[np.ndarray]            # Jacobi scaling (None: off)
     mu: float                          # diagonal shift of the INV matrix (units of H_mvm)
@@ -121,9 +120,12 @@ class _System:
     kappa: Optional[float] = None              # cond(H0_eff^-1 H_mvm), computed once
     rho: Optional[float] = None                # rho(I - H_mvm H0_eff^-1), computed once
 
+    def hardware(self) -> list:
+        return self.arrays + ([self.mvm] if self.mvm is not None else [])
+
     def counts(self) -> OperationCounts:
         total = OperationCounts()
-        for hw in self.arrays + ([self.mvm] if self.mvm is not None else []):
+        for hw in self.hardware():
             total = total + hw.counts
         return total
 
@@ -169,8 +171,7 @@ class HPInvSolver:
                                   "resistance; use mvm.response 'circuit'")
         self._mvm_options = dict(method.mvm.options(), array_size=method.mvm.array_size or self.array_size)
         self.mvm = self._new_mvm()          # checks the MVM options against the circuit; each system gets its own
-        self._systems: "OrderedDict[bytes, _System]" = OrderedDict()
-        self._refused: "OrderedDict[bytes, tuple]" = OrderedDict()   # programmings the controller refused
+        self.cache = ProgrammedCache(method.cache_size)   # handles (and refused programmings) by H
         self._building: list = []
         self._serial = 0
         self.extractions = 0
@@ -213,12 +214,68 @@ class HPInvSolver:
     def _effective(self, array: InvArray) -> np.ndarray:
         return array.mapped.effective_conductance(self.config.opamp.gain) / array.mapped.g0
 
-    def _prepare(self, h: np.ndarray) -> _System:
-        """Equilibrate, choose the shift, program this system's own INV and MVM arrays; cached per H (LRU)."""
-        key = matrix_key(h)
-        if key in self._systems:
-            self._systems.move_to_end(key)
-            return self._systems[key]
+    def program(self, h: np.ndarray) -> Programmed:
+        """H on its own INV and MVM arrays (the cached handle when this H is programmed already); a programming the
+        controller refused is remembered, so the same H is not written again until it changes. A failure carries
+        what the arrays did until then (``exc.operations``)."""
+        return self._program(validate_matrix(h))[0]
+
+    def _program(self, h: np.ndarray) -> tuple[Programmed, bool]:
+        found = self.cache.find(h)
+        if isinstance(found, Refused):
+            raise found.error()
+        if found is not None:
+            return found, False
+        self._building = []
+        try:
+            self._check_system(h)
+            handle = timed_programming(self, h, lambda: (lambda system: (system, system.hardware))(
+                self._ready(self._new_system(h))))
+        except AmcError as exc:
+            exc.operations = sum((a.counts for a in self._building), OperationCounts())
+            if isinstance(exc, (UnstableCircuitError, MappingError, ConvergenceError)):
+                self.cache.add(h, Refused(exc))
+            raise
+        self.cache.add(h, handle)
+        return handle, True
+
+    def _ready(self, system: _System) -> _System:
+        """Make a programmed system ready to solve, in the order a controller would: measure the MVM (extracted
+        operators), check the INV's convergence (ConvergenceError at iteration 0: the programming is refused), then
+        write the MVM arrays (per-solve operators)."""
+        if self.method.operators == "extracted" and system.mvm_matrix is None:
+            self._extract(system)
+        if self.method.refinement == "richardson" and system.rho is None:
+            system.rho = refinement_radius(system.h_mvm, system.h0_eff)
+        if self.method.refinement == "pcg" and system.kappa is None:
+            system.kappa = preconditioned_condition(system.h_mvm, system.h0_eff)
+        rho = system.rho
+        if self.method.check_convergence and self.method.refinement == "richardson" and not rho < 1.0:
+            raise ConvergenceError(
+                f"HP-INV cannot converge (iteration 0, before refinement): rho(I - H H0^-1) = {rho:.3g} >= 1 for the "
+                f"matrix the INV array holds ({self.config.device.levels} levels, A0 {self.config.opamp.gain:.3g}, "
+                f"shift {system.mu:.3g}); the low-precision inverse is too far from H. Use more device levels, damp H, "
+                "refinement 'pcg' with shift 'auto', or BlockAMC with smaller blocks", iteration=0, rho=rho)
+        if self.method.check_convergence and self.method.refinement == "pcg" and not system.lam_min_h0 > 0:
+            raise ConvergenceError(
+                f"PCG cannot run (iteration 0): the INV holds an indefinite matrix (lambda_min of its symmetric part "
+                f"{system.lam_min_h0:.3g}, shift {system.mu:.3g}); use shift 'auto'", iteration=0)
+        if self.method.operators == "per-solve":
+            system.mvm.program(system.h_mvm)
+        return system
+
+    def _check_system(self, h: np.ndarray) -> None:
+        n = h.shape[0]
+        check_invertible(h)
+        if self.array_size is not None and n > self.array_size and self.method.refinement != "pcg":
+            raise InputError(f"HP-INV with refinement {self.method.refinement!r} runs on one {n}x{n} INV array but "
+                             f"array_size is {self.array_size}; use refinement 'pcg' (block-Jacobi preconditioner, "
+                             "SPD H) or method 'blockamc' for systems larger than one array")
+        if self.method.refinement == "pcg" and not np.allclose(h, h.T, rtol=0, atol=1e-10 * np.abs(h).max()):
+            raise InputError("refinement 'pcg' needs a symmetric (positive-definite) H; use refinement 'richardson'")
+
+    def _new_system(self, h: np.ndarray) -> _System:
+        """Equilibrate, choose the shift, program this system's own INV and MVM arrays."""
         n = h.shape[0]
         d = jacobi_scaling(h) if self.equilibrate else None
         h_mvm = h * d[:, None] * d[None, :] if d is not None else h
@@ -238,12 +295,10 @@ class HPInvSolver:
                 mus.append(mu_b)
                 lams.append(lam_b)
                 attempts = max(attempts, att_b)
-        system = _System(key, h_mvm, d, float(max(mus)), h_inv, h0, float(min(lams)), arrays, blocks,
-                         mvm=self._new_mvm(), shift_attempts=attempts, block_mu=mus)
-        self._systems[key] = system
-        while len(self._systems) > self.method.cache_size:
-            self._systems.popitem(last=False)
-        return system
+        mvm = self._new_mvm()
+        self._building.append(mvm)
+        return _System(h_mvm, d, float(max(mus)), h_inv, h0, float(min(lams)), arrays, blocks,
+                       mvm=mvm, shift_attempts=attempts, block_mu=mus)
 
     def block_slices(self, n: int) -> Optional[list]:
         """The block-Jacobi diagonal blocks for an n x n system (None: it fits one INV array)."""
@@ -265,27 +320,18 @@ class HPInvSolver:
             mu = quantisation_shift(h_blk, self.config.device.levels) / scale
         else:
             mu = float(self.method.shift or 0.0)
-        attempts, last = 0, None
-        while True:
-            attempts += 1
+
+        def write(mu: float):
             h_inv = h_blk + mu * scale * np.eye(n) if mu > 0 else h_blk
-            try:
-                array.program(h_inv)
-                h0 = self._effective(array)
-                lam = float(np.linalg.eigvalsh((h0 + h0.T) / 2).min())
-                array.counts.add(digital_flops=4 * n ** 3)     # the controller's check of what it programmed
-                ok = lam >= self.method.shift_margin * (1.0 + mu) * scale
-                if self.method.refinement == "richardson":   # Richardson also needs rho(I - H H0^-1) < 1
-                    ok = ok and refinement_radius(h_blk, h0) <= 1.0 - self.method.shift_margin
-            except (UnstableCircuitError, MappingError) as exc:
-                if not auto or attempts >= 12:
-                    raise
-                last, ok, h0, lam = exc, False, None, -np.inf
-            if ok or not auto or attempts >= 12:
-                break
-            mu = max(1.5 * mu, 0.05)
-        if h0 is None:
-            raise last
+            array.program(h_inv)
+            h0 = self._effective(array)
+            lam = float(np.linalg.eigvalsh((h0 + h0.T) / 2).min())
+            array.counts.add(digital_flops=4 * n ** 3)     # the controller's check of what it programmed
+            ok = lam >= self.method.shift_margin * (1.0 + mu) * scale
+            if self.method.refinement == "richardson":   # Richardson also needs rho(I - H H0^-1) < 1
+                ok = ok and refinement_radius(h_blk, h0) <= 1.0 - self.method.shift_margin
+            return (h_inv, h0, lam), ok
+        (h_inv, h0, lam), mu, attempts, _ = write_until_accepted(write, mu, retry=auto)
         return mu * scale, h_inv, h0, lam, attempts
 
     def _extract(self, system: _System) -> None:
@@ -315,71 +361,39 @@ class HPInvSolver:
     def radius(self, h: np.ndarray) -> float:
         """rho(I - H H0_eff^-1) of the INV array as programmed for H (programs it if needed), in the method's
         coordinates (equilibrated, shifted)."""
-        system = self._prepare(validate_matrix(h))
+        h = validate_matrix(h)
+        found = self.cache.find(h)
+        # a system the convergence check refuses is still programmed to be measured here (a diagnostic, not held)
+        system = found.state if isinstance(found, Programmed) else self._new_system(h)
         return refinement_radius(system.h_mvm, system.h0_eff)
 
     # ---- solve -------------------------------------------------------------------------------------------------
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
-        """Refine; a failure carries what the arrays did until then (``exc.operations``), and a programming the
-        controller refused is remembered, so the same H is not written again until it changes."""
-        h = validate_matrix(h)
-        key = matrix_key(h)
-        if key in self._refused:
-            kind, message = self._refused[key]
-            raise kind(message)
-        existing = self._systems[key].counts() if key in self._systems else None
-        self._building = []
+        """Program H (unless held) and refine; the first solve after programming carries the programming's counts."""
+        handle, fresh = self._program(validate_matrix(h))
+        return self.solve_programmed(handle, g, seconds_since_programming, first=fresh)
+
+    def solve_programmed(self, handle: Programmed, g: np.ndarray, seconds_since_programming: float = 0.0,
+                         first: bool = False) -> Solution:
+        """Refine on a programmed system; a failure carries what its arrays did in this solve (``exc.operations``)."""
+        system = handle.state
+        existing = OperationCounts() if first else system.counts()
         try:
-            return self._solve(h, g, seconds_since_programming)
+            return self._solve(handle.h, system, g, seconds_since_programming, existing, first)
         except AmcError as exc:
-            if key in self._systems:
-                exc.operations = self._systems[key].counts() - (existing or OperationCounts())
-            else:
-                exc.operations = sum((a.counts for a in self._building), OperationCounts())
-                if isinstance(exc, (UnstableCircuitError, MappingError)):
-                    self._refused[key] = (type(exc), str(exc))
-                    while len(self._refused) > self.method.cache_size:
-                        self._refused.popitem(last=False)
+            exc.operations = system.counts() - existing
             raise
 
-    def _solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float) -> Solution:
+    def _solve(self, h: np.ndarray, system: _System, g: np.ndarray, seconds_since_programming: float,
+               before: OperationCounts, first: bool) -> Solution:
         start = time.perf_counter()
         g = validate_rhs(g, h.shape[0])
         n = h.shape[0]
-        check_invertible(h)
-        if self.array_size is not None and n > self.array_size and self.method.refinement != "pcg":
-            raise InputError(f"HP-INV with refinement {self.method.refinement!r} runs on one {n}x{n} INV array but array_size "
-                             f"is {self.array_size}; use refinement 'pcg' (block-Jacobi preconditioner, SPD H) or "
-                             "method 'blockamc' for systems larger than one array")
-        if self.method.refinement == "pcg" and not np.allclose(h, h.T, rtol=0, atol=1e-10 * np.abs(h).max()):
-            raise InputError("refinement 'pcg' needs a symmetric (positive-definite) H; use refinement 'richardson'")
         cols = g.reshape(n, -1)
         k = cols.shape[1]
         x_star = np.linalg.solve(h, cols)            # diagnostics only: never used by the iteration
-        fresh = matrix_key(h) not in self._systems
-        system = self._prepare(h)
-        before = OperationCounts() if fresh else system.counts()
-        extracted_now = False
-        if self.method.operators == "extracted" and system.mvm_matrix is None:
-            self._extract(system)
-            extracted_now = True
-        if self.method.refinement == "richardson" and system.rho is None:
-            system.rho = refinement_radius(system.h_mvm, system.h0_eff)
-        if self.method.refinement == "pcg" and system.kappa is None:
-            system.kappa = preconditioned_condition(system.h_mvm, system.h0_eff)
+        extracted_now = first and self.method.operators == "extracted"
         rho, kappa = system.rho, system.kappa
-        if self.method.check_convergence and self.method.refinement == "richardson" and not rho < 1.0:
-            raise ConvergenceError(
-                f"HP-INV cannot converge (iteration 0, before refinement): rho(I - H H0^-1) = {rho:.3g} >= 1 for the "
-                f"matrix the INV array holds ({self.config.device.levels} levels, A0 {self.config.opamp.gain:.3g}, "
-                f"shift {system.mu:.3g}); the low-precision inverse is too far from H. Use more device levels, damp H, "
-                "refinement 'pcg' with shift 'auto', or BlockAMC with smaller blocks", iteration=0, rho=rho)
-        if self.method.check_convergence and self.method.refinement == "pcg" and not system.lam_min_h0 > 0:
-            raise ConvergenceError(
-                f"PCG cannot run (iteration 0): the INV holds an indefinite matrix (lambda_min of its symmetric part "
-                f"{system.lam_min_h0:.3g}, shift {system.mu:.3g}); use shift 'auto'", iteration=0)
-        if self.method.operators == "per-solve":
-            system.mvm.program(system.h_mvm)
         mvm_arrays = len(system.mvm.programmed_arrays) if system.mvm_matrix is not None or \
             self.method.operators == "per-solve" else 0
 

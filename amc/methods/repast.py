@@ -5,7 +5,6 @@ MVM read per array and column. Measuring the MVM's response is simulation bookke
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Optional
 
 import numpy as np
@@ -13,8 +12,9 @@ import numpy as np
 from amc.config import CircuitConfig
 from amc.errors import ConfigError
 from amc.hw.counters import OperationCounts
-from amc.hw.keys import matrix_key
+from amc.hw.mapping import validate_matrix
 from amc.methods.config import DirectConfig, RepastConfig
+from amc.methods.programmed import Programmed, ProgrammedCache
 from amc.methods.shared import closed_form_mvm
 from amc.solution import Solution, column_flags, equivalent_bits, residuals
 
@@ -36,7 +36,7 @@ class RepastSolver:
         self._inverter = inverter.build(circuit) if isinstance(inverter, DirectConfig) else \
             inverter.build(circuit, mvm_config)
         self._mvm_cls = AnalogMVM
-        self._systems: "OrderedDict[bytes, dict]" = OrderedDict()
+        self.cache = ProgrammedCache(method.cache_size)
 
     @property
     def deterministic(self) -> bool:
@@ -47,11 +47,16 @@ class RepastSolver:
     def linear(self) -> bool:          # one MVM read per column of the programmed inverse
         return self.deterministic
 
-    def _prepare(self, h: np.ndarray) -> tuple[dict, OperationCounts, float]:
-        key = matrix_key(h)
-        if key in self._systems:
-            self._systems.move_to_end(key)
-            return self._systems[key], OperationCounts(), 0.0
+    def program(self, h: np.ndarray) -> Programmed:
+        """H^-1 computed on the INV and programmed into MVM arrays (the held handle when H is programmed already);
+        the handle's programming counts the inverse's computation too."""
+        return self._program(validate_matrix(h))[0]
+
+    def _program(self, h: np.ndarray) -> tuple[Programmed, bool]:
+        found = self.cache.find(h)
+        if found is not None:
+            return found, False
+        start = time.perf_counter()
         n = h.shape[0]
         inverse = self._inverter.solve(h, np.eye(n))       # n settles (+ refinement) on the INV array
         x_inv = np.asarray(inverse.x).reshape(n, n)
@@ -75,17 +80,26 @@ class RepastSolver:
             mvm.program(x_inv)
             matrix = None
         system = dict(x_inv=x_inv, mvm=mvm, matrix=matrix, inverse_error=inverse.relative_error,
-                      analog_error=inverse.analog_error, lambda_min=inverse.lambda_min)
-        self._systems[key] = system
-        while len(self._systems) > self.method.cache_size:
-            self._systems.popitem(last=False)
-        ops = inverse.operations + mvm.counts
-        return system, ops, float(inverse.relative_error or 0.0)
+                      analog_error=inverse.analog_error, lambda_min=inverse.lambda_min,
+                      inverter=self._inverter.program(h))      # the INV arrays that computed it (held, no write)
+        handle = Programmed(self, h, system, lambda: system["inverter"].hardware + [system["mvm"]],
+                            inverse.operations + mvm.counts, time.perf_counter() - start)
+        self.cache.add(h, handle)
+        return handle, True
 
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+        """Program H (unless held) and solve; the first solve after programming carries the programming's counts."""
+        handle, fresh = self._program(validate_matrix(h))
+        return self.solve_programmed(handle, g, seconds_since_programming, first=fresh)
+
+    def solve_programmed(self, handle: Programmed, g: np.ndarray, seconds_since_programming: float = 0.0,
+                         first: bool = False) -> Solution:
+        if seconds_since_programming:
+            raise ConfigError("RePAST-style solves do not model conductance drift: no seconds_since_programming")
         start = time.perf_counter()
+        h, system = handle.h, handle.state
         n = h.shape[0]
-        system, ops, _ = self._prepare(h)
+        ops = handle.programming.copy() if first else OperationCounts()
         mvm = system["mvm"]
         cols = g.reshape(n, -1)
         before = mvm.counts.copy()

@@ -37,7 +37,7 @@ def test_each_hpinv_block_draws_its_conductances_once_per_programming():
     solver = MethodSolver(config, method={"preset": "hpinv-pcg", "iterations": 5, "array_size": 12,
                                           "shift": 0.3, "operators": "per-solve"})
     first = solver.solve(h, g)
-    system = next(iter(solver._impl._systems.values()))
+    system = solver.program(h).state                 # the held handle: no new write
     assert len(system.arrays) == 2 and system.arrays[0] is not system.arrays[1]
     # one programming per block array (shift fixed: no program-and-verify retries), none while iterating
     assert [a.counts.programmings for a in system.arrays] == [1, 1]

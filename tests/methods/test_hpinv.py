@@ -91,14 +91,14 @@ def test_shifted_inv_is_always_stable_on_kfac_like_factors():
         he = _equilibrated(h)
         indefinite += int(np.linalg.eigvalsh(_q8(he)).min() <= 0)
         solver = HPInvSolver(RRAM, HPInvConfig(refinement="pcg", shift="auto", equilibrate=True))
-        system = solver._prepare(h)                       # maps, programs and runs the loop stability check
+        system = solver.program(h).state                     # maps, programs and runs the loop stability check
         assert system.mu > 0 and system.lam_min_h0 > 0, seed
         assert np.linalg.eigvals(system.h0_eff).real.min() > 0
         assert np.allclose(np.diag(system.h0_eff), np.diag(system.h0_eff)[0], rtol=1e-4)   # diagonal on the top level
         # without the shift the same array is often unstable (or unmappable)
         if np.linalg.eigvalsh(_q8(he)).min() <= 0:
             with pytest.raises((UnstableCircuitError, MappingError)):
-                HPInvSolver(RRAM, HPInvConfig(refinement="pcg", equilibrate=True))._prepare(h)
+                HPInvSolver(RRAM, HPInvConfig(refinement="pcg", equilibrate=True)).program(h)
     assert indefinite >= 3, "the test factors must include blocks that 8 levels make indefinite"
 
 
@@ -143,7 +143,7 @@ def test_extracted_operator_pcg_equals_per_solve_pcg():
     assert first.operations.mvm_reads == per_solve.operations.mvm_reads
     assert first.details["extracted_now"] and first.operations.ngspice_runs > 0
     # a settle from the measured response is what ngspice computes on the same programmed array
-    array = next(iter(extracted._impl._systems.values())).arrays[0]
+    array = extracted.program(h).state.arrays[0]            # the held handle: no new write
     column = array.solve(np.eye(16)[:, 3]).x
     assert np.allclose(array.read(np.eye(16)[:, 3]).x, column, rtol=0, atol=1e-9 * np.abs(column).max())
     again = extracted.solve(h, g[:, ::-1])          # cached: no new ngspice runs, same answer per column
