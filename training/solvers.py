@@ -399,7 +399,7 @@ def make_solver(cfg: Any = None, source: str = "optimizer.solver"):
 
     ``circuit``: an amc preset name, a circuit YAML path, or ``{preset: rram, device: {levels: 16}}``;
     ``method``: a method preset or name (``direct``, ``hpinv-pcg``, ...) or ``{preset: hpinv-pcg, iterations: 3}``.
-    Both are built by ``amc.build_solver``; unknown keys and keys without effect are errors naming the key.
+    Both are built by ``amc.build_solver``; an unknown key, or one the method does not have, is an error naming it.
     """
     if cfg is None:
         return NumpySolver()
