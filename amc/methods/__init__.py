@@ -8,12 +8,13 @@ programming, applied by analog MVM), configured by a typed ``MethodConfig``.
 
 ``MethodSolver`` satisfies ``amc.protocol.Solver``: ``solve(H, B) -> Solution`` plus the declared properties
 ``deterministic`` (repeated solves of one H give the same x) and ``linear`` (x is linear in B, up to converter
-rounding). Each distinct H gets its own programmed arrays (one physical array set per matrix, least recently used
-dropped beyond ``cache_size``), so a K-FAC factor keeps its array between inverse updates.
+rounding). ``program(H)`` returns a handle (amc/methods/programmed.py) owning H's own arrays (one physical array
+set per matrix, held in the method's cache by equality of H, least recently used dropped beyond ``cache_size``);
+``solve(H, B)`` is program-then-solve, so a K-FAC factor keeps its arrays between inverse updates.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from amc.reference import numpy_solution
 from amc.solution import Solution
 
 METHODS = METHOD_NAMES
+# the per-method configs, re-exported: ``from amc.methods import HPInvConfig``
+__all__ = ["METHODS", "PRESETS", "MethodConfig", "DirectConfig", "HPInvConfig", "BlockAMCConfig", "RepastConfig",
+           "method_config", "MethodSolver", "solve_system"]
 
 
 class MethodSolver:

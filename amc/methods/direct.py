@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from amc.config import CircuitConfig
-from amc.errors import ConfigError, InputError, MappingError, UnstableCircuitError
+from amc.errors import ConfigError, InputError, UnstableCircuitError
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
 from amc.hw.mapping import validate_matrix, validate_rhs
