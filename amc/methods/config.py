@@ -263,11 +263,20 @@ class BlockAMCConfig(MethodConfig):
     solver_class: ClassVar[str] = "amc.methods.blockamc:BlockAMCSolver"
     array_size: int = 32                   # rows/columns of one array: the partition's leaf size
     check_convergence: bool = True         # upfront digital check of every block and Schur complement
+    operators: str = "per-solve"           # per-solve: every settle and read in ngspice | extracted: measured responses
+    shift: Optional[str] = None            # null | verify: the read-verified controller on every INV leaf
+    shift_margin: float = 0.02
+    equilibrate: Optional[bool] = None     # true: D H D before partitioning, every leaf equilibrated; null: as circuit
+    cache_size: int = 8                    # programmed block trees kept (each its own arrays), least recently used
     mvm: CouplingSection = field(default_factory=CouplingSection)
 
     def __post_init__(self) -> None:
         _int(self.array_size, "array_size", 2)
         _bool(self.check_convergence, "check_convergence")
+        if self.shift not in (None, "verify"):
+            raise ConfigError(f"shift for method 'blockamc' is null or 'verify' (the read-verified controller on "
+                              f"every INV leaf), got {self.shift!r}")
+        _common(self)
 
     @property
     def label(self) -> str:
@@ -383,8 +392,8 @@ def _mvm_response(cfg) -> None:
 
 def _shift(shift: Any, allow_verify: bool, method: str = "direct") -> None:
     if shift == "verify" and not allow_verify:
-        raise ConfigError(f"shift 'verify' (the read-verified controller) is a 'direct' recipe; method {method!r} "
-                          "takes null, a number or 'auto'")
+        raise ConfigError(f"shift 'verify' (the read-verified controller) is a 'direct' and 'blockamc' recipe; "
+                          f"method {method!r} takes null, a number or 'auto'")
     if shift is not None and shift not in ("auto", "verify") and (
             isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift >= 0
             or shift == float("inf")):

@@ -88,13 +88,17 @@ def direct_plan(solver, n: int, k: int) -> Plan:
 
 
 def blockamc_plan(solver, n: int, k: int) -> Plan:
-    """BlockAMC (amc/methods/blockamc.py): setup A^-1 B by INV, S = D - C Y by MVM + digital, recursively."""
+    """BlockAMC (amc/methods/blockamc.py): setup A^-1 B by INV, S = D - C Y by MVM + digital, recursively; with
+    ``shift: verify`` every leaf's programming includes the controller's verify settles. Extracted operators count
+    the same reads as per-solve ones (one per array and column)."""
     size, slices, eq = solver.array_size, solver.mvm_slices, bool(solver.config.io.equilibrate)
     ins = _input_slices(solver.mvm_config, 1)
 
+    verified = solver.shift == "verify"         # the read-verified controller on every INV leaf
+
     def setup(m: int) -> OperationCounts:
         if m <= size:
-            return inv_program(m, eq)
+            return inv_program(m, eq) + verify_reads(m, eq) if verified else inv_program(m, eq)
         m1 = split_point(m, size)
         m2 = m - m1
         out = setup(m1) + solve(m1, m2)                                  # Y = A^-1 B (B's m2 columns)
@@ -112,7 +116,11 @@ def blockamc_plan(solver, n: int, k: int) -> Plan:
         out.add(digital_flops=float(m * cols))                           # the two subtractions after the ADCs
         return out
 
-    return Plan(setup(n), solve(n, k))
+    programming, solving = setup(n), solve(n, k)
+    if solver.equilibrate:          # D H D before partitioning (3 n^2); D on the way in and out (2 n k)
+        programming.add(digital_flops=float(3 * n * n))
+        solving.add(digital_flops=float(2 * n * k))
+    return Plan(programming, solving)
 
 
 def hpinv_plan(solver, n: int, k: int) -> Plan:

@@ -22,6 +22,8 @@ CASES = [
     ("rram", {"name": "direct", "equilibrate": True}, 10, 2),
     ("ideal", {"preset": "blockamc", "array_size": 4}, 10, 2),
     ("ideal", {"preset": "blockamc", "array_size": 3}, 8, 3),            # two levels of partitioning
+    ("rram", {"preset": "blockamc", "array_size": 4, "operators": "extracted", "shift": "verify",
+              "equilibrate": True}, 10, 2),                              # + the controller on every leaf
     ("ideal", {"name": "hp-inv", "refinement": "pcg", "iterations": 3}, 8, 3),
     ("rram", {"name": "hp-inv", "refinement": "richardson", "iterations": 3, "shift": 0.1}, 10, 2),
     ("rram", {"preset": "hpinv-pcg", "iterations": 3, "shift": 0.2, "array_size": 4}, 8, 3),   # block-Jacobi
