@@ -194,6 +194,7 @@ class CircuitSolver:
         # loop lambda_min of every programmed array this run solved with, by factor size (the cost ledger prices a
         # run with its own settles: amc cost training --run)
         self.lambda_by_size: dict = {}
+        self.error_by_size: dict = {}         # n -> (analog error tally, step cosine tally)
 
     # ---- time ------------------------------------------------------------------------------------------------
     def tick(self, step: int) -> None:
@@ -276,6 +277,12 @@ class CircuitSolver:
         analog = getattr(result, "analog_error", None)
         if analog is not None:
             self.analog_err.add(analog)
+            if n is not None:          # by factor size: a partitioned large factor's error apart from the small ones
+                by_size = self.error_by_size.setdefault(n, (_Tally(), _Tally()))
+                by_size[0].add(analog)
+                cosine = getattr(result, "step_cosine", None)
+                if cosine is not None:
+                    by_size[1].add(cosine)
         for attr, tally in (("bias_error", self.bias_err), ("device_error", self.device_err),
                             ("step_cosine", self.cosine)):
             v = getattr(result, attr, None)
@@ -345,6 +352,10 @@ class CircuitSolver:
                                    shift_max=self.shifts.max)
         if self.iterations.count:
             h["iterations_mean"] = self.iterations.mean
+        if self.error_by_size:
+            h["analog_error_by_size"] = {str(n): {"mean": e.mean, "max": e.max, "cosine_mean": c.mean,
+                                                  "cosine_min": c.min, "solves": e.count}
+                                         for n, (e, c) in sorted(self.error_by_size.items())}
         if self.lambda_by_size:
             h["loop_lambda_min_by_size"] = {str(n): {"geomean": math.exp(total / count), "min": low, "solves": count}
                                             for n, (count, total, low) in sorted(self.lambda_by_size.items())}
