@@ -414,6 +414,7 @@ def make_solver(cfg: Any = None, source: str = "optimizer.solver"):
     """
     if cfg is None:
         return NumpySolver()
+    typed = cfg.typed() if hasattr(cfg, "typed") else None    # a validated SolverConfig: parsed once already
     if dataclasses.is_dataclass(cfg):
         cfg = dataclasses.asdict(cfg)
     cfg = dict(cfg)
@@ -433,6 +434,8 @@ def make_solver(cfg: Any = None, source: str = "optimizer.solver"):
     if cfg:
         raise ValueError(f"{source}: unknown key(s) {', '.join(sorted(cfg))}; method options go under "
                          f"{source}.method (e.g. method: {{preset: hpinv-pcg, iterations: 3}})")
+    if typed is not None:
+        circuit, method = typed
     inner = build_solver(circuit, method, source=source)
     return CircuitSolver(inner, check_every=adapter.get("check_every", 1),
                          saturation_is_failure=adapter.get("saturation_is_failure", True),

@@ -122,3 +122,21 @@ def test_layers_hold_their_programmed_blocks_and_drift_counts_from_their_first_s
         for (key, start), h in held[4][name].items():
             block = next(s for s in (layer.a_blocks if key == "A" else layer.g_blocks) if s.start == start)
             assert np.array_equal(h.h, state["layers"][name][key + "d"][block, block]) and h.step == 3
+
+
+def test_the_solver_config_is_parsed_once_and_never_answered_stale():
+    """validate() parses circuit and method once; make_solver builds from those objects (not the spelling again);
+    a field changed after validation is parsed afresh instead of answered with the old object."""
+    from amc.methods import BlockAMCConfig, DirectConfig
+    from training.config import SolverConfig
+    from training.solvers import make_solver
+    cfg = SolverConfig(backend="circuit", circuit="ideal",
+                       method={"preset": "blockamc", "array_size": 4, "operators": "extracted"})
+    cfg.validate("optimizer.solver")
+    circuit, method = cfg.typed()
+    assert isinstance(method, BlockAMCConfig) and method.array_size == 4
+    solver = make_solver(cfg)
+    assert solver.inner.method_config is method and solver.inner.config is circuit
+    cfg.method = "direct"
+    assert cfg.typed() is None
+    assert isinstance(make_solver(cfg).inner.method_config, DirectConfig)
