@@ -19,7 +19,6 @@ from amc.matrix_io import load_array
 from amc.hw.inv_array import InvArray
 from amc.methods.config import METHOD_NAMES, PRESETS as METHOD_PRESETS, MethodConfig, MVMSection, method_keys
 from amc.methods import MethodSolver, method_config
-from amc.solver import AnalogSolver
 
 
 def _config_from_args(args) -> CircuitConfig:

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from amc import BlockAMCConfig, BlockAMCSolver, BlockError, MethodSolver, solve_system
+from amc import BlockAMCConfig, BlockError, MethodSolver, solve_system
 from amc.errors import ConfigError
 
 
