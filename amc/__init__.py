@@ -5,9 +5,11 @@ from amc.errors import (AccuracyWarning, AmcError, ConfigError, InputError, Mapp
 from amc.solver import AnalogSolver
 from amc.solution import Solution
 from amc.hw import InvArray, OperationCounts
-from amc.methods.config import MethodConfig, MVMSection
+from amc.methods.config import (BlockAMCConfig, CouplingSection, DirectConfig, HPInvConfig, MethodConfig, MVMSection,
+                                RepastConfig)
 
-__all__ = ["AnalogSolver", "Solution", "InvArray", "OperationCounts", "MethodConfig", "MVMSection", "CircuitConfig", "DeviceConfig", "OpAmpConfig", "InverterConfig", "WireConfig",
+__all__ = ["AnalogSolver", "Solution", "InvArray", "OperationCounts", "MethodConfig", "MVMSection", "DirectConfig",
+           "HPInvConfig", "BlockAMCConfig", "RepastConfig", "CouplingSection", "CircuitConfig", "DeviceConfig", "OpAmpConfig", "InverterConfig", "WireConfig",
            "IOConfig", "SimulationConfig", "PRESETS", "AccuracyWarning", "AmcError", "ConfigError", "InputError", "MappingError",
            "NgspiceUnavailableError", "SimulationError", "SingularMatrixError", "UnstableCircuitError"]
 

@@ -48,4 +48,4 @@ def build_solver(circuit: Any = None, method: Any = None, source: str = "solver"
     """The circuit solver a spec names: ``amc.MethodSolver`` over the circuit, for the method (default direct)."""
     from amc.methods import MethodSolver, method_config
     config = circuit_from_spec(circuit, source)
-    return MethodSolver(config, method=method_config(method, {}, source=f"{source}.method"))
+    return MethodSolver(config, method=method_config(method, source=f"{source}.method"))

@@ -111,3 +111,30 @@ def suggest(key: Any, options) -> str:
 
 def join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+def build_tagged(variants: Mapping[str, type], tag: str, data: Mapping[str, Any], where: str,
+                 error: Type[Exception], kind: str = ""):
+    """One member of a tagged union of dataclasses: ``data[tag]`` picks the class, the rest is built by ``build``.
+    A key the chosen class does not have is an unknown key naming the key and the tag's value."""
+    if not isinstance(data, Mapping):
+        raise error(f"{where or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
+    data = dict(data)
+    name = data.pop(tag, None)
+    if name not in variants:
+        raise error(f"{join(where, tag)} must be one of {', '.join(variants)}, got {name!r}{suggest(name, variants)}")
+    cls = variants[name]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    bad = [k for k in data if k not in allowed]
+    if bad:
+        others = [v for v, c in variants.items() if bad[0] in {f.name for f in dataclasses.fields(c)}]
+        hint = f" (a key of {kind or tag} {', '.join(others)})" if others else suggest(bad[0], allowed)
+        raise error(f"unknown key{'s' if len(bad) > 1 else ''} {', '.join(repr(join(where, k)) for k in bad)} for "
+                    f"{kind or tag} {name!r}{hint}; its keys: {', '.join(allowed)}")
+    try:
+        return build(cls, data, where, error)
+    except error as exc:
+        text = str(exc)
+        if text.startswith("unknown key"):       # in a section of the member: say which member
+            raise error(f"{text.split(';')[0]} for {kind or tag} {name!r};{';'.join(text.split(';')[1:])}") from None
+        raise

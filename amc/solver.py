@@ -11,24 +11,14 @@ from typing import Optional, Union
 
 import numpy as np
 
-from amc.config import DEFAULT_PRESET, CircuitConfig
+from amc.config import CircuitConfig
 from amc.errors import ConfigError
-from amc.hw.counters import OperationCounts, exact_solve_flops
+from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
-from amc.hw.keys import matrix_key
-from amc.hw.mapping import MappedArray, check_invertible, validate_matrix, validate_rhs, warn_if_inaccurate
-from amc.solution import Solution, residuals
-
-
-def circuit_config(config: Union[CircuitConfig, str, None]) -> CircuitConfig:
-    """A CircuitConfig from a config, a preset name or None (the default preset)."""
-    if config is None:
-        return CircuitConfig.preset(DEFAULT_PRESET)
-    if isinstance(config, str):
-        return CircuitConfig.preset(config)
-    if not isinstance(config, CircuitConfig):
-        raise ConfigError(f"config must be a CircuitConfig or a preset name, got {type(config).__name__}")
-    return config
+from amc.hw.mapping import MappedArray, validate_matrix, validate_rhs, warn_if_inaccurate
+from amc.methods.shared import circuit_config
+from amc.reference import numpy_solution
+from amc.solution import Solution
 
 
 class AnalogSolver:
@@ -49,7 +39,7 @@ class AnalogSolver:
         self.config = config
         self.backend = backend
         self.array = InvArray(config)
-        self._key: Optional[bytes] = None
+        self._held: Optional[np.ndarray] = None     # the H the array holds (compared by value)
 
     @property
     def per_solve_noise(self) -> bool:
@@ -69,11 +59,10 @@ class AnalogSolver:
     def program(self, h: np.ndarray) -> MappedArray:
         """Program H into the array unless it already holds it; the conductances as programmed."""
         h = validate_matrix(h)
-        key = matrix_key(h)
-        if key != self._key:
-            self._key = None
+        if self._held is None or self._held.shape != h.shape or not np.array_equal(self._held, h):
+            self._held = None
             self.array.program(h)
-            self._key = key
+            self._held = h.copy()
         return self.array.mapped
 
     def solve(self, h: np.ndarray, g: np.ndarray, transient: bool = False) -> Solution:
@@ -94,20 +83,3 @@ class AnalogSolver:
         """The ngspice deck of one settle of H x = g (first column of g) on this solver's array."""
         self.program(h)
         return self.array.deck(g, transient=transient)
-
-
-def numpy_solution(h: np.ndarray, g: np.ndarray, start: Optional[float] = None, method: str = "numpy") -> Solution:
-    """The exact digital answer as a Solution (no analog operations; digital flops of one LU solve)."""
-    start = time.perf_counter() if start is None else start
-    condition = check_invertible(h)
-    x = np.linalg.solve(h, g)
-    n = h.shape[0]
-    cols = g.reshape(n, -1)
-    total, per_column = residuals(h, x.reshape(n, -1), cols)
-    k = cols.shape[1]
-    return Solution(x=x, method=method, backend="numpy", relative_residual=total,
-                    relative_residuals=per_column[0] if g.ndim == 1 else per_column,
-                    saturated=np.zeros(g.shape, dtype=bool), i0_a=np.zeros(k) if g.ndim > 1 else 0.0,
-                    operations=OperationCounts(digital_flops=exact_solve_flops(n, k)),
-                    relative_error=0.0, equivalent_bits=60.0, condition_number=condition,
-                    wall_time_s=time.perf_counter() - start)

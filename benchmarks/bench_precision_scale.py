@@ -58,7 +58,8 @@ def main(argv=None) -> int:
             if a > n:
                 continue
             try:
-                sol = solve_system(h, g, method="hp-inv", config=rram, iterations=args.iterations, mvm_array_size=a)
+                sol = solve_system(h, g, method="hp-inv", config=rram, iterations=args.iterations,
+                                   mvm={"array_size": a})
             except AmcError as exc:
                 print(f"| {n} | {a} | {np.linalg.cond(h):.1f} | - | - | - | - | - | error: {exc} | | | |")
                 continue
@@ -107,8 +108,8 @@ def main(argv=None) -> int:
                   f"| 1 | 0 | 1 |")
             for a, slices in ((16, 1), (32, 1), (64, 1), (32, 4)):
                 try:
-                    sol = solve_system(h, g, method="blockamc", config=rram, array_size=a, mvm_slices=slices,
-                                       gain_calibration=slices > 1)
+                    sol = solve_system(h, g, method="blockamc", config=rram, array_size=a,
+                                       mvm={"slices": slices, "gain_calibration": slices > 1})
                     o = sol.operations
                     print(f"| {label} | {cond:.1f} | BlockAMC | {a} | {slices} | {sol.relative_error:.3e} | "
                           f"{sol.wall_time_s:.2f} | {o.inv_settles} | {o.mvm_reads} | {o.programmings} |")

@@ -96,7 +96,15 @@ class SolverConfig:
     # solved as H + mu diag(H) (the shift the read-verified controller applies, in exact arithmetic)
     diagonal_shift: Optional[dict] = None
 
+    def typed(self):
+        """(CircuitConfig, MethodConfig) as ``validate`` parsed them (circuit backend), else None."""
+        typed = getattr(self, "_typed", None)
+        if typed is None or typed[0] != (self.circuit, self.method):
+            return None
+        return typed[1], typed[2]
+
     def validate(self, where: str) -> None:
+        self._typed = None
         _choice(self.backend, ("numpy", "circuit"), f"{where}.backend")
         if self.check_every < 0:
             raise ConfigError(f"{where}.check_every must be >= 0")
@@ -124,9 +132,12 @@ class SolverConfig:
             from amc.methods import method_config
             try:
                 circuit = circuit_from_spec(self.circuit, where)
-                method_config(self.method, {}, source=f"{where}.method")
+                method = method_config(self.method, {}, source=f"{where}.method")
             except AmcError as exc:
                 raise ConfigError(str(exc)) from None
+            # parsed once here; make_solver builds from these (kept with the spelling they came from, so a field
+            # changed after validation is never answered with a stale object)
+            self._typed = (copy.deepcopy((self.circuit, self.method)), circuit, method)
             if circuit.device.drift_nu > 0 and self.seconds_per_step is None:
                 raise ConfigError(f"{where}.seconds_per_step: the circuit drifts (device.drift_nu > 0), so the time a "
                                   "training step takes on the hardware must be given (seconds)")

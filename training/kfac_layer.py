@@ -3,16 +3,19 @@
 A ``KFACLayer`` is stateless apart from its shape (the layer spec and the block split); what changes during
 training lives in the layer's slice of the optimiser state (a dict of arrays, so it checkpoints with np.savez):
 ``A``, ``G`` (running factors), ``Ad``, ``Gd`` (damped: what a circuit programs), ``buf`` (momentum) and, with a
-linear-response solver, ``Ainv``, ``Ginv``. Solves go through a ``solve(H, B, what)`` callable the optimiser
-passes in, so the layer never sees a circuit.
+linear-response solver, ``Ainv``, ``Ginv``. The layer holds its programmed factor blocks: at an inverse update it
+asks the optimiser's ``program(H)`` for one handle per damped block (``handles``, keyed by factor and block start;
+a block equal to the one held keeps its handle, so its arrays keep their age) and solves through them. Solves go
+through a ``solve(H or handle, B, what)`` callable the optimiser passes in, so the layer never sees a circuit.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-Solve = Callable[[np.ndarray, np.ndarray, str], np.ndarray]
+Solve = Callable[[Any, np.ndarray, str], np.ndarray]      # (H or its handle, B, what) -> x
+Program = Callable[[np.ndarray], Any]                    # H -> a handle with .h and .solve(B)
 
 
 def _chunks(n: int, max_block: int) -> list[int]:
@@ -65,6 +68,7 @@ class KFACLayer:
         self.a_dim, self.g_dim = spec.in_dim + self.bias, spec.out_dim   # A carries the bias coordinate if any
         self.a_blocks = _slices(block_sizes(spec.in_groups, self.bias, max_block))
         self.g_blocks = _slices(block_sizes((spec.out_dim,), False, max_block))
+        self.handles: dict = {}          # (factor, block start) -> the programmed damped block's handle
 
     def __repr__(self) -> str:
         a = [s.stop - s.start for s in self.a_blocks]
@@ -112,30 +116,45 @@ class KFACLayer:
         return A + pi * r * np.eye(A.shape[0]), G + (r / pi) * np.eye(G.shape[0])
 
     def inverse_update(self, st: dict, damping: float, pi_correction: bool, solve: Solve,
-                       linear_response: bool) -> None:
-        """Form the damped factors (the solver programs them on their first solve); with a linear response,
-        extract every block's inverse by solving with identity right-hand sides."""
+                       linear_response: bool, program: Optional[Program] = None) -> None:
+        """Form the damped factors and hold a handle per block (``program``: the solver programs each at its first
+        solve); with a linear response, extract every block's inverse by solving with identity right-hand sides."""
         st["Ad"], st["Gd"] = self.damped(st["A"], st["G"], damping, pi_correction)
+        held, self.handles = self.handles, {}
+        if program is not None:
+            for key, M, blocks in (("A", st["Ad"], self.a_blocks), ("G", st["Gd"], self.g_blocks)):
+                for s in blocks:
+                    old = held.get((key, s.start))
+                    self.handles[(key, s.start)] = old if old is not None and old.holds(M[s, s]) else program(M[s, s])
         if not linear_response:
             return
         for key, M, blocks in (("Ainv", st["Ad"], self.a_blocks), ("Ginv", st["Gd"], self.g_blocks)):
             inv = np.zeros_like(M)
             for s in blocks:
-                inv[s, s] = solve(M[s, s], np.eye(s.stop - s.start),
+                inv[s, s] = solve(self._block(key[0], M, s, program), np.eye(s.stop - s.start),
                                   f"{self.name} {key[0]} block {s.start}:{s.stop} (inverse)")
             st[key] = inv
 
-    def precondition(self, st: dict, dW: np.ndarray, solve: Solve, linear_response: bool) -> np.ndarray:
+    def _block(self, key: str, M: np.ndarray, s: slice, program: Optional[Program]):
+        """The held handle of a damped block (made now if the layer holds none, e.g. after a resume), or the
+        block itself when the solver takes no handles."""
+        handle = self.handles.get((key, s.start))
+        if handle is None and program is not None:
+            handle = self.handles[(key, s.start)] = program(M[s, s])
+        return M[s, s] if handle is None else handle
+
+    def precondition(self, st: dict, dW: np.ndarray, solve: Solve, linear_response: bool,
+                     program: Optional[Program] = None) -> np.ndarray:
         """G_d^-1 dW A_d^-1 (dW: (out, in[+1])), block-diagonal where the factors are split."""
         dW = np.asarray(dW, dtype=np.float64)
         if linear_response:
             return st["Ginv"] @ dW @ st["Ainv"]
         Y = np.empty((dW.shape[1], dW.shape[0]))                 # A^-1 dW^T  (in+1, out)
         for s in self.a_blocks:
-            Y[s] = solve(st["Ad"][s, s], dW[:, s].T, f"{self.name} A block {s.start}:{s.stop}")
+            Y[s] = solve(self._block("A", st["Ad"], s, program), dW[:, s].T, f"{self.name} A block {s.start}:{s.stop}")
         V = np.empty_like(dW)                                    # G^-1 (A^-1 dW^T)^T = G^-1 dW A^-1
         for s in self.g_blocks:
-            V[s] = solve(st["Gd"][s, s], Y[:, s].T, f"{self.name} G block {s.start}:{s.stop}")
+            V[s] = solve(self._block("G", st["Gd"], s, program), Y[:, s].T, f"{self.name} G block {s.start}:{s.stop}")
         return V
 
     def apply_flops(self) -> float:

@@ -49,7 +49,7 @@ from typing import Optional
 import numpy as np
 
 from .kfac_layer import KFACLayer, block_sizes  # noqa: F401  (block_sizes: public, documented above)
-from .solvers import NumpySolver, SolverFailure
+from .solvers import FactorHandle, NumpySolver, SolverFailure
 from .transforms import decayed, heavy_ball, is_weight
 
 
@@ -191,22 +191,30 @@ class KFAC:
 
     def _solver_for(self, state: dict):
         """solve(H, B, what) through the injected solver, with the configured failure policy."""
-        def solve(H: np.ndarray, B: np.ndarray, what: str) -> np.ndarray:
+        def solve(H, B: np.ndarray, what: str) -> np.ndarray:
+            """H: a layer's held handle (FactorHandle) or, for a solver without handles, the matrix."""
             try:
-                return self.solver.solve(H, B)
+                return H.solve(B) if isinstance(H, FactorHandle) else self.solver.solve(H, B)
             except SolverFailure as exc:
                 if self.on_circuit_failure == "stop":
                     raise SolverStop(f"step {state['step']}: {what}: {exc} (on_circuit_failure: stop)") from None
                 state["fallbacks"] = int(state["fallbacks"]) + 1
-                return np.linalg.solve(H, B)
+                return np.linalg.solve(getattr(H, "h", H), B)
         return solve
+
+    @property
+    def _program(self):
+        """The solver's ``program(H) -> handle`` the layers hold their damped blocks with (None: a solver that only
+        has ``solve(H, B)``)."""
+        return getattr(self.solver, "program", None)
 
     def precondition(self, name: str, dW: np.ndarray, state: dict) -> np.ndarray:
         """G_d^-1 dW A_d^-1 for one layer (dW: (out, in+1)), block-diagonal where the factors are split."""
         layer = self.kfac_layers[name]
         if self.linear_response:           # two dense products done digitally, not by the arrays
             state["apply_flops"] = float(state.get("apply_flops", 0.0)) + layer.apply_flops()
-        return layer.precondition(state["layers"][name], dW, self._solver_for(state), self.linear_response)
+        return layer.precondition(state["layers"][name], dW, self._solver_for(state), self.linear_response,
+                                  self._program)
 
     # ---- the step ----------------------------------------------------------------------------------------
     def step(self, params: dict, grads: dict, state: dict, *, model=None, cache=None) -> tuple[dict, dict]:
@@ -226,7 +234,7 @@ class KFAC:
             solve = self._solver_for(state)
             for name, layer in self.kfac_layers.items():
                 layer.inverse_update(state["layers"][name], self.damping, self.pi_correction, solve,
-                                     self.linear_response)
+                                     self.linear_response, self._program)
             state["inverse_updates"] = int(state["inverse_updates"]) + 1
 
         updates, vg = {}, 0.0

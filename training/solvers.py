@@ -13,9 +13,13 @@ module adds what training needs around it:
   record.
 - ``make_solver(cfg)``: from a ``training.config.SolverConfig`` or a dict ``{backend, circuit, method, ...}``.
 
-Drift acts on time since programming: the account keeps the step at which each factor array was programmed and
-passes ``(step - programmed_step) * seconds_per_step`` to the method (``seconds_per_step`` from the config: the
-hardware's time per training step, required when the circuit drifts).
+Programmed factors: ``solver.program(H) -> FactorHandle``, held by the K-FAC layer between inverse updates
+(training/kfac_layer.py). The method programs H at the handle's first solve (so that solve's operations carry the
+programming, as the account expects) and keeps the arrays in its own cache, found by equality of H; the handle keeps
+the training step of that first solve. Drift acts on time since programming: a handle's solve passes
+``(step - programmed_step) * seconds_per_step`` to the method (``seconds_per_step`` from the config: the hardware's
+time per training step, required when the circuit drifts). A solve without a handle reads freshly programmed
+arrays.
 """
 from __future__ import annotations
 
@@ -47,12 +51,33 @@ class _Tally:
         return self.total / self.count if self.count else None
 
 
+class FactorHandle:
+    """A damped factor block a K-FAC layer holds between inverse updates: the matrix its solver programs and the
+    training step of its first solve (None before it), from which drift's time since programming follows."""
+
+    __slots__ = ("solver", "h", "step")
+
+    def __init__(self, solver, h: np.ndarray):
+        self.solver = solver
+        self.h = np.asarray(h, dtype=np.float64)
+        self.step: Optional[int] = None
+
+    def holds(self, h: np.ndarray) -> bool:
+        return self.h.shape == np.shape(h) and np.array_equal(self.h, h)
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        return self.solver.solve_programmed(self, B)
+
+    def __repr__(self) -> str:
+        return f"FactorHandle(n {self.h.shape[0]}, first solved at step {self.step})"
+
+
 class SolverFailure(RuntimeError):
     """The (circuit) solver could not deliver a usable solution for one solve."""
 
 
 class NumpySolver:
-    """Exact digital reference."""
+    """Exact digital reference (amc.reference.exact_solve, the one the circuit backends' numpy twin uses)."""
 
     deterministic = True
     linear = True
@@ -66,11 +91,14 @@ class NumpySolver:
     def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
         self.calls += 1
         self.columns += 1 if np.ndim(B) == 1 else np.shape(B)[1]
-        H = np.asarray(H, dtype=np.float64)
-        mu = self.diagonal_shift.get(H.shape[0], 0.0)
-        if mu:
-            H = H + mu * np.diag(np.diag(H))
-        return np.linalg.solve(H, np.asarray(B, dtype=np.float64))
+        from amc.reference import exact_solve
+        return exact_solve(H, B, self.diagonal_shift.get(np.shape(H)[0], 0.0))
+
+    def program(self, H: np.ndarray) -> FactorHandle:
+        return FactorHandle(self, H)
+
+    def solve_programmed(self, handle: FactorHandle, B: np.ndarray) -> np.ndarray:
+        return self.solve(handle.h, B)
 
     def tick(self, step: int) -> None:
         pass
@@ -163,26 +191,30 @@ class CircuitSolver:
         self._cost_error: Optional[str] = None
         self._cost_model = None
         self._step = 0
-        self._programmed_at: dict = {}
         # loop lambda_min of every programmed array this run solved with, by factor size (the cost ledger prices a
         # run with its own settles: amc cost training --run)
         self.lambda_by_size: dict = {}
+        self.error_by_size: dict = {}         # n -> (analog error tally, step cosine tally)
 
     # ---- time ------------------------------------------------------------------------------------------------
     def tick(self, step: int) -> None:
         """K-FAC tells the solver which training step it is on (drift acts on time since programming)."""
         self._step = step
 
-    def _seconds_since_programming(self, H: np.ndarray) -> float:
-        from amc.hw.keys import matrix_key
-        key = matrix_key(H)
-        start = self._programmed_at.setdefault(key, self._step)
-        if len(self._programmed_at) > 4096:          # forget factors long since re-programmed
-            self._programmed_at = {key: start}
-        return (self._step - start) * (self.seconds_per_step or 0.0)
+    def program(self, H: np.ndarray) -> FactorHandle:
+        """The handle a K-FAC layer holds for one damped factor block (programmed at its first solve)."""
+        return FactorHandle(self, H)
 
     # ---- solve -----------------------------------------------------------------------------------------------
-    def solve(self, H: np.ndarray, B: np.ndarray) -> np.ndarray:
+    def solve_programmed(self, handle: FactorHandle, B: np.ndarray) -> np.ndarray:
+        """Solve on a held factor: the read comes (step - step of its first solve) * seconds_per_step after
+        programming."""
+        if handle.step is None:
+            handle.step = self._step
+        return self.solve(handle.h, B, seconds_since_programming=(self._step - handle.step) * (
+            self.seconds_per_step or 0.0))
+
+    def solve(self, H: np.ndarray, B: np.ndarray, seconds_since_programming: float = 0.0) -> np.ndarray:
         from amc.errors import AmcError, NgspiceUnavailableError
         H = np.asarray(H, dtype=np.float64)
         B = np.asarray(B, dtype=np.float64)
@@ -195,7 +227,7 @@ class CircuitSolver:
             if self.transient:
                 result = self.inner.solve(H, B, transient=True)   # direct only (MethodSolver says so otherwise)
             else:
-                seconds = self._seconds_since_programming(H) if not self.deterministic else 0.0
+                seconds = seconds_since_programming if not self.deterministic else 0.0
                 result = self.inner.solve(H, B, seconds_since_programming=seconds) if seconds else \
                     self.inner.solve(H, B)
         except NgspiceUnavailableError:
@@ -245,6 +277,12 @@ class CircuitSolver:
         analog = getattr(result, "analog_error", None)
         if analog is not None:
             self.analog_err.add(analog)
+            if n is not None:          # by factor size: a partitioned large factor's error apart from the small ones
+                by_size = self.error_by_size.setdefault(n, (_Tally(), _Tally()))
+                by_size[0].add(analog)
+                cosine = getattr(result, "step_cosine", None)
+                if cosine is not None:
+                    by_size[1].add(cosine)
         for attr, tally in (("bias_error", self.bias_err), ("device_error", self.device_err),
                             ("step_cosine", self.cosine)):
             v = getattr(result, attr, None)
@@ -314,6 +352,10 @@ class CircuitSolver:
                                    shift_max=self.shifts.max)
         if self.iterations.count:
             h["iterations_mean"] = self.iterations.mean
+        if self.error_by_size:
+            h["analog_error_by_size"] = {str(n): {"mean": e.mean, "max": e.max, "cosine_mean": c.mean,
+                                                  "cosine_min": c.min, "solves": e.count}
+                                         for n, (e, c) in sorted(self.error_by_size.items())}
         if self.lambda_by_size:
             h["loop_lambda_min_by_size"] = {str(n): {"geomean": math.exp(total / count), "min": low, "solves": count}
                                             for n, (count, total, low) in sorted(self.lambda_by_size.items())}
@@ -368,10 +410,11 @@ def make_solver(cfg: Any = None, source: str = "optimizer.solver"):
 
     ``circuit``: an amc preset name, a circuit YAML path, or ``{preset: rram, device: {levels: 16}}``;
     ``method``: a method preset or name (``direct``, ``hpinv-pcg``, ...) or ``{preset: hpinv-pcg, iterations: 3}``.
-    Both are built by ``amc.build_solver``; unknown keys and keys without effect are errors naming the key.
+    Both are built by ``amc.build_solver``; an unknown key, or one the method does not have, is an error naming it.
     """
     if cfg is None:
         return NumpySolver()
+    typed = cfg.typed() if hasattr(cfg, "typed") else None    # a validated SolverConfig: parsed once already
     if dataclasses.is_dataclass(cfg):
         cfg = dataclasses.asdict(cfg)
     cfg = dict(cfg)
@@ -391,6 +434,8 @@ def make_solver(cfg: Any = None, source: str = "optimizer.solver"):
     if cfg:
         raise ValueError(f"{source}: unknown key(s) {', '.join(sorted(cfg))}; method options go under "
                          f"{source}.method (e.g. method: {{preset: hpinv-pcg, iterations: 3}})")
+    if typed is not None:
+        circuit, method = typed
     inner = build_solver(circuit, method, source=source)
     return CircuitSolver(inner, check_every=adapter.get("check_every", 1),
                          saturation_is_failure=adapter.get("saturation_is_failure", True),

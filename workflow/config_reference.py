@@ -150,7 +150,7 @@ def table(title: str, intro: str, sections: list[tuple[Any, str]]) -> list[str]:
 
 def reference() -> str:
     from amc.config import SECTIONS, CircuitConfig
-    from amc.methods.config import MethodConfig, MVMSection
+    from amc.methods.config import VARIANTS
     from training import config as tc
 
     circuit = [(CircuitConfig, "")] + [(cls, f"{name}.") for name, cls in SECTIONS.items()]
@@ -163,9 +163,13 @@ def reference() -> str:
     lines += table("Circuit (`--config circuit.yaml`, `--set KEY=VALUE`, sweep keys `circuit.KEY` or `KEY`)",
                    "A circuit YAML may start from `preset: NAME` and give `opamp: NAME` for an op-amp preset.",
                    circuit)
-    lines += table("Method (`--method`, one flag per key: `--iterations`, `--mvm-slices`, ...; YAML `method:`)",
-                   "Keys a method does not use are refused for that method (`MethodConfig.USES`).",
-                   [(MethodConfig, ""), (MVMSection, "mvm.")])
+    for name, cls in VARIANTS.items():
+        sections = [(cls, "")] + [(f.type if not isinstance(f.type, str) else typing.get_type_hints(cls)[f.name],
+                                   f"{f.name}.") for f in dataclasses.fields(cls) if f.name == "mvm"]
+        lines += table(f"Method `{name}` (`{cls.__name__}`; `--method {name}`, one flag per key: `--iterations`, "
+                       "`--mvm-slices`, ...; YAML `method:`)",
+                       f"{(cls.__doc__ or '').split(chr(10))[0]} A key not listed here is an unknown key for "
+                       f"method `{name}`.", sections)
     lines += table("Training (`amc train CONFIG.yaml`, `--set KEY=VALUE`)",
                    "`optimizer.solver.circuit` and `optimizer.solver.method` take the circuit and method specs above.",
                    [(tc.Config, ""), (tc.DataConfig, "data."), (tc.ModelConfig, "model."),

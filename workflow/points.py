@@ -265,7 +265,7 @@ def _run_method_point(config, h: np.ndarray, g: np.ndarray, exact: np.ndarray, s
                           **options)
     sol = solver.solve(h, g)
     cfg = solver.method_config
-    array_n = min(h.shape[0], cfg.array_size or (32 if cfg.name == "blockamc" else h.shape[0]))
+    array_n = min(h.shape[0], getattr(cfg, "array_size", None) or h.shape[0])
     error = float(np.linalg.norm(sol.x - exact) / np.linalg.norm(exact))
     label = solve.get("method") if isinstance(solve.get("method"), str) else sol.method
     metrics = {"method": label, "relative_error": error, "analog_error": sol.analog_error,

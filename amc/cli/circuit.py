@@ -17,9 +17,8 @@ from amc.errors import AccuracyWarning, AmcError, ConfigError, InputError
 from amc.hw.mapping import validate_matrix, validate_rhs
 from amc.matrix_io import load_array
 from amc.hw.inv_array import InvArray
-from amc.methods.config import METHOD_NAMES, PRESETS as METHOD_PRESETS, MethodConfig, MVMSection
+from amc.methods.config import METHOD_NAMES, PRESETS as METHOD_PRESETS, MethodConfig, MVMSection, method_keys
 from amc.methods import MethodSolver, method_config
-from amc.solver import AnalogSolver
 
 
 def _config_from_args(args) -> CircuitConfig:
@@ -91,11 +90,9 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="direct",
                         help=f"a method preset ({', '.join(METHOD_PRESETS)}) or name ({', '.join(METHOD_NAMES)}); "
                              "default direct")
-    for f in dataclasses.fields(MethodConfig):
-        if f.name in ("name", "mvm"):
-            continue
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"method__{f.name}", default=None, metavar="VALUE",
-                            type=_yaml_value, help=f"method.{f.name} (default {f.default!r})")
+    for name, (f, methods) in method_keys().items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=f"method__{name}", default=None, metavar="VALUE",
+                            type=_yaml_value, help=f"method.{name} ({', '.join(methods)}; default {f.default!r})")
     for f in dataclasses.fields(MVMSection):
         parser.add_argument(f"--mvm-{f.name.replace('_', '-')}", dest=f"method__mvm.{f.name}", default=None,
                             metavar="VALUE", type=_yaml_value, help=f"method.mvm.{f.name} (default {f.default!r})")
@@ -143,7 +140,7 @@ def solve_main(argv: list[str]) -> int:
         solution = solver.solve(h, g, seconds_since_programming=drift_clock, transient=args.transient)
         if args.backend == "circuit" and method.name == "direct":
             from amc.hw.mapping import warn_if_inaccurate
-            warn_if_inaccurate(solver._impl.array_for(validate_matrix(h))[0].mapped)
+            warn_if_inaccurate(solver.program(h).state.mapped)     # the held handle: no new write
     for item in caught:  # on stderr as one line each, and in the JSON record
         warnings.showwarning(item.message, item.category, item.filename, item.lineno)
     if args.json:

@@ -107,12 +107,19 @@ def _dataflow(args) -> Dataflow:
                     inverse_slices=args.inverse_slices)
 
 
-def _add_dataflow_arguments(p: argparse.ArgumentParser, array_size: int) -> None:
-    p.add_argument("--dataflow", choices=DATAFLOWS, default="direct")
-    p.add_argument("--array-size", type=int, default=array_size, help=f"rows of one array (default {array_size})")
-    p.add_argument("--iterations", type=int, default=3, help="hpinv/repast refinement iterations (default 3)")
-    p.add_argument("--slices", type=int, default=6, help="hpinv/repast residual MVM bit slices (default 6)")
-    p.add_argument("--inverse-slices", type=int, default=6, help="repast: bit slices of the stored inverse")
+def _add_dataflow_arguments(p: argparse.ArgumentParser, array_size: Optional[int], from_run: bool = False) -> None:
+    """from_run: the defaults are the training run's own method (``_run_dataflow``), not fixed numbers."""
+    run = " (default: the run's own)" if from_run else ""
+    p.add_argument("--dataflow", choices=DATAFLOWS, default=None if from_run else "direct",
+                   help=f"method priced{run or ' (default direct)'}")
+    p.add_argument("--array-size", type=int, default=array_size,
+                   help=f"rows of one array{run or f' (default {array_size})'}")
+    p.add_argument("--iterations", type=int, default=None if from_run else 3,
+                   help=f"hpinv/repast refinement iterations{run or ' (default 3)'}")
+    p.add_argument("--slices", type=int, default=None if from_run else 6,
+                   help=f"hpinv/repast residual MVM bit slices{run or ' (default 6)'}")
+    p.add_argument("--inverse-slices", type=int, default=None if from_run else 6,
+                   help="repast: bit slices of the stored inverse")
     p.add_argument("--layers-serial", action="store_true", help="layers take turns instead of working in parallel")
     p.add_argument("--parallel-arrays", type=int, default=1,
                    help="copies of each factor's arrays working at once (default 1)")
@@ -211,6 +218,46 @@ def _run_circuit(cfg) -> Optional[CircuitConfig]:
     return circuit_from_spec(solver.circuit, "optimizer.solver")
 
 
+# the ledger's dataflow for each method a training run can simulate (amc/methods/config.py METHOD names)
+_RUN_DATAFLOW = {"direct": "direct", "blockamc": "direct", "hp-inv": "hpinv", "repast": "repast"}
+
+
+def _run_dataflow(cfg, args, layers) -> tuple[Dataflow, int, str]:
+    """Priced = simulated: the dataflow, array size and controller of the run's own method; a flag that differs
+    is priced as asked and the returned note says it is NOT the simulated one. A digital run (no method) takes
+    the flags or their defaults (direct, 64-arrays, the analysing controller)."""
+    solver = cfg.optimizer.solver
+    largest = max(max(l.a_dim, l.g_dim) for l in layers)
+    run = {}
+    if solver.backend == "circuit":
+        from amc.methods import method_config
+        m = method_config(solver.method, {}, "optimizer.solver.method")
+        run["dataflow"] = _RUN_DATAFLOW[m.name]
+        # direct holds each factor on one array of its own size; the others partition on array_size
+        run["array_size"] = getattr(m, "array_size", None) or largest
+        if m.name in ("hp-inv", "repast"):
+            run.update(iterations=m.iterations, slices=m.mvm.slices, inverse_slices=m.mvm.slices)
+        controller = "verify" if getattr(m, "shift", None) == "verify" else "oracle"
+    else:
+        controller = "oracle"
+    defaults = dict(dataflow="direct", array_size=64, iterations=3, slices=6, inverse_slices=6)
+    chosen, differs = {}, []
+    for key, default in defaults.items():
+        given = getattr(args, key)
+        simulated = run.get(key)
+        chosen[key] = given if given is not None else simulated if simulated is not None else default
+        if given is not None and simulated is not None and given != simulated:
+            differs.append(f"--{key.replace('_', '-')} {given} (the run simulated {simulated})")
+    if chosen["dataflow"] not in ("direct", "blockamc"):
+        controller = "oracle"
+    flow = Dataflow(chosen["dataflow"], iterations=chosen["iterations"], slices=chosen["slices"],
+                    inverse_slices=chosen["inverse_slices"], controller=controller)
+    note = ("priced as simulated" if solver.backend == "circuit" and not differs
+            else "digital config: dataflow from the flags" if solver.backend != "circuit"
+            else "NOT the simulated method: " + ", ".join(differs))
+    return flow, chosen["array_size"], note
+
+
 def _priced_hw(cfg, args) -> tuple[HardwareCostModel, str]:
     """Priced = simulated: the run's own circuit (levels, op-amp, converter bits) unless --preset/--config override
     it, which the returned note says."""
@@ -283,7 +330,7 @@ def training_main(argv: list[str]) -> int:
                                 "--study to the target accuracy, against three digital baselines.")
     p.add_argument("config", help="training YAML (configs/train/*.yaml)")
     _add_hw_arguments(p)
-    _add_dataflow_arguments(p, 64)
+    _add_dataflow_arguments(p, None, from_run=True)
     _add_verdict_arguments(p)
     p.add_argument("--channels", type=int, help="override model.channels")
     p.add_argument("--pool", type=int, help="override model.pool")
@@ -299,7 +346,7 @@ def training_main(argv: list[str]) -> int:
     cfg = _read_training_config(args)
     layers, inverse_every, batch, n_train = _training_layers(cfg)
     hw, circuit_note = _priced_hw(cfg, args)
-    flow = _dataflow(args)
+    flow, args.array_size, method_note = _run_dataflow(cfg, args, layers)
     study = read_study(args.study) if args.study else None
     if study is not None:
         _check_study_arch(study, getattr(cfg.model, "arch", "reference"))
@@ -338,7 +385,8 @@ def training_main(argv: list[str]) -> int:
     reached_note = None
     if study is not None and study["analog"].runs and not study["analog"].reached:
         reached_note = f"this configuration did not reach the target: {study['analog'].describe()}"
-    record = {"hardware": hw.describe(), "circuit": circuit_note, "conditions": conditions, **entries,
+    record = {"hardware": hw.describe(), "circuit": circuit_note, "method": method_note, "conditions": conditions,
+              **entries,
               "engine": node.describe(), "per_step": analog.per_step.to_dict(),
               "per_step_time_breakdown": analog.per_step.time_breakdown,
               "inverse_update": analog.inverse_update.to_dict(), "per_epoch": analog.per_epoch(steps).to_dict(),
@@ -368,7 +416,7 @@ def _settles_line(settles: dict) -> str:
 
 def _print_training(record: dict, entries: dict, analog, hw, steps: int) -> None:
     print(hw.describe())
-    print(record["circuit"] + "; loop lambda_min: " + record["lambda_min"])
+    print(record["circuit"] + "; method " + record["method"] + "; loop lambda_min: " + record["lambda_min"])
     print(record["conditions"])
     print(record["engine"])
     print("one INV settle per factor: " + _settles_line(record["factor_settles"]))

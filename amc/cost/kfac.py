@@ -118,7 +118,8 @@ def factor_cost(d: int, rhs: int, hw: HardwareCostModel, flow: Dataflow, array_s
     run being priced (1 = the plan)."""
     setup, step = factor_counts(d, rhs, array_size, flow)
     setup = setup.copy()
-    setup.add(digital_flops=controller_flops(d, array_size))
+    if flow.controller == "oracle":     # a read-verified controller's reads and flops are in the plan already
+        setup.add(digital_flops=controller_flops(d, array_size))
     setup = _scaled(setup, everything=programming_scale)
     step = _scaled(step, settles=settle_scale)
     n = min(d, array_size)

@@ -25,6 +25,11 @@ from amc.hw.counters import OperationCounts
 from amc.methods.plan import plan_of
 
 DATAFLOWS = ("direct", "hpinv", "repast", "blockamc")
+# How an INV array is accepted after a write: "oracle" = the controller analyses the programmed matrix digitally
+# (stability eigenvalues, input scale, shift check: amc.cost.kfac.CONTROLLER_FLOPS_PER_N3), the `shift: auto` recipe;
+# "verify" = the read-verified controller (amc/hw/controller.py, `shift: verify`): Lanczos settles through the array,
+# priced by the methods' plan (amc/methods/plan.py verify_reads).
+CONTROLLERS = ("oracle", "verify")
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,15 @@ class Dataflow:
     iterations: int = 3          # hpinv/repast: refinement iterations per solve
     slices: int = 6              # hpinv/repast: bit slices of the factor in the residual MVM (3 bits each: 18 bits)
     inverse_slices: int = 6      # repast: bit slices of the stored inverse
+    controller: str = "oracle"   # direct/blockamc: how an INV array is accepted after a write (CONTROLLERS)
 
     def __post_init__(self):
         if self.name not in DATAFLOWS:
             raise InputError(f"unknown dataflow {self.name!r}; known: {', '.join(DATAFLOWS)}")
+        if self.controller not in CONTROLLERS:
+            raise InputError(f"unknown controller {self.controller!r}; known: {', '.join(CONTROLLERS)}")
+        if self.controller == "verify" and self.name not in ("direct", "blockamc"):
+            raise InputError(f"controller 'verify' is priced for the direct and blockamc dataflows, not {self.name!r}")
         for key in ("iterations", "slices", "inverse_slices"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
@@ -113,8 +123,9 @@ class Dataflow:
         if self.name == "repast":
             return (f"RePAST-style (inverse by HP-INV {self.iterations} it., {self.inverse_slices}-slice MVM "
                     f"apply)")
-        return {"direct": "one-step INV (BlockAMC above the array size)",
-                "blockamc": "one-step INV (BlockAMC above the array size)"}[self.name]
+        accepted = ("read-verified controller" if self.controller == "verify"
+                    else "controller analyses the written matrix")
+        return f"one-step INV (BlockAMC above the array size), {accepted}"
 
 
 def _method(flow: Dataflow, d: int, size: int):
@@ -124,10 +135,11 @@ def _method(flow: Dataflow, d: int, size: int):
     from amc.methods import MethodSolver
     circuit = CircuitConfig.preset("ideal").replace(**{"io.equilibrate": True})
     if flow.name in ("direct", "blockamc"):
+        # controller oracle (shift auto): its digital work is priced by amc.cost.kfac; verify: the plan has its reads
+        shift = {"shift": "verify"} if flow.controller == "verify" else {}
         if d <= size:
-            # the study configs' recipe (shift auto): its controller's oracle work is priced by amc.cost.kfac
-            return MethodSolver(circuit, method={"name": "direct", "equilibrate": True})._impl
-        return MethodSolver(circuit, method={"preset": "blockamc", "array_size": size})._impl
+            return MethodSolver(circuit, method={"name": "direct", "equilibrate": True, **shift})._impl
+        return MethodSolver(circuit, method={"preset": "blockamc", "array_size": size, **shift})._impl
     mvm = {"slices": flow.slices, "array_size": size}
     if flow.name == "hpinv":
         return MethodSolver(circuit, method={"preset": "hpinv-pcg", "iterations": flow.iterations, "shift": None,

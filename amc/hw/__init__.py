@@ -2,6 +2,5 @@
 are ``amc.hw.netlist`` and ``amc.hw.runner``)."""
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
-from amc.hw.keys import matrix_key
 
-__all__ = ["OperationCounts", "InvArray", "matrix_key"]
+__all__ = ["OperationCounts", "InvArray"]

@@ -152,6 +152,26 @@ def program_and_verify(array, h: np.ndarray, margin: float, settles: int = VERIF
                                f"({MAX_SHIFT_WRITES} programmings, each verified by reads)")
 
 
+def write_until_accepted(write, mu: float, retry: bool, attempts: int = MAX_SHIFT_WRITES):
+    """The one program-and-verify loop of the shift recipes judged on what was written (``shift: auto`` of direct,
+    HP-INV and RePAST): ``write(mu) -> (result, accepted)`` programs with shift mu and checks the write (every write
+    and check counted by the caller's array). Without ``retry`` one write is taken as it is; with it a refused write
+    (not accepted, or an unstable/unmappable array) is re-programmed with mu grown (0.05, then x1.5), at most
+    ``attempts`` writes; an error at the last write propagates. Returns (result, mu, writes, accepted)."""
+    from amc.errors import MappingError
+    for attempt in range(1, attempts + 1):
+        try:
+            result, accepted = write(mu)
+        except (UnstableCircuitError, MappingError):
+            if not retry or attempt == attempts:
+                raise
+            result, accepted = None, False
+        if accepted or not retry or attempt == attempts:
+            return result, mu, attempt, accepted
+        mu = max(1.5 * mu, 0.05)
+    raise AssertionError("unreachable")
+
+
 # ---- MVM reads of the INV array's own cells -----------------------------------------------------------------
 class CellReader:
     """MVM reads of a programmed INV array's cells (columns driven by DACs, rows sensed by TIAs).

@@ -23,7 +23,6 @@ from amc.config import CircuitConfig
 from amc.errors import ConfigError, InputError
 from amc.hw import analyses, opamp_models, periphery
 from amc.hw import transient as tran_analysis
-from amc.hw.analyses import ENGINE_VERIFY_RTOL  # noqa: F401  (amc.hw.restamp holds its re-stamps to it)
 from amc.hw.counters import OperationCounts
 from amc.hw.mapping import MappedArray, check_stability, map_matrix, validate_matrix, validate_rhs
 from amc.hw.netlist import build_deck

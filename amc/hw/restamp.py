@@ -249,8 +249,8 @@ def _same_structure(a: CircuitMatrix, b: CircuitMatrix) -> bool:
 def _verified(array: "InvArray", currents: np.ndarray, nodes: list, linear_rtol: float
               ) -> tuple[MatrixSolve, CircuitMatrix]:
     """ngspice's .op of the programmed deck (column 0), its matrix answering every column."""
-    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
-    cfg, o = array.config, array.config.opamp
+    from amc.hw.analyses import ENGINE_VERIFY_RTOL
+    o = array.config.opamp
     n = array.mapped.n
     deck = array.engine_deck(array.mapped, currents[:, 0])
     system, verification = verified_system(deck, ENGINE_VERIFY_RTOL)
@@ -263,7 +263,7 @@ def _verified(array: "InvArray", currents: np.ndarray, nodes: list, linear_rtol:
 
 def _restamped(array: "InvArray", template: Template, currents: np.ndarray, nodes: list,
                linear_rtol: float) -> MatrixSolve:
-    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
+    from amc.hw.analyses import ENGINE_VERIFY_RTOL
     o = array.config.opamp
     system = template.restamp(array.mapped)
     sources = [input_node(i) for i in range(array.mapped.n)]
@@ -293,7 +293,7 @@ def spot_check_failure(template: Template, conductances, system: CircuitMatrix, 
     ngspice's .op of that deck (None when it agrees to ENGINE_VERIFY_RTOL): every node voltage and branch current,
     the supply rails as the engine computes them (the rail bookkeeping of the output currents: its max(+-i, 0) halves
     are piecewise linear, so a Jacobian taken at another programming's output signs cannot carry them)."""
-    from amc.hw.inv_array import ENGINE_VERIFY_RTOL
+    from amc.hw.analyses import ENGINE_VERIFY_RTOL
     try:
         predicted = template.restamp(conductances)
         if predicted.unknowns != system.unknowns:
@@ -333,7 +333,8 @@ def seed(config, n: int) -> Template:
     verify_every-th programming) holds it to a real .op of a full deck, as any spot check.
     """
     import re
-    from amc.hw.inv_array import ENGINE_VERIFY_RTOL, InvArray
+    from amc.hw.analyses import ENGINE_VERIFY_RTOL
+    from amc.hw.inv_array import InvArray
     array = InvArray(config).program(np.eye(n))
     mapped = array.mapped
     currents = np.zeros(n)

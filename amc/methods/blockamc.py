@@ -12,12 +12,13 @@ Schur complement S = D - C A^-1 B, recursively until every diagonal block fits o
 INV circuits are ``InvArray``s (one per leaf block, each programmed once, with its own programming-error
 draw); the couplings B and C are ``AnalogMVM`` arrays tiled to array_size (``mvm_slices`` > 1 bit-slices them too).
 
-Training options (issue 19): ``operators: extracted`` reads every INV leaf and coupling array from its measured
-linear response (ngspice once per programming, as ``direct`` and ``hp-inv`` do), every read still counted;
-``shift: verify`` programs every INV leaf with the read-verified controller (amc/hw/controller.py: a diagonal shift
-only where counted verify reads say the leaf needs one); ``equilibrate: true`` Jacobi-scales H (D H D, unit
-diagonal) before partitioning, and each leaf array equilibrates its own block (the Schur complements' diagonals
-are not unit). The programmed block trees are kept per H, least recently used dropped beyond ``cache_size``.
+Training options (issue 19; fields of ``BlockAMCConfig``): ``operators: extracted`` reads every INV leaf and
+coupling array from its measured linear response (ngspice once per programming, as ``direct`` and ``hp-inv`` do),
+every read still counted; ``shift: verify`` programs every INV leaf with the read-verified controller
+(amc/hw/controller.py: a diagonal shift only where counted verify reads say the leaf needs one); ``equilibrate:
+true`` Jacobi-scales H (D H D, unit diagonal) before partitioning, and each leaf array equilibrates its own block
+(the Schur complements' diagonals are not unit). ``program(H)`` gives the handle of H's block tree (its own
+arrays); the solver keeps ``cache_size`` of them, least recently used dropped.
 Every block is checked before any simulation: the diagonal blocks and the exact Schur complements must be
 invertible and have eigenvalues with positive real parts (the INV loop's stability condition); the Schur
 complement computed by the circuit is checked again before it is programmed. A failure raises ``BlockError``
@@ -26,19 +27,20 @@ naming the block, e.g. "block [64:128, 64:128] at depth 1".
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
 
-from amc.config import DEFAULT_PRESET, CircuitConfig
+from amc.config import CircuitConfig
 from amc.errors import AmcError, ConfigError
 from amc.hw.mapping import MAX_CONDITION, validate_matrix, validate_rhs
+from amc.methods.config import PRESETS, BlockAMCConfig
 from amc.methods.errors import BlockError
+from amc.methods.programmed import Programmed, ProgrammedCache, Refused
+from amc.methods.shared import circuit_config
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray, jacobi_scaling
-from amc.hw.keys import matrix_key
 from amc.hw.mvm import AnalogMVM
 from amc.solution import Solution, equivalent_bits, residuals
 
@@ -86,7 +88,6 @@ def plan_check(h: np.ndarray, array_size: int, lo: int = 0, depth: int = 0) -> i
     return max(depth_a, depth_s)
 
 
-
 @dataclass
 class _Node:
     name: str
@@ -105,24 +106,35 @@ class _Node:
     c_response: Optional[np.ndarray] = None
 
 
+class _DigitalWork:
+    """The digital work around one tree's arrays (Schur subtractions, scaling), counted like an array's."""
+
+    def __init__(self):
+        self.counts = OperationCounts()
+
+
 @dataclass
 class _Tree:
-    """One programmed block tree: every physical array it holds and the digital work done around them."""
+    """One H's block tree on the hardware: the recursion, every array it programmed (and the digital work beside
+    them), their static power, and the Jacobi scaling of H when equilibrated."""
 
     root: Optional[_Node] = None
-    hardware: list = field(default_factory=list)      # InvArray leaves and AnalogMVM couplings
-    digital: OperationCounts = field(default_factory=OperationCounts)
+    digital: _DigitalWork = field(default_factory=_DigitalWork)
+    arrays: list = field(default_factory=list)        # InvArray leaves and AnalogMVM couplings
     power: dict = field(default_factory=dict)
     scaling: Optional[np.ndarray] = None              # equilibrate: the Jacobi d of H (x = D y)
 
+    def hardware(self) -> list:
+        return [self.digital] + self.arrays
+
     def counts(self) -> OperationCounts:
-        total = self.digital.copy()
-        for hw in self.hardware:
+        total = OperationCounts()
+        for hw in self.hardware():
             total = total + hw.counts
         return total
 
     def leaves(self) -> list:
-        return [hw for hw in self.hardware if isinstance(hw, InvArray)]
+        return [hw for hw in self.arrays if isinstance(hw, InvArray)]
 
     def controller_counts(self) -> OperationCounts:
         total = OperationCounts()
@@ -131,68 +143,48 @@ class _Tree:
         return total
 
 
-SHIFTS = (None, "verify")
-
-
 class BlockAMCSolver:
-    """BlockAMC on arrays of at most ``array_size``; the programmed block trees are kept per H (LRU).
+    """BlockAMC on arrays of at most ``array_size``; the programmed block trees are kept per H (``cache_size``).
 
-    ``mvm_config`` (default: the INV config), ``mvm_slices`` (bit slices of the coupling arrays, default 1),
-    ``gain_calibration`` (MVM TIA trim, default off), ``check_blocks`` (upfront digital check, default on),
-    ``operators`` (per-solve | extracted), ``shift`` (None | 'verify'), ``shift_margin`` (the controller's
-    lambda_min margin), ``equilibrate`` (None: leaves as the circuit's io.equilibrate, no scaling of H; True: D H D
-    before partitioning and every leaf equilibrated; False: neither), ``cache_size`` (block trees kept).
+    ``BlockAMCSolver(circuit, BlockAMCConfig(array_size=16), mvm_config=None)``: the options are the fields of
+    ``BlockAMCConfig`` (amc/methods/config.py; default: the ``blockamc`` preset), the coupling arrays' under its
+    ``mvm`` section (``CouplingSection``); ``mvm_config`` is another circuit for the coupling arrays.
     """
 
-    def __init__(self, config: Union[CircuitConfig, str, None] = None, *, array_size: int = 32,
-                 mvm_config: Union[CircuitConfig, str, None] = None, mvm_slices: int = 1,
-                 mvm_target_swing: float = 0.1, gain_calibration: bool = False, check_blocks: bool = True,
-                 operators: str = "per-solve", shift: Optional[str] = None, shift_margin: float = 0.02,
-                 equilibrate: Optional[bool] = None, cache_size: int = 4):
-        if config is None:
-            config = CircuitConfig.preset(DEFAULT_PRESET)
-        elif isinstance(config, str):
-            config = CircuitConfig.preset(config)
-        if isinstance(array_size, bool) or not isinstance(array_size, (int, np.integer)) or array_size < 2:
-            raise ConfigError(f"array_size must be an integer >= 2 (rows/columns of one array), got {array_size!r}")
-        if operators not in ("per-solve", "extracted"):
-            raise ConfigError(f"operators must be 'per-solve' or 'extracted', got {operators!r}")
-        if shift not in SHIFTS:
-            raise ConfigError(f"BlockAMC's shift must be null or 'verify' (the read-verified controller on every "
-                              f"INV leaf), got {shift!r}")
-        if equilibrate not in (None, True, False):
-            raise ConfigError(f"equilibrate must be true, false or null, got {equilibrate!r}")
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ConfigError(f"cache_size must be an integer >= 1 (programmed block trees kept), got {cache_size!r}")
-        if equilibrate is not None:
-            config = config.replace(**{"io.equilibrate": equilibrate})
-        if mvm_config is None:
-            mvm_config = config
-        elif isinstance(mvm_config, str):
-            mvm_config = CircuitConfig.preset(mvm_config)
+    def __init__(self, config: Union[CircuitConfig, str, None] = None, method: Optional[BlockAMCConfig] = None,
+                 mvm_config: Union[CircuitConfig, str, None] = None):
+        config = circuit_config(config)
+        if method is None:
+            method = PRESETS["blockamc"]
+        if not isinstance(method, BlockAMCConfig):
+            raise ConfigError(f"BlockAMCSolver takes a BlockAMCConfig, got {type(method).__name__}")
+        if method.equilibrate is not None:
+            config = config.replace(**{"io.equilibrate": method.equilibrate})
+        mvm_config = config if mvm_config is None else circuit_config(mvm_config)
         if config.device.drift_nu > 0 or mvm_config.device.drift_nu > 0:
             raise ConfigError("BlockAMC does not model conductance drift (device.drift_nu); use method direct or "
                               "hp-inv with operators 'extracted'")
-        if operators == "extracted" and (mvm_config.device.is_stochastic_per_read or mvm_config.io.adc_bits is not
-                                         None or mvm_config.io.dac_bits is not None):
+        if method.operators == "extracted" and (mvm_config.device.is_stochastic_per_read or mvm_config.io.adc_bits
+                                                is not None or mvm_config.io.dac_bits is not None):
             raise ConfigError("operators 'extracted' measures each coupling array's response once: it needs MVM "
                               "arrays without read noise and with ideal converters (mvm_config); use 'per-solve'")
         self.config = config
         self.mvm_config = mvm_config
-        self.array_size = int(array_size)
-        self.mvm_slices = mvm_slices
-        self.mvm_target_swing = mvm_target_swing
-        self.gain_calibration = gain_calibration
-        self.check_blocks = check_blocks
-        self.operators = operators
-        self.shift = shift
-        self.shift_margin = shift_margin
-        self.equilibrate = bool(equilibrate)          # the scaling of H before partitioning
-        self.cache_size = cache_size
-        self._trees: "OrderedDict[bytes, _Tree]" = OrderedDict()
-        self._refused: "OrderedDict[bytes, tuple]" = OrderedDict()   # built, found unusable: (type, message)
-        self._tree: Optional[_Tree] = None            # the tree of the latest solve (or the one being built)
-        self._arrays = 0
+        self.method = method               # validated when it was made
+        self.cache = ProgrammedCache(method.cache_size)
+        self._arrays = 0               # arrays made so far: each draws its own device seed
+        self._tree: Optional[_Tree] = None      # the tree being built or last solved
+
+    # the method's options, by the names the solver always had
+    array_size = property(lambda self: self.method.array_size)
+    mvm_slices = property(lambda self: self.method.mvm.slices)
+    mvm_target_swing = property(lambda self: self.method.mvm.target_swing)
+    gain_calibration = property(lambda self: self.method.mvm.gain_calibration)
+    check_blocks = property(lambda self: self.method.check_convergence)
+    operators = property(lambda self: self.method.operators)
+    shift = property(lambda self: self.method.shift)
+    shift_margin = property(lambda self: self.method.shift_margin)
+    equilibrate = property(lambda self: bool(self.method.equilibrate))     # the scaling of H before partitioning
 
     @property
     def deterministic(self) -> bool:
@@ -219,13 +211,13 @@ class BlockAMCSolver:
         return base.replace(**{"device.seed": base.device.seed + 1009 * self._arrays})
 
     def counts(self) -> OperationCounts:
-        """Everything done so far to the arrays of the latest block tree (and the digital work around them)."""
+        """Everything done so far to the arrays of the block tree being built or last solved."""
         return OperationCounts() if self._tree is None else self._tree.counts()
 
     def _mvm(self, tree: _Tree, m: np.ndarray, name: str) -> tuple:
         mvm = AnalogMVM(self._array_config(self.mvm_config), slices=self.mvm_slices, array_size=self.array_size,
                         target_swing=self.mvm_target_swing, gain_calibration=self.gain_calibration)
-        tree.hardware.append(mvm)
+        tree.arrays.append(mvm)
         try:
             mvm.program(m)
             # Measuring the response is simulator bookkeeping (only its ngspice runs are counted); reads are counted
@@ -237,7 +229,7 @@ class BlockAMCSolver:
 
     def _leaf(self, tree: _Tree, h: np.ndarray, name: str, depth: int) -> _Node:
         solver = InvArray(self._array_config(self.config), name=name)
-        tree.hardware.append(solver)
+        tree.arrays.append(solver)
         try:
             if self.shift == "verify":     # decisions from counted reads only; the shift stays as extra damping
                 from amc.hw.controller import program_and_verify
@@ -260,7 +252,7 @@ class BlockAMCSolver:
         y = self._solve(tree, node.a, b)                            # A^-1 B: INV with B's columns as RHS
         node.c_mvm, node.c_response = self._mvm(tree, c, f"coupling C of {name}")
         s = d - self._multiply(tree, node.c_mvm, c, node.c_response, y)     # S = D - C (A^-1 B)
-        tree.digital.add(digital_flops=s.size)
+        tree.digital.counts.add(digital_flops=s.size)
         s_name = block_name(lo + n1, lo + n, depth + 1)
         check_block(s, s_name, "Schur complement S = D - C A^-1 B as computed by the circuit")
         node.s = self._build(tree, s, lo + n1, depth + 1)
@@ -296,73 +288,78 @@ class BlockAMCSolver:
         y1 = self._solve(tree, node.a, g1)
         x2 = self._solve(tree, node.s, g2 - self._multiply(tree, node.c_mvm, node.c, node.c_response, y1))
         x1 = self._solve(tree, node.a, g1 - self._multiply(tree, node.b_mvm, node.b, node.b_response, x2))
-        tree.digital.add(digital_flops=g.size)     # the two subtractions after the ADCs
+        tree.digital.counts.add(digital_flops=g.size)     # the two subtractions after the ADCs
         return np.concatenate([x1, x2], axis=0)
 
     # ---- public ----------------------------------------------------------------------------------------------
-    def prepare(self, h: np.ndarray) -> _Tree:
-        """Check the partition, program the arrays and compute the Schur complements (once per distinct H, kept
-        while H is among the ``cache_size`` most recently used). A tree the controller refused is remembered, so
-        the same H is not written again."""
-        h = validate_matrix(h)
-        key = matrix_key(h)
-        if key in self._trees:
-            self._trees.move_to_end(key)
-            self._tree = self._trees[key]
-            return self._tree
-        if key in self._refused:       # no new write: nothing is done to any array
+    def program(self, h: np.ndarray) -> Programmed:
+        """Check the partition, program the arrays and compute the Schur complements: the handle of H's block tree
+        (the held one when H is programmed already)."""
+        return self._program(validate_matrix(h))[0]
+
+    def prepare(self, h: np.ndarray) -> None:
+        """Program H's block tree unless it is held (``program`` without the handle)."""
+        self.program(h)
+
+    def _program(self, h: np.ndarray) -> tuple[Programmed, bool]:
+        found = self.cache.find(h)
+        if isinstance(found, Refused):     # no new write: nothing is done to any array
             self._tree = None
-            kind, message = self._refused[key]
-            raise kind(message)
+            raise found.error()
+        if found is not None:
+            return found, False
+        start = time.perf_counter()
         self._tree = tree = _Tree()
         try:
             n = h.shape[0]
+            hs = h
             if self.equilibrate:       # Jacobi scaling by the periphery: the partition sees D H D (unit diagonal)
                 tree.scaling = jacobi_scaling(h)
-                h = h * tree.scaling[:, None] * tree.scaling[None, :]
-                tree.digital.add(digital_flops=3 * n * n)
+                hs = h * tree.scaling[:, None] * tree.scaling[None, :]
+                tree.digital.counts.add(digital_flops=3 * n * n)
             if self.check_blocks:
-                plan_check(h, self.array_size)
-            tree.root = self._build(tree, h, 0, 0)
+                plan_check(hs, self.array_size)
+            self._saturated = False
+            tree.root = self._build(tree, hs, 0, 0)
         except AmcError as exc:
-            self._refused[key] = (type(exc), str(exc))
-            while len(self._refused) > self.cache_size:
-                self._refused.popitem(last=False)
+            self.cache.add(h, Refused(exc))
+            exc.operations = tree.counts()     # the writes happened: their cost travels with the refusal
             raise
-        self._trees[key] = tree
-        while len(self._trees) > self.cache_size:
-            self._trees.popitem(last=False)
-        return tree
+        handle = Programmed(self, h, tree, tree.hardware, tree.counts(), time.perf_counter() - start)
+        self.cache.add(h, handle)
+        return handle, True
 
     def solve(self, h: np.ndarray, g: np.ndarray) -> Solution:
         start = time.perf_counter()
         h = validate_matrix(h)
         g = validate_rhs(g, h.shape[0])
-        self._saturated = False
-        fresh = matrix_key(h) not in self._trees
-        tree = None if fresh else self._trees[matrix_key(h)]
-        baseline = OperationCounts() if fresh else tree.counts()
-        controller_baseline = OperationCounts() if fresh else tree.controller_counts()
-        try:
-            return self._solve_counted(h, g, start, fresh, baseline, controller_baseline)
-        except AmcError as exc:       # what the arrays did until the failure travels with it
-            exc.operations = self.counts() - baseline
-            raise
+        handle, fresh = self._program(h)
+        return self.solve_programmed(handle, g, first=fresh, start=start)
 
-    def _solve_counted(self, h, g, start, fresh, baseline, controller_baseline) -> Solution:
-        setup_start = time.perf_counter()
-        tree = self.prepare(h)
-        setup_ops = tree.counts() - baseline
-        setup_time = time.perf_counter() - setup_start
+    def solve_programmed(self, handle: Programmed, g: np.ndarray, seconds_since_programming: float = 0.0,
+                         first: bool = False, start: Optional[float] = None) -> Solution:
+        """Solve on a programmed block tree; the first solve after programming carries its counts (``first``)."""
+        if seconds_since_programming:
+            raise ConfigError("BlockAMC does not model conductance drift: it takes no seconds_since_programming")
+        start = time.perf_counter() if start is None else start
+        tree = handle.state
+        self._tree = tree
+        self._saturated = False
+        baseline = OperationCounts() if first else tree.counts()
+        controller_baseline = OperationCounts() if first else tree.controller_counts()
+        h = handle.h
         n = h.shape[0]
         d = tree.scaling
-        if d is not None:
-            gs = g * (d if g.ndim == 1 else d[:, None])
-            x = self._solve(tree, tree.root, gs)
-            x = x * (d if g.ndim == 1 else d[:, None])
-            tree.digital.add(digital_flops=2 * g.size)      # D on the way in and out
-        else:
-            x = self._solve(tree, tree.root, g)
+        try:
+            if d is not None:
+                dd = d if g.ndim == 1 else d[:, None]
+                x = self._solve(tree, tree.root, g * dd) * dd
+                tree.digital.counts.add(digital_flops=2 * g.size)      # D on the way in and out
+            else:
+                x = self._solve(tree, tree.root, g)
+        except AmcError as exc:       # what the arrays did until the failure travels with it
+            exc.operations = tree.counts() - baseline
+            raise
         ops = tree.counts() - baseline
         x_star = np.linalg.solve(h, g)
         err, bits = equivalent_bits(x, x_star)
@@ -373,18 +370,19 @@ class BlockAMCSolver:
         # shifts (the same partition in exact arithmetic with the shifted leaf blocks) apart from the device error.
         x_bias = x_star
         if any(shifts):
+            dd = None if d is None else (d if g.ndim == 1 else d[:, None])
             hs = h if d is None else h * d[:, None] * d[None, :]
-            gs = g if d is None else g * (d if g.ndim == 1 else d[:, None])
-            x_bias = exact_shifted(tree.root, hs, gs)
-            if d is not None:
-                x_bias = x_bias * (d if g.ndim == 1 else d[:, None])
+            x_bias = exact_shifted(tree.root, hs, g if dd is None else g * dd)
+            if dd is not None:
+                x_bias = x_bias * dd
         scale = float(np.linalg.norm(x_star))
-        details = dict(array_size=self.array_size, depth=self._depth(tree.root), setup_operations=setup_ops.to_dict(),
-                       setup_time_s=setup_time, mvm_slices=self.mvm_slices, gain_calibration=self.gain_calibration,
-                       leaves=len(leaves), operators=self.operators, equilibrated=d is not None,
-                       shift=max(shifts, default=0.0), leaf_shifts=shifts,
+        details = dict(array_size=self.array_size, depth=self._depth(tree.root),
+                       setup_operations=(handle.programming if first else OperationCounts()).to_dict(),
+                       setup_time_s=handle.programming_time_s if first else 0.0, mvm_slices=self.mvm_slices,
+                       gain_calibration=self.gain_calibration, leaves=len(leaves), operators=self.operators,
+                       equilibrated=d is not None, shift=max(shifts, default=0.0), leaf_shifts=shifts,
                        controller_operations=(tree.controller_counts() - controller_baseline).to_dict())
-        if fresh and self.shift == "verify":
+        if first and self.shift == "verify":
             details["controller_writes"] = sum(leaf.controller_decision["writes"] for leaf in leaves)
         return Solution(
             x=x, method="blockamc", backend="circuit", relative_residual=total,

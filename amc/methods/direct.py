@@ -1,29 +1,30 @@
 """``direct``: one INV settle per right-hand side on the programmed factor array (the published one-step method).
 
-Each distinct H gets its own InvArray (least recently used dropped beyond ``cache_size``); an array the controller
-finds unusable after programming is remembered, so the same H is not written again until it changes.
+``program(H)`` gives a handle (amc/methods/programmed.py) owning H's own InvArray; handles are kept in one cache
+(least recently used dropped beyond ``cache_size``); an array the controller finds unusable after programming is
+remembered there, so the same H is not written again until it changes.
 """
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 
 import numpy as np
 
 from amc.config import CircuitConfig
-from amc.errors import ConfigError, InputError, MappingError, UnstableCircuitError
+from amc.errors import ConfigError, InputError, UnstableCircuitError
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray
-from amc.hw.keys import matrix_key
-from amc.hw.mapping import validate_rhs
-from amc.methods.config import MethodConfig
+from amc.hw.mapping import validate_matrix, validate_rhs
+from amc.methods.config import DirectConfig
+from amc.methods.programmed import Programmed, ProgrammedCache, Refused, timed_programming
+from amc.methods.shared import quantisation_shift
 from amc.solution import Solution, equivalent_bits
 
 
 class DirectSolver:
     """One INV array per distinct H (one settle per right-hand side)."""
 
-    def __init__(self, circuit: CircuitConfig, method: MethodConfig):
+    def __init__(self, circuit: CircuitConfig, method: DirectConfig):
         if method.equilibrate is not None:
             circuit = circuit.replace(**{"io.equilibrate": method.equilibrate})
         if circuit.device.drift_nu > 0 and method.operators != "extracted":
@@ -31,8 +32,7 @@ class DirectSolver:
                               "operators 'extracted'")
         self.circuit = circuit
         self.method = method
-        self._arrays: "OrderedDict[bytes, InvArray]" = OrderedDict()
-        self._refused: "OrderedDict[bytes, tuple]" = OrderedDict()   # programmed, found unusable: (type, message)
+        self.cache = ProgrammedCache(method.cache_size)
         self._serial = 0
 
     @property
@@ -44,44 +44,51 @@ class DirectSolver:
     def linear(self) -> bool:          # one settle per column: linear in g up to converter rounding
         return self.deterministic
 
-    def array_for(self, h: np.ndarray) -> tuple[InvArray, bool]:
-        key = matrix_key(h)
-        if key in self._arrays:
-            self._arrays.move_to_end(key)
-            return self._arrays[key], False
-        if key in self._refused:       # the controller already found this programming unusable: no new write
-            kind, message = self._refused[key]
-            raise kind(message)
+    def program(self, h: np.ndarray) -> Programmed:
+        """H on its own INV array (the cached handle when this H is programmed already)."""
+        return self._program(validate_matrix(h))[0]
+
+    def _program(self, h: np.ndarray) -> tuple[Programmed, bool]:
+        n = h.shape[0]
+        if self.method.array_size is not None and n > self.method.array_size:
+            raise InputError(f"method 'direct' needs one {n}x{n} array but array_size is {self.method.array_size}; "
+                             "use method 'blockamc' or 'hpinv-pcg'")
+        found = self.cache.find(h)
+        if isinstance(found, Refused):     # the controller already found this programming unusable: no new write
+            raise found.error()
+        if found is not None:
+            return found, False
         self._serial += 1
         array = InvArray(self.circuit, rng=np.random.default_rng([self.circuit.device.seed + 1, self._serial]))
+
+        def program():
+            self._write(array, h)
+            return array, lambda: [array]
         try:
-            self._program(array, h)
+            handle = timed_programming(self, h, program)
         except Exception as exc:
-            self._refused[key] = (type(exc), str(exc))      # not the exception: its traceback holds the caller's frames
-            while len(self._refused) > self.method.cache_size:
-                self._refused.popitem(last=False)
+            self.cache.add(h, Refused(exc))
             exc.operations = array.counts.copy()      # the writes happened: their cost travels with the refusal
             raise
-        self._arrays[key] = array
-        while len(self._arrays) > self.method.cache_size:
-            self._arrays.popitem(last=False)
-        return array, True
+        self.cache.add(h, handle)
+        return handle, True
 
-    def _program(self, array: InvArray, h: np.ndarray) -> None:
+    def _write(self, array: InvArray, h: np.ndarray) -> None:
         """Program H + mu diag(H) (mu = method.shift). After equilibration the shift is mu I on the unit diagonal,
         which sits on the top conductance level and so survives quantisation; for K-FAC it acts as extra damping
-        (the array inverts the shifted matrix). ``shift: auto`` is program-and-verify: the controller knows the
-        levels it wrote, and re-programs with mu grown (0.05, then x1.5, at most 12 writes, every one counted) until
-        the loop settles and the symmetric part of what the array inverts has lambda_min >= shift_margin (1 + mu);
-        it starts from the quantisation error's norm, which the controller computes from the levels it writes."""
+        (the array inverts the shifted matrix). ``shift: auto`` is program-and-verify (amc/hw/controller.py's
+        ``write_until_accepted``): the controller knows the levels it wrote, and re-programs with mu grown (0.05,
+        then x1.5, at most 12 writes, every one counted) until the loop settles and the symmetric part of what the
+        array inverts has lambda_min >= shift_margin (1 + mu); it starts from the quantisation error's norm, which
+        the controller computes from the levels it writes."""
         shift, margin = self.method.shift, self.method.shift_margin
         if shift == "verify":          # the controller a chip could have: decisions from reads only
             from amc.hw.controller import program_and_verify
             array.controller_decision = program_and_verify(array, h, margin)
             return
+        from amc.hw.controller import write_until_accepted
         diag = np.diag(np.abs(np.diag(h)))
         if shift == "auto":     # start at ||Q(D H D) - D H D||_2: the controller knows the levels it writes
-            from amc.methods.hpinv import quantisation_shift
             if self.circuit.io.equilibrate:
                 d = 1.0 / np.sqrt(np.abs(np.diag(h)))
                 mu = quantisation_shift(h * d[:, None] * d[None, :], self.circuit.device.levels)
@@ -89,37 +96,36 @@ class DirectSolver:
                 mu = quantisation_shift(h, self.circuit.device.levels) / float(np.max(np.abs(np.diag(h))))
         else:
             mu = float(shift or 0.0)
-        for attempt in range(1, 13):
-            try:
-                array.program(h + mu * diag if mu else h)
-                array.shift, array.shift_diag = mu, mu * np.abs(np.diag(h))
-                if shift != "auto":
-                    return
-                n = h.shape[0]
-                m = array.mapped.effective_conductance(self.circuit.opamp.gain) / array.mapped.g0
-                lam = float(np.linalg.eigvalsh((m + m.T) / 2).min())
-                array.counts.add(digital_flops=4 * n ** 3)      # the controller's check of what it wrote
-                # in units of the largest entry the array holds, as HP-INV's check
-                if lam >= margin * float(np.max(np.abs(array.mapped.h))):
-                    return
-            except (UnstableCircuitError, MappingError):
-                if shift != "auto" or attempt == 12:
-                    raise
-            mu = max(1.5 * mu, 0.05)
-        raise UnstableCircuitError(f"no diagonal shift up to {mu:.3g} made the programmed array settle stably "
-                                   f"(12 programmings)")
+
+        def write(mu: float):
+            array.program(h + mu * diag if mu else h)
+            array.shift, array.shift_diag = mu, mu * np.abs(np.diag(h))
+            if shift != "auto":
+                return None, True
+            n = h.shape[0]
+            m = array.mapped.effective_conductance(self.circuit.opamp.gain) / array.mapped.g0
+            lam = float(np.linalg.eigvalsh((m + m.T) / 2).min())
+            array.counts.add(digital_flops=4 * n ** 3)      # the controller's check of what it wrote
+            # in units of the largest entry the array holds, as HP-INV's check
+            return None, lam >= margin * float(np.max(np.abs(array.mapped.h)))
+        _, mu, writes, accepted = write_until_accepted(write, mu, retry=shift == "auto")
+        if not accepted:
+            raise UnstableCircuitError(f"no diagonal shift up to {max(1.5 * mu, 0.05):.3g} made the programmed "
+                                       f"array settle stably ({writes} programmings)")
 
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0,
               transient: bool = False) -> Solution:
+        """Program H (unless held) and solve; the first solve after programming carries the programming's counts."""
+        handle, fresh = self._program(h)
+        return self.solve_programmed(handle, g, seconds_since_programming, transient=transient, first=fresh)
+
+    def solve_programmed(self, handle: Programmed, g: np.ndarray, seconds_since_programming: float = 0.0,
+                         transient: bool = False, first: bool = False) -> Solution:
         start = time.perf_counter()
+        h, array = handle.h, handle.state
         n = h.shape[0]
-        if self.method.array_size is not None and n > self.method.array_size:
-            raise InputError(f"method 'direct' needs one {n}x{n} array but array_size is {self.method.array_size}; "
-                             "use method 'blockamc' or 'hpinv-pcg'")
-        fresh = matrix_key(h) not in self._arrays
-        array, _ = self.array_for(h)
-        before = OperationCounts() if fresh else array.counts.copy()
-        before_controller = OperationCounts() if fresh else array.controller_counts.copy()
+        before = OperationCounts() if first else array.counts.copy()
+        before_controller = OperationCounts() if first else array.controller_counts.copy()
         compensate = self.method.shift_compensation == "mvm" and array.shift > 0
         x_one_settle = None
         if compensate:
@@ -152,9 +158,9 @@ class DirectSolver:
         sol.details.update(shift=float(array.shift), shift_compensated=bool(compensate),
                            controller_operations=(array.controller_counts - before_controller).to_dict())
         decision = getattr(array, "controller_decision", None)
-        if fresh and array.mapped.clipping:
+        if first and array.mapped.clipping:
             sol.details["clipping"] = dict(array.mapped.clipping)
-        if fresh and decision is not None:
+        if first and decision is not None:
             sol.details.update(controller_writes=decision["writes"], controller_history=decision["history"])
         sol.wall_time_s = time.perf_counter() - start
         return sol

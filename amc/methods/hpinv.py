@@ -45,7 +45,7 @@ relative error of 1e-3 in <= 10 PCG iterations (median 7), emulated with exact a
 
 Operators (``operators``): ``per-solve`` sends every INV and MVM application to ngspice. ``extracted`` measures
 each linear circuit once per programmed H -- the INV's response to identity right-hand sides (n INV settles in
-ngspice) and the MVM's response (``mvm_response``: ``circuit`` = every slice array's unit-input response from
+ngspice) and the MVM's response (``mvm.response``: ``circuit`` = every slice array's unit-input response from
 ngspice -- its quasi-static batch at the first and every simulation.verify_every-th programming of an array
 topology, ngspice's own matrix of that topology re-stamped in between (amc/hw/mvm_restamp.py) --
 ``closed-form`` = the MVM's analytic response, a comparison only, exact for ideal converters and no wires, which
@@ -80,61 +80,30 @@ and an uncalibrated A0 = 1e5 TIA caps it near 13-15 bits.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
 
-from amc.config import DEFAULT_PRESET, CircuitConfig
+from amc.config import CircuitConfig
 from amc.errors import AmcError, ConfigError, InputError, MappingError, UnstableCircuitError
 from amc.hw.mapping import check_invertible, validate_matrix, validate_rhs
 from amc.methods.errors import ConvergenceError
+from amc.hw.controller import write_until_accepted
 from amc.hw.counters import OperationCounts
 from amc.hw.inv_array import InvArray, jacobi_scaling
-from amc.hw.keys import matrix_key
+from amc.methods.config import HPInvConfig
+from amc.methods.programmed import Programmed, ProgrammedCache, Refused, timed_programming
+from amc.methods.shared import (circuit_config, closed_form_mvm, preconditioned_condition, quantisation_shift,
+                                refinement_radius)
 from amc.hw.mvm import AnalogMVM
 from amc.solution import Solution, column_flags, equivalent_bits, residuals
-
-REFINEMENTS = ("richardson", "pcg")
-OPERATORS = ("per-solve", "extracted")
-MVM_RESPONSES = ("circuit", "closed-form")
-PRECONDITIONERS = ("analog", "identity")   # identity: the control, the same refinement without the analog INV
-
-
-def refinement_radius(h: np.ndarray, h0_effective: np.ndarray) -> float:
-    """rho(I - H H0^-1): the factor by which each refinement pass shrinks the residual (asymptotically)."""
-    n = h.shape[0]
-    try:
-        m = np.eye(n) - h @ np.linalg.inv(h0_effective)
-    except np.linalg.LinAlgError:
-        return float("inf")
-    return float(np.max(np.abs(np.linalg.eigvals(m))))
-
-
-def preconditioned_condition(h: np.ndarray, h0_effective: np.ndarray) -> float:
-    """cond(H0^-1 H) from the eigenvalues (real parts) of H0^-1 H; inf when one is <= 0."""
-    try:
-        ev = np.linalg.eigvals(np.linalg.solve(h0_effective, h)).real
-    except np.linalg.LinAlgError:
-        return float("inf")
-    return float(ev.max() / ev.min()) if ev.min() > 0 else float("inf")
-
-
-def quantisation_shift(h: np.ndarray, levels: Optional[int]) -> float:
-    """||Q(H) - H||_2 for the nominal L-level mapping of H (scale max|H|): the starting point of ``shift: auto``."""
-    if levels is None:
-        return 0.0
-    unit = float(np.max(np.abs(h))) / (levels - 1)
-    return float(np.linalg.norm(np.round(h / unit) * unit - h, 2))
-
 
 @dataclass
 class _System:
     """What one H becomes on the hardware: equilibration, shift, its own INV arrays (one per block-Jacobi block)
     and its own MVM arrays; measured operators where the method uses them."""
 
-    key: bytes
     h_mvm: np.ndarray                  # what the MVM holds (D H D, or H)
     d: Optional[np.ndarray]            # Jacobi scaling (None: off)
     mu: float                          # diagonal shift of the INV matrix (units of H_mvm)
@@ -151,9 +120,12 @@ class _System:
     kappa: Optional[float] = None              # cond(H0_eff^-1 H_mvm), computed once
     rho: Optional[float] = None                # rho(I - H_mvm H0_eff^-1), computed once
 
+    def hardware(self) -> list:
+        return self.arrays + ([self.mvm] if self.mvm is not None else [])
+
     def counts(self) -> OperationCounts:
         total = OperationCounts()
-        for hw in self.arrays + ([self.mvm] if self.mvm is not None else []):
+        for hw in self.hardware():
             total = total + hw.counts
         return total
 
@@ -161,102 +133,45 @@ class _System:
 class HPInvSolver:
     """HP-INV on one INV array (n x n) and a bit-sliced MVM; arrays stay programmed across solves of one H.
 
-    Options: ``iterations`` (max passes), ``tol`` (stop when the measured relative residual ||g - H_mvm x||/||g||
-    is below it), ``slices``/``bits_per_slice`` (MVM bit slicing of H), ``input_slices`` (DAC bit slicing of x_k,
-    used when the MVM DAC has finite bits), ``mvm_adc_bits``/``mvm_dac_bits`` (None = ideal readout; the default),
-    ``mvm_config`` (a different circuit for the MVM arrays; default: the INV's), ``gain_calibration`` (MVM TIA
-    finite-gain trim), ``scale_residual``, ``check_convergence`` (upfront rho check / PD check for PCG),
-    ``divergence_factor``, ``mvm_array_size`` (tile the MVM arrays to this size; default ``array_size``),
-    ``array_size`` (largest INV array; a larger system gets the block-Jacobi preconditioner, see the module
-    docstring; None: one n x n INV array),
-    ``refinement`` (richardson | pcg), ``shift`` (None | number | "auto"), ``shift_margin``, ``equilibrate``
-    (None: the config's io.equilibrate), ``operators`` (per-solve | extracted), ``mvm_response`` (circuit |
-    closed-form; extracted operators only), ``cache_size`` (extracted systems kept). See the module docstring.
+    ``HPInvSolver(circuit, HPInvConfig(refinement="pcg", shift="auto"), mvm_config=None)``: every option is a field
+    of ``HPInvConfig`` (amc/methods/config.py), MVM options under its ``mvm`` section; ``mvm_config`` is a different
+    circuit for the MVM arrays (default: the INV's). See the module docstring.
     """
 
-    def __init__(self, config: Union[CircuitConfig, str, None] = None, *, iterations: int = 10,
-                 tol: Optional[float] = None, slices: int = 8, bits_per_slice: Optional[int] = None,
-                 input_slices: int = 1, mvm_adc_bits: Optional[int] = None, mvm_dac_bits: Optional[int] = None,
-                 mvm_config: Union[CircuitConfig, str, None] = None, gain_calibration: bool = True,
-                 mvm_target_swing: float = 0.1, scale_residual: bool = True, check_convergence: bool = True,
-                 divergence_factor: float = 2.0, mvm_array_size: Optional[int] = None,
-                 refinement: str = "richardson", shift: Union[None, float, str] = None, shift_margin: float = 0.02,
-                 equilibrate: Optional[bool] = None, operators: str = "per-solve", mvm_response: str = "circuit",
-                 cache_size: int = 64, array_size: Optional[int] = None, preconditioner: str = "analog"):
-        if config is None:
-            config = CircuitConfig.preset(DEFAULT_PRESET)
-        elif isinstance(config, str):
-            config = CircuitConfig.preset(config)
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ConfigError(f"iterations must be an integer >= 1, got {iterations!r}")
-        if tol is not None and not (isinstance(tol, (int, float)) and tol > 0):
-            raise ConfigError(f"tol must be a positive number or None, got {tol!r}")
-        if not divergence_factor > 1:
-            raise ConfigError(f"divergence_factor must exceed 1, got {divergence_factor!r}")
-        if refinement not in REFINEMENTS:
-            raise ConfigError(f"refinement must be one of {', '.join(REFINEMENTS)}, got {refinement!r}")
-        if operators not in OPERATORS:
-            raise ConfigError(f"operators must be one of {', '.join(OPERATORS)}, got {operators!r}")
-        if mvm_response not in MVM_RESPONSES:
-            raise ConfigError(f"mvm_response must be one of {', '.join(MVM_RESPONSES)}, got {mvm_response!r}")
-        if shift is not None and shift != "auto" and (isinstance(shift, bool) or not isinstance(shift, (int, float))
-                                                      or not np.isfinite(shift) or shift < 0):
-            raise ConfigError(f"shift must be null, a non-negative number or 'auto', got {shift!r}")
-        if not (isinstance(shift_margin, (int, float)) and 0 < shift_margin < 1):
-            raise ConfigError(f"shift_margin must be in (0, 1), got {shift_margin!r}")
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ConfigError(f"cache_size must be an integer >= 1, got {cache_size!r}")
-        if array_size is not None and (isinstance(array_size, bool) or not isinstance(array_size, (int, np.integer))
-                                       or array_size < 2):
-            raise ConfigError(f"array_size must be an integer >= 2 or None, got {array_size!r}")
-        self.array_size = None if array_size is None else int(array_size)
-        if mvm_array_size is None:
-            mvm_array_size = self.array_size
-        self.equilibrate = bool(config.io.equilibrate if equilibrate is None else equilibrate)
+    def __init__(self, config: Union[CircuitConfig, str, None] = None, method: Optional[HPInvConfig] = None,
+                 mvm_config: Union[CircuitConfig, str, None] = None):
+        config = circuit_config(config)
+        method = HPInvConfig() if method is None else method
+        if not isinstance(method, HPInvConfig):
+            raise ConfigError(f"HPInvSolver takes an HPInvConfig, got {type(method).__name__}")
+        self.method = method                 # validated when it was made (amc/methods/config.py)
+        self.array_size = method.array_size
+        self.equilibrate = bool(config.io.equilibrate if method.equilibrate is None else method.equilibrate)
         # The method equilibrates (or deliberately does not); the INV must not rescale the shifted matrix again.
         if config.io.equilibrate:
             config = config.replace(**{"io.equilibrate": False})
         self.config = config
-        if mvm_config is None:
-            mvm_config = config
-        elif isinstance(mvm_config, str):
-            mvm_config = CircuitConfig.preset(mvm_config)
-        mvm_config = mvm_config.replace(**{"io.adc_bits": mvm_adc_bits, "io.dac_bits": mvm_dac_bits})
+        mvm_config = config if mvm_config is None else circuit_config(mvm_config)
+        mvm_config = mvm_config.replace(**{"io.adc_bits": method.mvm.adc_bits, "io.dac_bits": method.mvm.dac_bits})
         self.mvm_config = mvm_config
-        self.iterations = iterations
-        self.tol = tol
-        self.scale_residual = scale_residual
-        self.check_convergence = check_convergence
-        self.divergence_factor = float(divergence_factor)
-        self.refinement = refinement
-        self.shift = shift
-        self.shift_margin = float(shift_margin)
-        self.operators = operators
-        self.mvm_response = mvm_response
-        self.cache_size = cache_size
-        if config.device.drift_nu > 0 and operators != "extracted":
+        # the circuit decides what the method can model (not re-validation of the method: it needs the circuit)
+        if config.device.drift_nu > 0 and method.operators != "extracted":
             raise ConfigError("conductance drift (device.drift_nu) is modelled on the measured-response path: use "
                               "operators 'extracted'")
         if mvm_config.device.drift_nu > 0:
             raise ConfigError("the MVM arrays do not model conductance drift; set device.drift_nu on the INV only "
                               "(mvm_config without drift)")
-        if operators == "extracted" and mvm_config.device.is_stochastic_per_read:
+        if method.operators == "extracted" and mvm_config.device.is_stochastic_per_read:
             raise ConfigError("operators 'extracted' measures the MVM once, but the MVM device has read noise (a "
                               "different answer every read); use operators 'per-solve'")
-        if operators == "extracted" and mvm_response == "closed-form":
+        if method.operators == "extracted" and method.mvm.response == "closed-form":
             w, io = mvm_config.wires, mvm_config.io
             if w.enabled or io.adc_bits is not None or io.dac_bits is not None:
-                raise ConfigError("mvm_response 'closed-form' holds only for ideal MVM converters and no wire "
-                                  "resistance; use mvm_response 'circuit'")
-        if preconditioner not in PRECONDITIONERS:
-            raise ConfigError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got {preconditioner!r}")
-        self.preconditioner = preconditioner
-        self._mvm_options = dict(slices=slices, bits_per_slice=bits_per_slice, input_slices=input_slices,
-                                 target_swing=mvm_target_swing, gain_calibration=gain_calibration,
-                                 array_size=mvm_array_size)
-        self.mvm = self._new_mvm()          # validates the MVM options now; each system gets its own arrays
-        self._systems: "OrderedDict[bytes, _System]" = OrderedDict()
-        self._refused: "OrderedDict[bytes, tuple]" = OrderedDict()   # programmings the controller refused
+                raise ConfigError("mvm.response 'closed-form' holds only for ideal MVM converters and no wire "
+                                  "resistance; use mvm.response 'circuit'")
+        self._mvm_options = dict(method.mvm.options(), array_size=method.mvm.array_size or self.array_size)
+        self.mvm = self._new_mvm()          # checks the MVM options against the circuit; each system gets its own
+        self.cache = ProgrammedCache(method.cache_size)   # handles (and refused programmings) by H
         self._building: list = []
         self._serial = 0
         self.extractions = 0
@@ -286,11 +201,11 @@ class HPInvSolver:
         Richardson with a fixed number of passes is linear in g; PCG is not (its step lengths depend on g), and
         neither is any method that stops at a tolerance.
         """
-        return self.refinement == "richardson" and self.tol is None and self.deterministic
+        return self.method.refinement == "richardson" and self.method.tol is None and self.deterministic
 
     def __repr__(self) -> str:
-        return (f"HPInvSolver(refinement={self.refinement}, iterations={self.iterations}, tol={self.tol}, "
-                f"shift={self.shift}, equilibrate={self.equilibrate}, operators={self.operators}, "
+        return (f"HPInvSolver(refinement={self.method.refinement}, iterations={self.method.iterations}, tol={self.method.tol}, "
+                f"shift={self.method.shift}, equilibrate={self.equilibrate}, operators={self.method.operators}, "
                 f"slices={self.mvm.slices}, INV: {self.config.describe()}; MVM ADC/DAC bits "
                 f"{self.mvm_config.io.adc_bits}/{self.mvm_config.io.dac_bits}, gain calibration "
                 f"{self.mvm.gain_calibration})")
@@ -299,19 +214,75 @@ class HPInvSolver:
     def _effective(self, array: InvArray) -> np.ndarray:
         return array.mapped.effective_conductance(self.config.opamp.gain) / array.mapped.g0
 
-    def _prepare(self, h: np.ndarray) -> _System:
-        """Equilibrate, choose the shift, program this system's own INV and MVM arrays; cached per H (LRU)."""
-        key = matrix_key(h)
-        if key in self._systems:
-            self._systems.move_to_end(key)
-            return self._systems[key]
+    def program(self, h: np.ndarray) -> Programmed:
+        """H on its own INV and MVM arrays (the cached handle when this H is programmed already); a programming the
+        controller refused is remembered, so the same H is not written again until it changes. A failure carries
+        what the arrays did until then (``exc.operations``)."""
+        return self._program(validate_matrix(h))[0]
+
+    def _program(self, h: np.ndarray) -> tuple[Programmed, bool]:
+        found = self.cache.find(h)
+        if isinstance(found, Refused):
+            raise found.error()
+        if found is not None:
+            return found, False
+        self._building = []
+        try:
+            self._check_system(h)
+            handle = timed_programming(self, h, lambda: (lambda system: (system, system.hardware))(
+                self._ready(self._new_system(h))))
+        except AmcError as exc:
+            exc.operations = sum((a.counts for a in self._building), OperationCounts())
+            if isinstance(exc, (UnstableCircuitError, MappingError, ConvergenceError)):
+                self.cache.add(h, Refused(exc))
+            raise
+        self.cache.add(h, handle)
+        return handle, True
+
+    def _ready(self, system: _System) -> _System:
+        """Make a programmed system ready to solve, in the order a controller would: measure the MVM (extracted
+        operators), check the INV's convergence (ConvergenceError at iteration 0: the programming is refused), then
+        write the MVM arrays (per-solve operators)."""
+        if self.method.operators == "extracted" and system.mvm_matrix is None:
+            self._extract(system)
+        if self.method.refinement == "richardson" and system.rho is None:
+            system.rho = refinement_radius(system.h_mvm, system.h0_eff)
+        if self.method.refinement == "pcg" and system.kappa is None:
+            system.kappa = preconditioned_condition(system.h_mvm, system.h0_eff)
+        rho = system.rho
+        if self.method.check_convergence and self.method.refinement == "richardson" and not rho < 1.0:
+            raise ConvergenceError(
+                f"HP-INV cannot converge (iteration 0, before refinement): rho(I - H H0^-1) = {rho:.3g} >= 1 for the "
+                f"matrix the INV array holds ({self.config.device.levels} levels, A0 {self.config.opamp.gain:.3g}, "
+                f"shift {system.mu:.3g}); the low-precision inverse is too far from H. Use more device levels, damp H, "
+                "refinement 'pcg' with shift 'auto', or BlockAMC with smaller blocks", iteration=0, rho=rho)
+        if self.method.check_convergence and self.method.refinement == "pcg" and not system.lam_min_h0 > 0:
+            raise ConvergenceError(
+                f"PCG cannot run (iteration 0): the INV holds an indefinite matrix (lambda_min of its symmetric part "
+                f"{system.lam_min_h0:.3g}, shift {system.mu:.3g}); use shift 'auto'", iteration=0)
+        if self.method.operators == "per-solve":
+            system.mvm.program(system.h_mvm)
+        return system
+
+    def _check_system(self, h: np.ndarray) -> None:
+        n = h.shape[0]
+        check_invertible(h)
+        if self.array_size is not None and n > self.array_size and self.method.refinement != "pcg":
+            raise InputError(f"HP-INV with refinement {self.method.refinement!r} runs on one {n}x{n} INV array but "
+                             f"array_size is {self.array_size}; use refinement 'pcg' (block-Jacobi preconditioner, "
+                             "SPD H) or method 'blockamc' for systems larger than one array")
+        if self.method.refinement == "pcg" and not np.allclose(h, h.T, rtol=0, atol=1e-10 * np.abs(h).max()):
+            raise InputError("refinement 'pcg' needs a symmetric (positive-definite) H; use refinement 'richardson'")
+
+    def _new_system(self, h: np.ndarray) -> _System:
+        """Equilibrate, choose the shift, program this system's own INV and MVM arrays."""
         n = h.shape[0]
         d = jacobi_scaling(h) if self.equilibrate else None
         h_mvm = h * d[:, None] * d[None, :] if d is not None else h
         blocks = self.block_slices(n) or [slice(0, n)]
         h_inv, h0 = np.zeros((n, n)), np.zeros((n, n))
         arrays, mus, lams, attempts = [], [], [], 1
-        if self.preconditioner == "identity":       # the control: no analog INV at all
+        if self.method.preconditioner == "identity":       # the control: no analog INV at all
             h_inv, h0 = h_mvm.copy(), np.eye(n)
             lams, mus = [1.0], [0.0]
         else:
@@ -324,12 +295,10 @@ class HPInvSolver:
                 mus.append(mu_b)
                 lams.append(lam_b)
                 attempts = max(attempts, att_b)
-        system = _System(key, h_mvm, d, float(max(mus)), h_inv, h0, float(min(lams)), arrays, blocks,
-                         mvm=self._new_mvm(), shift_attempts=attempts, block_mu=mus)
-        self._systems[key] = system
-        while len(self._systems) > self.cache_size:
-            self._systems.popitem(last=False)
-        return system
+        mvm = self._new_mvm()
+        self._building.append(mvm)
+        return _System(h_mvm, d, float(max(mus)), h_inv, h0, float(min(lams)), arrays, blocks,
+                       mvm=mvm, shift_attempts=attempts, block_mu=mus)
 
     def block_slices(self, n: int) -> Optional[list]:
         """The block-Jacobi diagonal blocks for an n x n system (None: it fits one INV array)."""
@@ -346,32 +315,23 @@ class HPInvSolver:
         symmetric part, attempts)."""
         n = h_blk.shape[0]
         scale = float(np.max(np.abs(h_blk)))
-        auto = self.shift == "auto"
+        auto = self.method.shift == "auto"
         if auto:
             mu = quantisation_shift(h_blk, self.config.device.levels) / scale
         else:
-            mu = float(self.shift or 0.0)
-        attempts, last = 0, None
-        while True:
-            attempts += 1
+            mu = float(self.method.shift or 0.0)
+
+        def write(mu: float):
             h_inv = h_blk + mu * scale * np.eye(n) if mu > 0 else h_blk
-            try:
-                array.program(h_inv)
-                h0 = self._effective(array)
-                lam = float(np.linalg.eigvalsh((h0 + h0.T) / 2).min())
-                array.counts.add(digital_flops=4 * n ** 3)     # the controller's check of what it programmed
-                ok = lam >= self.shift_margin * (1.0 + mu) * scale
-                if self.refinement == "richardson":   # Richardson also needs rho(I - H H0^-1) < 1
-                    ok = ok and refinement_radius(h_blk, h0) <= 1.0 - self.shift_margin
-            except (UnstableCircuitError, MappingError) as exc:
-                if not auto or attempts >= 12:
-                    raise
-                last, ok, h0, lam = exc, False, None, -np.inf
-            if ok or not auto or attempts >= 12:
-                break
-            mu = max(1.5 * mu, 0.05)
-        if h0 is None:
-            raise last
+            array.program(h_inv)
+            h0 = self._effective(array)
+            lam = float(np.linalg.eigvalsh((h0 + h0.T) / 2).min())
+            array.counts.add(digital_flops=4 * n ** 3)     # the controller's check of what it programmed
+            ok = lam >= self.method.shift_margin * (1.0 + mu) * scale
+            if self.method.refinement == "richardson":   # Richardson also needs rho(I - H H0^-1) < 1
+                ok = ok and refinement_radius(h_blk, h0) <= 1.0 - self.method.shift_margin
+            return (h_inv, h0, lam), ok
+        (h_inv, h0, lam), mu, attempts, _ = write_until_accepted(write, mu, retry=auto)
         return mu * scale, h_inv, h0, lam, attempts
 
     def _extract(self, system: _System) -> None:
@@ -379,7 +339,7 @@ class HPInvSolver:
 
         Measuring is simulation bookkeeping, not hardware work: only its ngspice runs are counted."""
         before = system.mvm.counts.copy()
-        if self.mvm_response == "circuit":
+        if self.method.mvm.response == "circuit":
             system.mvm_matrix = system.mvm.response(system.h_mvm)
             mvm_sat, mvm_power = False, 0.0
         else:
@@ -395,89 +355,47 @@ class HPInvSolver:
         self.extractions += 1
 
     def closed_form_mvm(self, h: np.ndarray, mvm: Optional[AnalogMVM] = None) -> np.ndarray:
-        """The sliced MVM's analytic response for H (linear region, ideal converters, no wires): per array
-        y = -R_f G_diff v / (1 + (1 + R_f S_i)/A0), divided back by the calibrated gain, shift-and-added."""
-        mvm = mvm if mvm is not None else self._new_mvm()
-        arrays = mvm.program(h)
-        out = np.zeros(h.shape)
-        a0 = self.mvm_config.opamp.gain
-        for arr in arrays:
-            gain = np.ones(arr.g_pos.shape[0])
-            if not mvm.gain_calibration:
-                gain = 1.0 / (1.0 + (1.0 + arr.rf * arr.row_total) / a0)
-            out[arr.rows, arr.cols] += arr.weight * gain[:, None] * (arr.g_pos - arr.g_neg) / arr.g_unit
-        return out
+        """The sliced MVM's analytic response for H (amc/methods/shared.py)."""
+        return closed_form_mvm(mvm if mvm is not None else self._new_mvm(), h, self.mvm_config.opamp.gain)
 
     def radius(self, h: np.ndarray) -> float:
         """rho(I - H H0_eff^-1) of the INV array as programmed for H (programs it if needed), in the method's
         coordinates (equilibrated, shifted)."""
-        system = self._prepare(validate_matrix(h))
+        h = validate_matrix(h)
+        found = self.cache.find(h)
+        # a system the convergence check refuses is still programmed to be measured here (a diagnostic, not held)
+        system = found.state if isinstance(found, Programmed) else self._new_system(h)
         return refinement_radius(system.h_mvm, system.h0_eff)
 
     # ---- solve -------------------------------------------------------------------------------------------------
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
-        """Refine; a failure carries what the arrays did until then (``exc.operations``), and a programming the
-        controller refused is remembered, so the same H is not written again until it changes."""
-        h = validate_matrix(h)
-        key = matrix_key(h)
-        if key in self._refused:
-            kind, message = self._refused[key]
-            raise kind(message)
-        existing = self._systems[key].counts() if key in self._systems else None
-        self._building = []
+        """Program H (unless held) and refine; the first solve after programming carries the programming's counts."""
+        handle, fresh = self._program(validate_matrix(h))
+        return self.solve_programmed(handle, g, seconds_since_programming, first=fresh)
+
+    def solve_programmed(self, handle: Programmed, g: np.ndarray, seconds_since_programming: float = 0.0,
+                         first: bool = False) -> Solution:
+        """Refine on a programmed system; a failure carries what its arrays did in this solve (``exc.operations``)."""
+        system = handle.state
+        existing = OperationCounts() if first else system.counts()
         try:
-            return self._solve(h, g, seconds_since_programming)
+            return self._solve(handle.h, system, g, seconds_since_programming, existing, first)
         except AmcError as exc:
-            if key in self._systems:
-                exc.operations = self._systems[key].counts() - (existing or OperationCounts())
-            else:
-                exc.operations = sum((a.counts for a in self._building), OperationCounts())
-                if isinstance(exc, (UnstableCircuitError, MappingError)):
-                    self._refused[key] = (type(exc), str(exc))
-                    while len(self._refused) > self.cache_size:
-                        self._refused.popitem(last=False)
+            exc.operations = system.counts() - existing
             raise
 
-    def _solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float) -> Solution:
+    def _solve(self, h: np.ndarray, system: _System, g: np.ndarray, seconds_since_programming: float,
+               before: OperationCounts, first: bool) -> Solution:
         start = time.perf_counter()
         g = validate_rhs(g, h.shape[0])
         n = h.shape[0]
-        check_invertible(h)
-        if self.array_size is not None and n > self.array_size and self.refinement != "pcg":
-            raise InputError(f"HP-INV with refinement {self.refinement!r} runs on one {n}x{n} INV array but array_size "
-                             f"is {self.array_size}; use refinement 'pcg' (block-Jacobi preconditioner, SPD H) or "
-                             "method 'blockamc' for systems larger than one array")
-        if self.refinement == "pcg" and not np.allclose(h, h.T, rtol=0, atol=1e-10 * np.abs(h).max()):
-            raise InputError("refinement 'pcg' needs a symmetric (positive-definite) H; use refinement 'richardson'")
         cols = g.reshape(n, -1)
         k = cols.shape[1]
         x_star = np.linalg.solve(h, cols)            # diagnostics only: never used by the iteration
-        fresh = matrix_key(h) not in self._systems
-        system = self._prepare(h)
-        before = OperationCounts() if fresh else system.counts()
-        extracted_now = False
-        if self.operators == "extracted" and system.mvm_matrix is None:
-            self._extract(system)
-            extracted_now = True
-        if self.refinement == "richardson" and system.rho is None:
-            system.rho = refinement_radius(system.h_mvm, system.h0_eff)
-        if self.refinement == "pcg" and system.kappa is None:
-            system.kappa = preconditioned_condition(system.h_mvm, system.h0_eff)
+        extracted_now = first and self.method.operators == "extracted"
         rho, kappa = system.rho, system.kappa
-        if self.check_convergence and self.refinement == "richardson" and not rho < 1.0:
-            raise ConvergenceError(
-                f"HP-INV cannot converge (iteration 0, before refinement): rho(I - H H0^-1) = {rho:.3g} >= 1 for the "
-                f"matrix the INV array holds ({self.config.device.levels} levels, A0 {self.config.opamp.gain:.3g}, "
-                f"shift {system.mu:.3g}); the low-precision inverse is too far from H. Use more device levels, damp H, "
-                "refinement 'pcg' with shift 'auto', or BlockAMC with smaller blocks", iteration=0, rho=rho)
-        if self.check_convergence and self.refinement == "pcg" and not system.lam_min_h0 > 0:
-            raise ConvergenceError(
-                f"PCG cannot run (iteration 0): the INV holds an indefinite matrix (lambda_min of its symmetric part "
-                f"{system.lam_min_h0:.3g}, shift {system.mu:.3g}); use shift 'auto'", iteration=0)
-        if self.operators == "per-solve":
-            system.mvm.program(system.h_mvm)
         mvm_arrays = len(system.mvm.programmed_arrays) if system.mvm_matrix is not None or \
-            self.operators == "per-solve" else 0
+            self.method.operators == "per-solve" else 0
 
         d = system.d
         b = cols * d[:, None] if d is not None else cols.copy()
@@ -488,16 +406,16 @@ class HPInvSolver:
             stats["saturated"][:] = True
 
         def inv(r: np.ndarray) -> np.ndarray:
-            if self.preconditioner == "identity":
+            if self.method.preconditioner == "identity":
                 out = r.copy()
             else:
                 out = np.zeros_like(r)
                 power = 0.0
                 for s, array in zip(system.blocks, system.arrays):
                     rb = r[s]
-                    scale = np.max(np.abs(rb), axis=0) if self.scale_residual else np.ones(r.shape[1])
+                    scale = np.max(np.abs(rb), axis=0) if self.method.scale_residual else np.ones(r.shape[1])
                     scale = np.where(scale > 0, scale, 1.0)
-                    if self.operators == "extracted":
+                    if self.method.operators == "extracted":
                         sol = array.read(rb / scale, seconds_since_programming)
                     else:
                         sol = array.solve(rb / scale)
@@ -512,7 +430,7 @@ class HPInvSolver:
             return out
 
         def mvm(v: np.ndarray) -> np.ndarray:
-            if self.operators == "extracted":
+            if self.method.operators == "extracted":
                 reads = mvm_arrays * v.shape[1]
                 rows = sum(a.g_pos.shape[0] for a in system.mvm.programmed_arrays) * v.shape[1]
                 inputs = sum(a.g_pos.shape[1] for a in system.mvm.programmed_arrays) * v.shape[1]
@@ -534,17 +452,17 @@ class HPInvSolver:
 
         history = [dict(iteration=0, residual=1.0 if gnorm > 1e-300 else 0.0, true_residual=1.0, relative_error=1.0,
                         bits=0.0, bits_gained=0.0)]
-        iterate = self._pcg if self.refinement == "pcg" else self._richardson
+        iterate = self._pcg if self.method.refinement == "pcg" else self._richardson
         y = iterate(b, inv, mvm, unscale, residual_norm, cols, h, x_star, history, rho)
         x = unscale(y)
         iterations = history[-1]["iteration"]
-        per_iteration = (10 if self.refinement == "pcg" else 4) * n * k   # dot products, axpys, norms
+        per_iteration = (10 if self.method.refinement == "pcg" else 4) * n * k   # dot products, axpys, norms
         ops = system.counts() - before
         ops.add(digital_flops=stats["flops"] + per_iteration * iterations + (4 * n * k if d is not None else 0))
         err, bits = equivalent_bits(x, x_star)
         first_err = equivalent_bits(unscale(stats["first_inv"]), x_star)[0] if stats["first_inv"] is not None \
             else None
-        analog_err = first_err if self.preconditioner == "analog" else None   # the control has no analog INV
+        analog_err = first_err if self.method.preconditioner == "analog" else None   # the control has no analog INV
         x_out = x[:, 0] if g.ndim == 1 else x
         total, per_column = residuals(h, x, cols)
         return Solution(
@@ -554,10 +472,10 @@ class HPInvSolver:
             static_power_w=stats["inv_power"] + stats["mvm_power"], operations=ops, analog_error=analog_err,
             lambda_min=min((a.lambda_min for a in system.arrays), default=None),
             history=history, relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
-            details=dict(refinement=self.refinement, preconditioner=self.preconditioner, rho=rho, kappa=kappa,
+            details=dict(refinement=self.method.refinement, preconditioner=self.method.preconditioner, rho=rho, kappa=kappa,
                          first_application_error=first_err,
                          shift=system.mu, shift_attempts=system.shift_attempts, lambda_min_h0=system.lam_min_h0,
-                         equilibrated=d is not None, operators=self.operators,
+                         equilibrated=d is not None, operators=self.method.operators,
                          extracted_now=extracted_now, slices=system.mvm.slices,
                          mvm_adc_bits=self.mvm_config.io.adc_bits, mvm_dac_bits=self.mvm_config.io.dac_bits,
                          gain_calibration=system.mvm.gain_calibration, inv_static_power_w=stats["inv_power"],
@@ -578,7 +496,7 @@ class HPInvSolver:
         y = np.zeros_like(b)
         r = b.copy()
         best = 1.0
-        for it in range(1, self.iterations + 1):
+        for it in range(1, self.method.iterations + 1):
             y = y + inv(r)
             r = b - mvm(y)
             measured = residual_norm(r)
@@ -586,12 +504,12 @@ class HPInvSolver:
             if not np.isfinite(measured):
                 raise ConvergenceError(f"HP-INV diverged at iteration {it}: the residual is not finite",
                                        iteration=it, history=history, rho=rho)
-            if measured > self.divergence_factor * max(history[0]["residual"], 1e-300) or self._growing(history):
+            if measured > self.method.divergence_factor * max(history[0]["residual"], 1e-300) or self._growing(history):
                 raise ConvergenceError(
                     f"HP-INV diverged at iteration {it}: the measured residual grew to {measured:.3g} "
                     f"(from {best:.3g} at best; rho(I - H H0^-1) = {rho:.3g})", iteration=it, history=history, rho=rho)
             best = min(best, measured)
-            if (self.tol is not None and measured <= self.tol) or measured == 0.0:
+            if (self.method.tol is not None and measured <= self.method.tol) or measured == 0.0:
                 break
         return y
 
@@ -602,7 +520,7 @@ class HPInvSolver:
         z = inv(r)
         p = z.copy()
         rz = np.sum(r * z, axis=0)
-        for it in range(1, self.iterations + 1):
+        for it in range(1, self.method.iterations + 1):
             q = mvm(p)
             pq = np.sum(p * q, axis=0)
             active = (rz != 0) & (np.linalg.norm(r, axis=0) > 0)
@@ -618,7 +536,7 @@ class HPInvSolver:
             if not np.isfinite(measured) or measured > 1e3 * max(history[0]["residual"], 1e-300):
                 raise ConvergenceError(f"PCG diverged at iteration {it}: the residual is {measured:.3g}",
                                        iteration=it, history=history)
-            if it == self.iterations or (self.tol is not None and measured <= self.tol) or measured == 0.0:
+            if it == self.method.iterations or (self.method.tol is not None and measured <= self.method.tol) or measured == 0.0:
                 break
             z_new = inv(r_new)
             beta = np.where(active, np.sum(r_new * (z_new - z), axis=0) / np.where(active, rz, 1.0), 0.0)

@@ -129,18 +129,18 @@ def hpinv_plan(solver, n: int, k: int) -> Plan:
     eq_method = bool(solver.equilibrate)
     blocks = solver.block_slices(n)
     sizes = [s.stop - s.start for s in blocks] if blocks else [n]
-    slices = solver._mvm_options["slices"]
-    tile = solver._mvm_options.get("array_size")
-    ins = 1 if solver.operators == "extracted" else _input_slices(solver.mvm_config,
-                                                                   solver._mvm_options.get("input_slices", 1))
-    analog = solver.preconditioner == "analog"
+    method = solver.method
+    slices = method.mvm.slices
+    tile = method.mvm.array_size or method.array_size
+    ins = 1 if method.operators == "extracted" else _input_slices(solver.mvm_config, method.mvm.input_slices)
+    analog = method.preconditioner == "analog"
     programming = OperationCounts()
     if analog:
         for b in sizes:
             programming = programming + inv_program(b, eq_circuit)
             programming.add(digital_flops=float(4 * b ** 3))          # the controller's check of each write
     programming = programming + mvm_program(n, n, slices, tile)
-    iterations = solver.iterations
+    iterations = method.iterations
     inv_calls = iterations                     # richardson: one per iteration; pcg: the first + iterations - 1
     solve = OperationCounts()
     for _ in range(inv_calls):
@@ -152,7 +152,7 @@ def hpinv_plan(solver, n: int, k: int) -> Plan:
     for _ in range(iterations):
         solve = solve + mvm_reads(n, n, k, slices, tile, ins)
         solve.add(digital_flops=float(arrays * ins * k * n))          # shift-and-add of the partial products
-    per_iteration = (10 if solver.refinement == "pcg" else 4) * n * k
+    per_iteration = (10 if method.refinement == "pcg" else 4) * n * k
     solve.add(digital_flops=float(per_iteration * iterations + (4 * n * k if eq_method else 0)))
     return Plan(programming, solve)
 

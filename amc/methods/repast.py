@@ -5,7 +5,6 @@ MVM read per array and column. Measuring the MVM's response is simulation bookke
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Optional
 
 import numpy as np
@@ -13,9 +12,10 @@ import numpy as np
 from amc.config import CircuitConfig
 from amc.errors import ConfigError
 from amc.hw.counters import OperationCounts
-from amc.hw.keys import matrix_key
-from amc.methods.config import MethodConfig
-from amc.methods.direct import DirectSolver
+from amc.hw.mapping import validate_matrix
+from amc.methods.config import DirectConfig, RepastConfig
+from amc.methods.programmed import Programmed, ProgrammedCache
+from amc.methods.shared import closed_form_mvm
 from amc.solution import Solution, column_flags, equivalent_bits, residuals
 
 
@@ -24,7 +24,7 @@ class RepastSolver:
     column) computes H^-1 column by column; the inverse is programmed into bit-sliced MVM arrays, and every solve
     is one analog MVM read per array and column."""
 
-    def __init__(self, circuit: CircuitConfig, method: MethodConfig, mvm_config: Optional[CircuitConfig]):
+    def __init__(self, circuit: CircuitConfig, method: RepastConfig, mvm_config: Optional[CircuitConfig] = None):
         from amc.hw.mvm import AnalogMVM
         self.circuit, self.method = circuit, method
         self.mvm_config = (mvm_config or circuit).replace(**{"io.adc_bits": method.mvm.adc_bits,
@@ -32,15 +32,11 @@ class RepastSolver:
         if circuit.device.drift_nu > 0 or (mvm_config or circuit).device.drift_nu > 0:
             raise ConfigError("RePAST-style solves do not model conductance drift (the inverse is held in MVM "
                               "arrays); use method direct or hp-inv with operators 'extracted'")
-        if method.iterations == 0:     # one settle per column of the identity
-            self._inverter = DirectSolver(circuit, MethodConfig(
-                name="direct", equilibrate=method.equilibrate, operators=method.operators, shift=method.shift,
-                shift_margin=method.shift_margin, cache_size=method.cache_size))
-        else:
-            from amc.methods import build_hpinv
-            self._inverter = build_hpinv(circuit, _as_hpinv(method), mvm_config)
+        inverter = method.inverter()       # direct (iterations 0: one settle per column) or HP-INV
+        self._inverter = inverter.build(circuit) if isinstance(inverter, DirectConfig) else \
+            inverter.build(circuit, mvm_config)
         self._mvm_cls = AnalogMVM
-        self._systems: "OrderedDict[bytes, dict]" = OrderedDict()
+        self.cache = ProgrammedCache(method.cache_size)
 
     @property
     def deterministic(self) -> bool:
@@ -51,11 +47,16 @@ class RepastSolver:
     def linear(self) -> bool:          # one MVM read per column of the programmed inverse
         return self.deterministic
 
-    def _prepare(self, h: np.ndarray) -> tuple[dict, OperationCounts, float]:
-        key = matrix_key(h)
-        if key in self._systems:
-            self._systems.move_to_end(key)
-            return self._systems[key], OperationCounts(), 0.0
+    def program(self, h: np.ndarray) -> Programmed:
+        """H^-1 computed on the INV and programmed into MVM arrays (the held handle when H is programmed already);
+        the handle's programming counts the inverse's computation too."""
+        return self._program(validate_matrix(h))[0]
+
+    def _program(self, h: np.ndarray) -> tuple[Programmed, bool]:
+        found = self.cache.find(h)
+        if found is not None:
+            return found, False
+        start = time.perf_counter()
         n = h.shape[0]
         inverse = self._inverter.solve(h, np.eye(n))       # n settles (+ refinement) on the INV array
         x_inv = np.asarray(inverse.x).reshape(n, n)
@@ -68,9 +69,7 @@ class RepastSolver:
             if m.response == "circuit":
                 matrix = mvm.response(x_inv)
             else:
-                from amc.methods.hpinv import HPInvSolver
-                matrix = HPInvSolver(self.circuit, mvm_config=self.mvm_config, slices=m.slices,
-                                     gain_calibration=m.gain_calibration).closed_form_mvm(x_inv, mvm)
+                matrix = closed_form_mvm(mvm, x_inv, self.mvm_config.opamp.gain)
             programmed = mvm.counts
             mvm.counts = OperationCounts(programmings=programmed.programmings,
                                          cells_programmed=programmed.cells_programmed,
@@ -81,17 +80,26 @@ class RepastSolver:
             mvm.program(x_inv)
             matrix = None
         system = dict(x_inv=x_inv, mvm=mvm, matrix=matrix, inverse_error=inverse.relative_error,
-                      analog_error=inverse.analog_error, lambda_min=inverse.lambda_min)
-        self._systems[key] = system
-        while len(self._systems) > self.method.cache_size:
-            self._systems.popitem(last=False)
-        ops = inverse.operations + mvm.counts
-        return system, ops, float(inverse.relative_error or 0.0)
+                      analog_error=inverse.analog_error, lambda_min=inverse.lambda_min,
+                      inverter=self._inverter.program(h))      # the INV arrays that computed it (held, no write)
+        handle = Programmed(self, h, system, lambda: system["inverter"].hardware + [system["mvm"]],
+                            inverse.operations + mvm.counts, time.perf_counter() - start)
+        self.cache.add(h, handle)
+        return handle, True
 
     def solve(self, h: np.ndarray, g: np.ndarray, seconds_since_programming: float = 0.0) -> Solution:
+        """Program H (unless held) and solve; the first solve after programming carries the programming's counts."""
+        handle, fresh = self._program(validate_matrix(h))
+        return self.solve_programmed(handle, g, seconds_since_programming, first=fresh)
+
+    def solve_programmed(self, handle: Programmed, g: np.ndarray, seconds_since_programming: float = 0.0,
+                         first: bool = False) -> Solution:
+        if seconds_since_programming:
+            raise ConfigError("RePAST-style solves do not model conductance drift: no seconds_since_programming")
         start = time.perf_counter()
+        h, system = handle.h, handle.state
         n = h.shape[0]
-        system, ops, _ = self._prepare(h)
+        ops = handle.programming.copy() if first else OperationCounts()
         mvm = system["mvm"]
         cols = g.reshape(n, -1)
         before = mvm.counts.copy()
@@ -120,12 +128,3 @@ class RepastSolver:
                         relative_error=err, equivalent_bits=bits, wall_time_s=time.perf_counter() - start,
                         details=dict(inverse_error=system["inverse_error"], mvm_arrays=len(mvm.programmed_arrays),
                                      analog_error_is="the INV's one-shot inverse before the refinement passes"))
-
-
-
-def _as_hpinv(method: MethodConfig) -> MethodConfig:
-    return MethodConfig.from_spec({"name": "hp-inv", "refinement": method.refinement, "iterations": method.iterations,
-                                   "shift": method.shift, "shift_margin": method.shift_margin,
-                                   "equilibrate": method.equilibrate, "operators": method.operators,
-                                   "check_convergence": method.check_convergence, "cache_size": method.cache_size,
-                                   "mvm": method.to_dict()["mvm"]}, "repast inverse")

@@ -89,3 +89,20 @@ def test_cost_study_prices_records(tmp_path, capsys):
     assert out["records"][0]["cost"]["time_s"] == pytest.approx(expected.time_s, rel=1e-12)
     assert main(["cost", "study", str(tmp_path / "missing")]) == 2
     assert "no records.jsonl" in capsys.readouterr().err
+
+
+def test_cost_training_prices_the_method_the_run_simulated(capsys):
+    """BlockAMC with shift: verify on 64-arrays is priced as such; HP-INV with its 60 iterations; a differing flag
+    is priced and said to be NOT the simulated method."""
+    blockamc = str(ROOT / "configs/train/emnist-am-kfac-blockamc64.yaml")
+    assert main(["cost", "training", blockamc, "--repeats", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "priced as simulated"
+    assert "read-verified controller, arrays 64x64" in out["conditions"]
+    assert main(["cost", "training", blockamc, "--repeats", "1", "--array-size", "128", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "NOT the simulated method: --array-size 128 (the run simulated 64)"
+    hpinv = str(ROOT / "configs/train/emnist-am-kfac-circuit.yaml")
+    assert main(["cost", "training", hpinv, "--repeats", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["conditions"].startswith("HP-INV, 60 iterations") and out["method"] == "priced as simulated"

@@ -103,3 +103,27 @@ def test_cpu_measurement_is_positive_and_consistent():
     c = measure_cpu_kfac(reference_cnn(), 10, repeats=2)
     assert c.time_s > 0 and c.energy_j > 0
     assert c.time_s == pytest.approx(c.detail["apply_s"] + c.detail["inverse_update_s"] / 10)
+
+
+def test_the_read_verified_controller_is_priced_by_its_reads_not_by_the_oracle_analysis():
+    """shift: verify accepts a write after min(8, n) counted Lanczos settles (amc/hw/controller.py) and no digital
+    analysis of the written matrix; shift: auto pays CONTROLLER_FLOPS_PER_N3 n^3 instead."""
+    from amc.cost.kfac import CONTROLLER_FLOPS_PER_N3, factor_cost
+    from amc.hw.controller import verify_flops
+    oracle, verify = Dataflow("direct"), Dataflow("direct", controller="verify")
+    for n in (5, 26):
+        (p_oracle, _), (p_verify, _) = factor_counts(n, 1, 64, oracle), factor_counts(n, 1, 64, verify)
+        assert p_verify.inv_settles - p_oracle.inv_settles == min(8, n)
+        # the controller's own work plus the equilibrated array's 2 n scaling flops per settle (plan.inv_settles)
+        assert p_verify.digital_flops - p_oracle.digital_flops == pytest.approx(verify_flops(n) + 2 * n * min(8, n))
+    hw = HardwareCostModel.preset("rram-ic")
+    setup_oracle = factor_cost(26, 1, hw, oracle, 64, 0.05)[0]
+    setup_verify = factor_cost(26, 1, hw, verify, 64, 0.05)[0]
+    # the oracle pays its analysis in digital work; the verify controller pays settles instead
+    assert setup_oracle.breakdown["digital remainder"] > 10 * setup_verify.breakdown["digital remainder"]
+    assert setup_oracle.breakdown["ADC"] == 0 < setup_verify.breakdown["ADC"]
+    assert CONTROLLER_FLOPS_PER_N3 * 26 ** 3 > verify_flops(26)
+    with pytest.raises(InputError, match="controller 'verify'"):
+        Dataflow("hpinv", controller="verify")
+    with pytest.raises(InputError, match="unknown controller"):
+        Dataflow("direct", controller="magic")

@@ -148,18 +148,18 @@ def test_mvm_and_inv_templates_share_the_bounded_store():
 
 
 def test_hpinv_extracted_operators_report_the_mvms_restamped_programmings(spd):
-    """HP-INV with extracted operators and ``mvm_response: circuit``: the MVM's three slice arrays share a topology
+    """HP-INV with extracted operators and ``mvm.response: circuit``: the MVM's three slice arrays share a topology
     (one verified, two re-stamped), the INV array is verified; the Solution's account carries all four, and the answer
     is the closed-form comparison's to the circuit's 1e-9."""
     from amc import MethodSolver
     n = 6
     h, g = spd(n, 3), np.random.default_rng(3).standard_normal((n, 2))
-    opts = dict(method="hp-inv", refinement="pcg", iterations=3, slices=3, operators="extracted")
+    opts = dict(method="hp-inv", refinement="pcg", iterations=3, operators="extracted")
     cfg = config("ideal")
-    sol = MethodSolver(cfg, mvm_response="circuit", **opts).solve(h, g)
+    sol = MethodSolver(cfg, mvm={"slices": 3, "response": "circuit"}, **opts).solve(h, g)
     assert (sol.operations.programmings_verified, sol.operations.programmings_restamped) == (2, 2)
     assert "2 programmings verified by ngspice, 2 re-stamped" in repr(sol.operations)
-    closed = MethodSolver(cfg, mvm_response="closed-form", **opts).solve(h, g)
+    closed = MethodSolver(cfg, mvm={"slices": 3, "response": "closed-form"}, **opts).solve(h, g)
     assert np.linalg.norm(sol.x - closed.x) <= 1e-8 * np.linalg.norm(closed.x)
 
 

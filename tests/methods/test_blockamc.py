@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from amc import BlockAMCSolver, BlockError, MethodSolver, solve_system
+from amc import BlockAMCConfig, BlockError, MethodSolver, solve_system
 from amc.errors import ConfigError
 
 
@@ -48,7 +48,7 @@ def test_array_size_below_two_rejected():
         with pytest.raises(ConfigError, match="array_size must be an integer >= 2"):
             solve_system(h, np.ones(8), method="blockamc", config="ideal", array_size=bad)
     with pytest.raises(ConfigError):
-        BlockAMCSolver("ideal", array_size=1)
+        BlockAMCConfig(array_size=1)
 
 
 def test_singular_schur_complement_names_the_block():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from workflow.matrices import quantisable_spd
-from amc import CircuitConfig, ConvergenceError, HPInvSolver, MethodSolver, solve_system
+from amc import CircuitConfig, ConvergenceError, HPInvConfig, HPInvSolver, MethodSolver, solve_system
 from amc.errors import AmcError
 
 
@@ -50,7 +50,7 @@ def test_generic_cond10_matrix_diverges_and_is_detected():
     assert upfront.value.rho >= 1.0 and isinstance(upfront.value, AmcError)
     # Without the upfront check, the residual watch stops it and names the iteration.
     with pytest.raises(ConvergenceError, match=r"diverged at iteration \d+") as watched:
-        HPInvSolver(RRAM, iterations=10, check_convergence=False).solve(h, g)
+        HPInvSolver(RRAM, HPInvConfig(iterations=10, check_convergence=False)).solve(h, g)
     assert 1 <= watched.value.iteration <= 10
     assert watched.value.history[-1]["residual"] > watched.value.history[0]["residual"]
 
@@ -58,7 +58,7 @@ def test_generic_cond10_matrix_diverges_and_is_detected():
 def test_finite_mvm_adc_caps_the_precision():
     # The residual is formed after the MVM's ADC, so a 12-bit ADC caps HP-INV far below 20 bits.
     h, g = quantisable_spd(16, 0)
-    sol = solve_system(h, g, method="hp-inv", config=RRAM, iterations=8, mvm_adc_bits=12)
+    sol = solve_system(h, g, method="hp-inv", config=RRAM, iterations=8, mvm={"adc_bits": 12})
     assert 5 < sol.history[-1]["bits"] < 16
     assert sol.details["mvm_adc_bits"] == 12
 
@@ -90,15 +90,15 @@ def test_shifted_inv_is_always_stable_on_kfac_like_factors():
         h = kfac_like_factor(36, seed)
         he = _equilibrated(h)
         indefinite += int(np.linalg.eigvalsh(_q8(he)).min() <= 0)
-        solver = HPInvSolver(RRAM, refinement="pcg", shift="auto", equilibrate=True)
-        system = solver._prepare(h)                       # maps, programs and runs the loop stability check
+        solver = HPInvSolver(RRAM, HPInvConfig(refinement="pcg", shift="auto", equilibrate=True))
+        system = solver.program(h).state                     # maps, programs and runs the loop stability check
         assert system.mu > 0 and system.lam_min_h0 > 0, seed
         assert np.linalg.eigvals(system.h0_eff).real.min() > 0
         assert np.allclose(np.diag(system.h0_eff), np.diag(system.h0_eff)[0], rtol=1e-4)   # diagonal on the top level
         # without the shift the same array is often unstable (or unmappable)
         if np.linalg.eigvalsh(_q8(he)).min() <= 0:
             with pytest.raises((UnstableCircuitError, MappingError)):
-                HPInvSolver(RRAM, refinement="pcg", equilibrate=True)._prepare(h)
+                HPInvSolver(RRAM, HPInvConfig(refinement="pcg", equilibrate=True)).program(h)
     assert indefinite >= 3, "the test factors must include blocks that 8 levels make indefinite"
 
 
@@ -110,7 +110,7 @@ def test_pcg_on_the_8_level_circuit_reaches_1e_3(seed):
     g = np.random.default_rng(seed).standard_normal((24, 2))
     k = 12
     sol = solve_system(h, g, method="hp-inv", config=RRAM, refinement="pcg", iterations=k, shift="auto",
-                       equilibrate=True, slices=6)
+                       equilibrate=True, mvm={"slices": 6})
     errors = [item["relative_error"] for item in sol.history]
     assert len(errors) == k + 1
     assert min(errors[1:]) <= 1e-3 and sol.relative_error <= 1e-3, errors
@@ -120,7 +120,8 @@ def test_pcg_on_the_8_level_circuit_reaches_1e_3(seed):
     assert sol.operations.inv_settles == 2 * k and sol.operations.ngspice_runs > 0
     # Richardson with the same shifted INV is stable but slow: far from 1e-3 after the same number of passes
     slow = solve_system(h, g, method="hp-inv", config=RRAM, refinement="richardson", iterations=k, shift="auto",
-                        equilibrate=True, slices=6, operators="extracted", mvm_response="closed-form")
+                        equilibrate=True, operators="extracted",
+                        mvm={"slices": 6, "response": "closed-form"})
     assert slow.details["rho"] < 1 and slow.relative_error > 10 * sol.relative_error
 
 
@@ -128,11 +129,11 @@ def test_pcg_on_the_8_level_circuit_reaches_1e_3(seed):
 def test_extracted_operator_pcg_equals_per_solve_pcg():
     h = kfac_like_factor(16, 5)
     g = np.random.default_rng(0).standard_normal((16, 2))
-    opts = dict(method="hp-inv", refinement="pcg", iterations=10, shift="auto", equilibrate=True, slices=6)
+    opts = dict(method="hp-inv", refinement="pcg", iterations=10, shift="auto", equilibrate=True, mvm={"slices": 6})
     per_solve = MethodSolver(RRAM, operators="per-solve", **opts).solve(h, g)
-    extracted = MethodSolver(RRAM, operators="extracted", mvm_response="circuit", **opts)
+    extracted = MethodSolver(RRAM, operators="extracted", **{**opts, "mvm": {"slices": 6, "response": "circuit"}})
     first = extracted.solve(h, g)
-    closed = MethodSolver(RRAM, operators="extracted", mvm_response="closed-form", **opts).solve(h, g)
+    closed = MethodSolver(RRAM, operators="extracted", **{**opts, "mvm": {"slices": 6, "response": "closed-form"}}).solve(h, g)
     scale = np.linalg.norm(per_solve.x)
     assert np.linalg.norm(first.x - per_solve.x) / scale < 1e-8
     assert np.linalg.norm(closed.x - per_solve.x) / scale < 1e-8
@@ -142,7 +143,7 @@ def test_extracted_operator_pcg_equals_per_solve_pcg():
     assert first.operations.mvm_reads == per_solve.operations.mvm_reads
     assert first.details["extracted_now"] and first.operations.ngspice_runs > 0
     # a settle from the measured response is what ngspice computes on the same programmed array
-    array = next(iter(extracted._impl._systems.values())).arrays[0]
+    array = extracted.program(h).state.arrays[0]            # the held handle: no new write
     column = array.solve(np.eye(16)[:, 3]).x
     assert np.allclose(array.read(np.eye(16)[:, 3]).x, column, rtol=0, atol=1e-9 * np.abs(column).max())
     again = extracted.solve(h, g[:, ::-1])          # cached: no new ngspice runs, same answer per column
@@ -159,7 +160,7 @@ def test_block_jacobi_pcg_solves_the_full_system_on_small_arrays():
     g = np.random.default_rng(7).standard_normal((n, 3))
     x_star = np.linalg.solve(h, g)
     solver = MethodSolver(RRAM, method="hp-inv", refinement="pcg", iterations=40, shift="auto", equilibrate=True,
-                          slices=6, operators="extracted", mvm_response="closed-form", array_size=16)
+                          operators="extracted", mvm={"slices": 6, "response": "closed-form"}, array_size=16)
     sol = solver.solve(h, g)
     assert sol.details["inv_blocks"] == 3 and max(sol.details["block_sizes"]) <= 16
     assert sol.details["mvm_arrays"] > 6                    # tiled: no MVM array larger than 16 x 16

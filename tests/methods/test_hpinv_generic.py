@@ -27,7 +27,7 @@ def test_hp_inv_pcg_reaches_20_bits_on_generic_systems():
         h = generic_spd(16, 10.0, seed)
         g = np.random.default_rng(seed + 9).standard_normal(16)
         solution = solve_system(h, g, method="hp-inv", config=config, refinement="pcg", shift="auto",
-                                equilibrate=True, iterations=10, slices=8)
+                                equilibrate=True, iterations=10, mvm={"slices": 8})
         bits = [record["bits"] for record in solution.history]
         assert len(bits) <= 11
         assert bits[-1] >= 20, (seed, bits)

@@ -45,8 +45,12 @@ def test_plan_equals_what_a_run_counts(circuit, method, n, k):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first, again = solver.solve(h, b), solver.solve(h, b)
+        handle = solver.program(h)                                     # the handle the solves went through
+        through_handle = handle.solve(b)
     assert hardware(first.operations) == hardware(plan.programming + plan.solve)
     assert hardware(again.operations) == hardware(plan.solve)          # programmed once, solved twice
+    assert hardware(handle.programming) == hardware(plan.programming)  # the handle owns its programming's counts
+    assert hardware(through_handle.operations) == hardware(plan.solve)
 
 
 def test_the_ledger_prices_the_methods_plans():

@@ -39,7 +39,7 @@ def test_make_solver_method_schema():
         make_solver({"backend": "circuit", "circuit": {"preset": "rram", "method": {"name": "hp-inv"}}})
     with pytest.raises(Exception, match="refinement"):
         make_solver({"backend": "circuit", "circuit": "rram", "method": {"name": "hp-inv", "refinement": "cg2"}})
-    with pytest.raises(Exception, match="no effect for method 'direct'"):
+    with pytest.raises(Exception, match="unknown key 'method.iterations' for method 'direct'"):
         make_solver({"backend": "circuit", "circuit": "rram", "method": {"name": "direct", "iterations": 3}})
     with pytest.raises(ValueError, match="unknown key"):
         make_solver({"backend": "circuit", "circuit": "rram", "refinement": "pcg"})
@@ -84,3 +84,59 @@ def test_linear_response_is_refused_for_a_nonlinear_solver():
     kfac = KFAC(model.layers, lr=0.01, solver=Nonlinear(), linear_response=True)
     assert not kfac.linear_response
     assert KFAC(model.layers, lr=0.01, solver=type("Lin", (Nonlinear,), {"linear": True})(), linear_response=True).linear_response
+
+
+def test_layers_hold_their_programmed_blocks_and_drift_counts_from_their_first_solve(small_model):
+    """Each K-FAC layer holds one handle per damped block between inverse updates; a read through it comes
+    (step - step of its first solve) * seconds_per_step after programming, restarting at every inverse update."""
+    from training.solvers import CircuitSolver, FactorHandle
+
+    class Recording:                       # a drifting solver that records the read times it is given
+        deterministic, linear = False, True
+
+        def __init__(self):
+            self.reads = []
+
+        def solve(self, H, B, seconds_since_programming=0.0):
+            self.reads.append(seconds_since_programming)
+            return np.linalg.solve(H, B)
+
+    inner = Recording()
+    kfac = KFAC(small_model.layers, lr=0.05, inverse_every=3, solver=CircuitSolver(inner, seconds_per_step=10.0))
+    params = small_model.init_params(0)
+    x, y = learnable_batch(small_model, 24)
+    state = kfac.init(params)
+    held = []
+    for _ in range(5):
+        _, g, c = small_model.loss_and_grads(params, x, y)
+        params, state = kfac.step(params, g, state, model=small_model, cache=c)
+        held.append({name: dict(layer.handles) for name, layer in kfac.kfac_layers.items()})
+    per_step = sum(len(l.a_blocks) + len(l.g_blocks) for l in kfac.kfac_layers.values())
+    since_update = [0, 1, 2, 0, 1]                          # inverse updates at steps 0 and 3
+    assert inner.reads == [10.0 * t for t in since_update for _ in range(per_step)]
+    for name, layer in kfac.kfac_layers.items():
+        assert set(held[0][name]) == {("A", s.start) for s in layer.a_blocks} | {("G", s.start) for s in layer.g_blocks}
+        assert all(isinstance(h, FactorHandle) for h in held[0][name].values())
+        assert all(held[2][name][k] is held[0][name][k] for k in held[0][name])       # held between updates
+        assert all(held[3][name][k] is not held[2][name][k] for k in held[0][name])   # new factors, new handles
+        for (key, start), h in held[4][name].items():
+            block = next(s for s in (layer.a_blocks if key == "A" else layer.g_blocks) if s.start == start)
+            assert np.array_equal(h.h, state["layers"][name][key + "d"][block, block]) and h.step == 3
+
+
+def test_the_solver_config_is_parsed_once_and_never_answered_stale():
+    """validate() parses circuit and method once; make_solver builds from those objects (not the spelling again);
+    a field changed after validation is parsed afresh instead of answered with the old object."""
+    from amc.methods import BlockAMCConfig, DirectConfig
+    from training.config import SolverConfig
+    from training.solvers import make_solver
+    cfg = SolverConfig(backend="circuit", circuit="ideal",
+                       method={"preset": "blockamc", "array_size": 4, "operators": "extracted"})
+    cfg.validate("optimizer.solver")
+    circuit, method = cfg.typed()
+    assert isinstance(method, BlockAMCConfig) and method.array_size == 4
+    solver = make_solver(cfg)
+    assert solver.inner.method_config is method and solver.inner.config is circuit
+    cfg.method = "direct"
+    assert cfg.typed() is None
+    assert isinstance(make_solver(cfg).inner.method_config, DirectConfig)

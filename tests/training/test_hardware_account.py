@@ -56,6 +56,11 @@ def test_counts_of_a_small_run_equal_the_hand_count(small_model):
     measured = hw["loop_lambda_min_by_size"]
     assert {int(n): e["solves"] for n, e in measured.items()} == solves_by_size
     assert all(0 < e["min"] <= e["geomean"] for e in measured.values())
+    # the analog error by factor size: the same solves, and their means recombine to the run's mean
+    by_size = hw["analog_error_by_size"]
+    assert {int(n): e["solves"] for n, e in by_size.items()} == solves_by_size
+    total = sum(e["mean"] * e["solves"] for e in by_size.values()) / sum(e["solves"] for e in by_size.values())
+    assert total == pytest.approx(hw["analog_error_mean"], rel=1e-12, abs=1e-300)
 
 
 def test_fallbacks_are_counted_with_their_reason_and_marked(small_model):

@@ -47,7 +47,7 @@ from torch import nn
 
 from training.kfac_layer import KFACLayer
 from training.optimizers import SolverStop
-from training.solvers import CircuitSolver, NumpySolver, SolverFailure, make_solver
+from training.solvers import CircuitSolver, FactorHandle, NumpySolver, SolverFailure, make_solver
 from training.torch.modules import LAYER_TYPES, ModuleHelper, helper_for
 
 Schedule = Union[float, Callable[[int], float]]
@@ -300,14 +300,16 @@ class AnalogKFAC(torch.optim.Optimizer):
             self._fisher_pass = False
 
     # ---- the step ----------------------------------------------------------------------------------------------
-    def _solve(self, H: np.ndarray, B: np.ndarray, what: str) -> np.ndarray:
+    def _solve(self, H, B: np.ndarray, what: str) -> np.ndarray:
+        """H: a layer's held handle (FactorHandle) or, for a solver without handles, the matrix."""
         try:
-            return np.asarray(self.solver.solve(H, B), dtype=np.float64)
+            x = H.solve(B) if isinstance(H, FactorHandle) else self.solver.solve(H, B)
+            return np.asarray(x, dtype=np.float64)
         except SolverFailure as exc:
             if self.on_circuit_failure == "stop":
                 raise SolverStop(f"step {self.steps}: {what}: {exc} (on_circuit_failure: stop)") from None
             self.fallbacks += 1
-            return np.linalg.solve(H, B)
+            return np.linalg.solve(getattr(H, "h", H), B)
 
     def _update_factors(self) -> None:
         eps_decay = self.factor_decay_at()
@@ -329,7 +331,8 @@ class AnalogKFAC(torch.optim.Optimizer):
 
     def _damp(self, name: str, damping: float) -> None:
         """Form the damped factors: the matrices the solver programs (once, at their first solve)."""
-        self.layers[name].inverse_update(self._layer_state[name], damping, self.pi_correction, self._solve, False)
+        self.layers[name].inverse_update(self._layer_state[name], damping, self.pi_correction, self._solve, False,
+                                         getattr(self.solver, "program", None))
         self._layer_damped[name] = True
 
     def factors(self, name: str) -> dict:
@@ -367,7 +370,8 @@ class AnalogKFAC(torch.optim.Optimizer):
             if self.weight_decay:
                 dW[:, :h.in_dim] += self.weight_decay * h.module.weight.detach().reshape(h.out_dim, -1).double()
             g = dW.cpu().numpy()
-            V = self.layers[h.name].precondition(self._layer_state[h.name], g, self._solve, False)
+            V = self.layers[h.name].precondition(self._layer_state[h.name], g, self._solve, False,
+                                                 getattr(self.solver, "program", None))
             updates[h.name] = V
             vg += float(np.sum(V * g))
         if inverse_now and updates:
