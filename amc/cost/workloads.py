@@ -70,7 +70,9 @@ def reference_cnn(channels: int = 7, pool: int = 8, image: int = 28, kernel: int
 def cnn4(classes: int = 10) -> list[LayerFactors]:
     """A 4-layer CNN for 28 x 28 inputs (LeNet-like: conv5 1->32, pool 2, conv5 32->64, pool 2, fc 1024->128, fc).
 
-    Our stand-in for the seed paper's 4-layer CNN, whose exact layer table we could not consult here."""
+    Our stand-in for the seed paper's 4-layer CNN, whose exact layer table we could not consult here. Trained as
+    training/cnn.py LayeredCNN.cnn4 (model.arch: cnn4; 13 classes on EMNIST a-m): `amc cost training` and
+    `amc cost network cnn4 --classes 13 --study DIR` price it at the loop lambda_min its circuit run measured."""
     return [conv("conv1", 1, 32, 5), conv("conv2", 32, 64, 5), linear("fc1", 64 * 4 * 4, 128),
             linear("fc2", 128, classes)]
 
