@@ -6,7 +6,7 @@ SUDO   := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 STAMP  := $(VENV)/.installed
 SWEEP  ?= precision_levels_gain
 
-.PHONY: install ngspice sim test test-fast bench data sweep clean examples
+.PHONY: install ngspice sim test test-fast bench data sweep clean examples cost-cnn4
 
 install: ngspice $(STAMP)
 
@@ -47,6 +47,15 @@ bench: install
 
 sweep: install
 	$(VENV)/bin/amc sweep configs/sweeps/$(SWEEP).yaml
+
+# The larger task priced to its target from its own simulated run: the 4-layer CNN's circuit study (one-step INV on
+# 128x128 arrays, BlockAMC above, beside its exact twin), then the ledger at every factor's measured lambda_min:
+# per step, per epoch and the whole run to the target accuracy, and the network table.
+CNN4_STUDY ?= results/compare/emnist-am-cnn4-circuit/final
+cost-cnn4: install
+	$(VENV)/bin/amc compare configs/compare/emnist-am-cnn4-circuit.yaml --jobs 1
+	$(VENV)/bin/amc cost training configs/train/emnist-am-cnn4-kfac-circuit.yaml --array-size 128 --study $(CNN4_STUDY)
+	$(VENV)/bin/amc cost network cnn4 --classes 13 --study $(CNN4_STUDY)
 
 data: install
 	$(PY) -m training.download data/emnist

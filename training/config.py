@@ -18,6 +18,7 @@ from amc.errors import AmcError
 
 
 IMAGE_SIZE = 28
+ARCHS = ("reference", "cnn4")
 
 
 class ConfigError(AmcError, ValueError):
@@ -53,15 +54,23 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    arch: str = "reference"               # reference: ConvNet (the settings below) | cnn4: training/cnn.py LayeredCNN.cnn4
     channels: int = 8
     kernel: int = 5
     pool: int = 4
     init: str = "torch"                   # torch: PyTorch default U(+-1/sqrt(fan_in)) weights and biases | he
 
     def validate(self, where: str) -> None:
+        _choice(self.arch, ARCHS, f"{where}.arch")
         for k in ("channels", "kernel", "pool"):
             _positive(getattr(self, k), f"{where}.{k}")
         _choice(self.init, ("torch", "he"), f"{where}.init")
+        if self.arch != "reference":   # cnn4's shape is fixed (the cost ledger's stand-in); these keys shape ConvNet
+            fixed = [k for k in ("channels", "kernel", "pool") if getattr(self, k) != getattr(ModelConfig, k)]
+            if fixed:
+                raise ConfigError(f"{where}.{', '.join(fixed)}: no effect with arch {self.arch!r} (its layers are "
+                                  "fixed; these shape the reference model)")
+            return
         # Both data sources are 28 x 28 images: the convolution output must split into whole pool windows.
         conv_out = IMAGE_SIZE - self.kernel + 1
         if conv_out <= 0:

@@ -29,7 +29,7 @@ from amc.blas import limit_blas_threads
 from amc.errors import AmcError
 from .config import Config
 from .data import Dataset, load_data
-from .model import ConvNet
+from .model import build_model
 from .optimizers import SolverStop, make_optimizer
 
 CHECKPOINT = "checkpoint.npz"
@@ -196,9 +196,8 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
     train_set, test_set = data if data is not None else load_data(cfg.data)
 
     try:
-        model = ConvNet(n_classes=max(train_set.n_classes, test_set.n_classes), image_size=train_set.x.shape[1],
-                        channels=cfg.model.channels, kernel=cfg.model.kernel, pool=cfg.model.pool,
-                        init=cfg.model.init)
+        model = build_model(cfg.model, n_classes=max(train_set.n_classes, test_set.n_classes),
+                            image_size=train_set.x.shape[1])
     except ValueError as exc:  # data of another image size than the 28 x 28 the config check assumes
         raise TrainingError(f"model settings do not fit the data: {exc}") from None
     opt = make_optimizer(cfg.optimizer, layers=model.layers, solver=solver, seed=tc.seed)
@@ -217,6 +216,7 @@ def train(cfg: Config, data: Optional[tuple[Dataset, Dataset]] = None, solver=No
     if tc.resume and ckpt_path.exists():
         params, state, meta = load_checkpoint(ckpt_path)
         old, new = _flat_cfg(meta.get("config", {})), _flat_cfg(json.loads(json.dumps(_plain(cfg_dict))))
+        old.setdefault("model.arch", "reference")   # checkpoints written before model.arch existed
         diff = sorted(k for k in set(old) | set(new) if k not in _RESUME_FREE and old.get(k) != new.get(k))
         if diff:
             raise TrainingError(f"{ckpt_path}: written by a different configuration (differs in {', '.join(diff)}); "

@@ -181,3 +181,14 @@ class ConvNet:
         """(mean loss, accuracy)."""
         logits = self.predict(params, x, batch)
         return self.cross_entropy(logits, y), float(np.mean(logits.argmax(1) == y))
+
+
+def build_model(model_cfg, n_classes: int, image_size: int):
+    """The network a ``ModelConfig`` names: ``arch: reference`` -> ``ConvNet``, ``cnn4`` -> ``LayeredCNN.cnn4``."""
+    if model_cfg.arch == "cnn4":
+        from .cnn import LayeredCNN
+        return LayeredCNN.cnn4(n_classes=n_classes, image_size=image_size, init=model_cfg.init)
+    if model_cfg.arch != "reference":
+        raise ValueError(f"model.arch must be 'reference' or 'cnn4', got {model_cfg.arch!r}")
+    return ConvNet(n_classes=n_classes, image_size=image_size, channels=model_cfg.channels, kernel=model_cfg.kernel,
+                   pool=model_cfg.pool, init=model_cfg.init)

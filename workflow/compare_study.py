@@ -29,7 +29,10 @@ def _point(cfg: CompareConfig, phase: str, entry, lr: float, seed: int, validati
            epochs: float, stop_at: Optional[float], index: int) -> Point:
     optimizer = entry.optimizer
     opt = {**_plain(optimizer), "lr": float(lr)}
-    training = {"name": f"{cfg.name}-{phase}-{entry.label}", "data": _plain(cfg.data), "model": _plain(cfg.model),
+    model = _plain(cfg.model)
+    if model["arch"] == "reference":   # the point ids of studies written before model.arch existed stay valid
+        del model["arch"]
+    training = {"name": f"{cfg.name}-{phase}-{entry.label}", "data": _plain(cfg.data), "model": model,
                 "optimizer": opt, "train": {**_plain(cfg.train), "seed": int(seed), "epochs": float(epochs),
                                             "stop_at_accuracy": stop_at, "progress": False, "checkpoint": False,
                                             "resume": False},

@@ -117,6 +117,7 @@ def run(spec: Mapping[str, Any]) -> tuple[dict, dict]:
         "steps": result.steps,
         "stopped": result.stopped,
         "train_time_s": history[-1].get("train_time_s") if history else None,
+        "model_arch": cfg.model.arch,     # the cost ledger refuses to price a study of another network
     }
     if target is not None:
         metrics["target_accuracy"] = target

@@ -2,7 +2,7 @@
 
     amc cost circuit  --preset rram-ic --matrix H.npy [--rhs g.npy] | --n 64 --lambda-min 0.01 [--k 1]
     amc cost training configs/train/X.yaml [--dataflow direct] [--array-size 64] [--channels 7 --pool 8 --classes 13]
-    amc cost network  {reference,cnn4,resnet18} [--array-size 128] [--inverse-every 10]
+    amc cost network  {reference,cnn4,resnet18} [--array-size 128] [--inverse-every 10] [--classes 13 --study DIR]
     amc cost solve    --n 128 [--iterations 10 --slices 8]       one HP-INV solve against a GPU solve
     amc cost study    results/DIR                                priced operation counts of every record
     amc cost breakeven [--sizes ...] [--lambdas ...] [--levels ...]   digital/analog ratio map (--figure PATH)
@@ -24,7 +24,7 @@ from amc.config import PRESETS, CircuitConfig
 from amc.errors import InputError
 from amc.cost.digital import GpuModel, gpu_kfac, gpu_solve, measure_cpu_kfac
 from amc.cost.figure import plot_costs
-from amc.cost.kfac import DEFAULT_LOOP_LAMBDA, REFERENCE_LOOP_LAMBDA, kfac_step_cost
+from amc.cost.kfac import DEFAULT_LOOP_LAMBDA, REFERENCE_LOOP_LAMBDA, factor_settles, kfac_step_cost
 from amc.cost.ledger import COMPONENTS, Cost, cost_of, direct_solve_cost, settle_of_size, solve_counts
 from amc.cost.presets import HardwareCostModel
 from amc.units import format_energy, format_time
@@ -189,8 +189,12 @@ def _training_layers(cfg) -> tuple[list[LayerFactors], int, int, int]:
         raise InputError(f"optimizer {cfg.optimizer.name!r} has no K-FAC factors to cost; use a kfac config")
     # the classes the data will have: as set, else the synthetic alphabet or the 13-letter EMNIST subset
     classes = cfg.data.n_classes or (13 if cfg.data.source == "emnist" else 26)
-    layers = reference_cnn(channels=cfg.model.channels, pool=cfg.model.pool, kernel=cfg.model.kernel,
-                           classes=int(classes))
+    arch = getattr(cfg.model, "arch", "reference")
+    if arch == "reference":
+        layers = reference_cnn(channels=cfg.model.channels, pool=cfg.model.pool, kernel=cfg.model.kernel,
+                               classes=int(classes))
+    else:
+        layers = ARCHITECTURES[arch](classes=int(classes))
     return layers, cfg.optimizer.inverse_every, cfg.train.batch_size, cfg.data.n_train
 
 
@@ -287,6 +291,14 @@ def _priced_hw(cfg, args) -> tuple[HardwareCostModel, str]:
     return hw.replace(**changes), note
 
 
+def _check_study_arch(study, arch: str) -> None:
+    """A study prices only the network it trained: its runs' model.arch must be the priced one."""
+    trained = sorted(study["archs"])
+    if trained != [arch]:
+        raise InputError(f"the study trained model.arch {', '.join(trained)}, not {arch!r}: its lambda_min, settles "
+                         f"and epochs belong to another network")
+
+
 def _study_lambdas(layers, study) -> Optional[dict]:
     """Loop lambda_min per (layer, factor) from the study's measured geometric mean per factor size."""
     measured = study["analog"].lambda_by_size if study else {}
@@ -327,7 +339,7 @@ def training_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     _check_args(args)
     from amc.cost.node import DigitalNode
-    from amc.cost.to_target import CnnShape, read_study
+    from amc.cost.to_target import CnnShape, LayeredCnnShape, read_study
     from amc.cost.verdict import verdict
     if args.columns_per_adc < 1 or args.repeats < 1 or (args.engine_units is not None and args.engine_units < 1):
         raise InputError("--columns-per-adc, --repeats and --engine-units must be positive integers")
@@ -336,6 +348,8 @@ def training_main(argv: list[str]) -> int:
     hw, circuit_note = _priced_hw(cfg, args)
     flow, args.array_size, method_note = _run_dataflow(cfg, args, layers)
     study = read_study(args.study) if args.study else None
+    if study is not None:
+        _check_study_arch(study, getattr(cfg.model, "arch", "reference"))
     lambdas = _study_lambdas(layers, study)
     if lambdas is not None:
         lambda_note = "measured by the study's runs (geometric mean per factor)"
@@ -354,8 +368,11 @@ def training_main(argv: list[str]) -> int:
                             args.parallel_arrays, **scales)
     node = DigitalNode(precision=args.precision,
                        units=sum(analog.array_sizes) if args.engine_units is None else args.engine_units)
-    shape = CnnShape(channels=layers[0].g_dim, pool=cfg.model.pool, kernel=cfg.model.kernel,
-                     classes=layers[-1].g_dim, batch=batch)
+    if getattr(cfg.model, "arch", "reference") == "cnn4":
+        shape = LayeredCnnShape.cnn4(classes=layers[-1].g_dim, batch=batch)
+    else:
+        shape = CnnShape(channels=layers[0].g_dim, pool=cfg.model.pool, kernel=cfg.model.kernel,
+                         classes=layers[-1].g_dim, batch=batch)
     result = verdict(analog, layers, inverse_every, node, _gpu(args), hw.static.logic_leakage_fraction,
                      args.repeats, shape, study)
     entries = result["entries"]
@@ -375,7 +392,8 @@ def training_main(argv: list[str]) -> int:
               "inverse_update": analog.inverse_update.to_dict(), "per_epoch": analog.per_epoch(steps).to_dict(),
               "counts_per_step": analog.counts_per_step.to_dict(), "lambda_min": lambda_note,
               "lambda_min_used": {f"{k[0]} {k[1]}": v for k, v in lambdas.items()} if isinstance(lambdas, dict)
-              else lambdas, "measured_over_planned": scales or None, "reached": reached_note,
+              else lambdas, "factor_settles": factor_settles(layers, hw, args.array_size, lambdas),
+              "measured_over_planned": scales or None, "reached": reached_note,
               "cpu_per_step": entries["cpu"], "gpu_per_step": entries["gpu"]}
     if "study" in result:
         record["study"] = result["study"]
@@ -391,11 +409,17 @@ def training_main(argv: list[str]) -> int:
     return 0
 
 
+def _settles_line(settles: dict) -> str:
+    return "; ".join(f"{name} ({e['array']} rows, lambda_min {e['lambda_min']:.3g}) {fmt_time(e['settle_s'])} "
+                     f"{fmt_energy(e['settle_j'])}" for name, e in settles.items())
+
+
 def _print_training(record: dict, entries: dict, analog, hw, steps: int) -> None:
     print(hw.describe())
     print(record["circuit"] + "; method " + record["method"] + "; loop lambda_min: " + record["lambda_min"])
     print(record["conditions"])
     print(record["engine"])
+    print("one INV settle per factor: " + _settles_line(record["factor_settles"]))
     a = entries["analog"]
     labels = {"analog": "analog", "digital_same_node": "digital, same node", "cpu": "CPU measured",
               "gpu": "GPU model (batched)"}
@@ -482,16 +506,36 @@ def network_main(argv: list[str]) -> int:
     p.add_argument("--lambda-min", type=float, default=None,
                    help=f"loop lambda_min of every factor (default: measured for 'reference', else "
                         f"{DEFAULT_LOOP_LAMBDA})")
+    p.add_argument("--classes", type=int, default=None, help="classes of the last layer (default: the network's)")
+    p.add_argument("--study", help="finished training sweep of this network (records.jsonl): every factor priced at "
+                                   "the loop lambda_min its circuit runs measured, not an assumed one")
     args = p.parse_args(argv)
     _check_args(args)
     if args.columns_per_adc < 1:
         raise InputError(f"--columns-per-adc must be a positive integer, got {args.columns_per_adc}")
+    if args.classes is not None and (args.classes < 2 or args.network == "reference"):
+        raise InputError(f"--classes must be >= 2 and applies to cnn4 and resnet18 (reference: amc cost training), "
+                         f"got {args.classes} for {args.network}")
+    if args.study and args.lambda_min is not None:
+        raise InputError("--study prices every factor at its measured lambda_min: give --study or --lambda-min")
     hw = _hw(args)
     import dataclasses
     hw = hw.replace(static=dataclasses.replace(hw.static, policy=args.gating), outputs_per_adc=args.columns_per_adc)
-    layers = ARCHITECTURES[args.network]()
+    layers = ARCHITECTURES[args.network](**({"classes": args.classes} if args.classes is not None else {}))
     lambdas = args.lambda_min if args.lambda_min is not None else (
         REFERENCE_LOOP_LAMBDA if args.network == "reference" else None)
+    lambda_note = (f"loop lambda_min {args.lambda_min:g} for every factor (--lambda-min)" if args.lambda_min is not None
+                   else "loop lambda_min: table (continuous-conductance factors)" if args.network == "reference"
+                   else f"loop lambda_min {DEFAULT_LOOP_LAMBDA} for every factor: ASSUMED, not measured")
+    if args.study:
+        from amc.cost.to_target import read_study
+        study = read_study(args.study)
+        _check_study_arch(study, args.network)
+        lambdas = _study_lambdas(layers, study)
+        if lambdas is None:
+            raise InputError(f"{args.study}: no circuit run in the study recorded a loop lambda_min")
+        lambda_note = ("loop lambda_min measured by the study's circuit runs (geometric mean per factor): "
+                       + ", ".join(f"{n} {k} {v:.3g}" for (n, k), v in lambdas.items()))
     flows = [Dataflow("direct"), Dataflow("hpinv", iterations=args.iterations, slices=args.slices),
              Dataflow("repast", iterations=args.iterations, slices=args.slices, inverse_slices=args.slices)]
     t = network_table(layers, hw, args.array_size, args.inverse_every, flows, _gpu(args), args.repeats, lambdas,
@@ -501,7 +545,10 @@ def network_main(argv: list[str]) -> int:
                   f"arrays {args.array_size}x{args.array_size} x {args.parallel_arrays} in parallel per factor, "
                   f"inverse_every {args.inverse_every}, settle band ±{hw.circuit.simulation.settle_tol * 100:g} %")
     if args.json:
-        print(json.dumps({"hardware": hw.describe(), "conditions": conditions,
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "lambda_min": lambda_note,
+                          "factor_settles": factor_settles(layers, hw, args.array_size, lambdas),
+                          "lambda_min_used": {f"{k[0]} {k[1]}": v for k, v in lambdas.items()}
+                          if isinstance(lambdas, dict) else lambdas,
                           "cpu_per_step": cpu.to_dict() if cpu else "not measured (--skip-cpu)",
                           "gpu_per_step": gpu.to_dict(), "digital_same_node_per_step": eng,
                           "analog_per_step": {k: {**v.to_dict(), "area_mm2": t["area_mm2"][k]}
@@ -509,6 +556,8 @@ def network_main(argv: list[str]) -> int:
     else:
         print(hw.describe())
         print(conditions)
+        print(lambda_note)
+        print("one INV settle per factor: " + _settles_line(factor_settles(layers, hw, args.array_size, lambdas)))
         na = "not measured"
         rows = [("CPU measured", fmt_time(cpu.time_s) if cpu else na, fmt_energy(cpu.energy_j) if cpu else na,
                  "", "", "", "", "", "", ""),
@@ -572,7 +621,10 @@ def solve_main(argv: list[str]) -> int:
                   f"loop lambda_min {args.lambda_min:g} (settle band ±{hw.circuit.simulation.settle_tol * 100:g} %), "
                   f"programming {'included' if args.include_programming else 'excluded'}")
     if args.json:
-        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "analog": cost.to_dict(),
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "lambda_min": lambda_note,
+                          "factor_settles": factor_settles(layers, hw, args.array_size, lambdas),
+                          "lambda_min_used": {f"{k[0]} {k[1]}": v for k, v in lambdas.items()}
+                          if isinstance(lambdas, dict) else lambdas, "analog": cost.to_dict(),
                           "time_breakdown": cost.time_breakdown, "gpu": gpu.to_dict(),
                           "digital_same_node": engine.to_dict(),
                           "throughput_ratio": gpu.time_s / cost.time_s, "energy_ratio": gpu.energy_j / cost.energy_j}))
@@ -710,7 +762,10 @@ def breakeven_main(argv: list[str]) -> int:
                   f"column count of MAC units; CPU measured here (float32); GPU model batched at "
                   f"{_gpu(args).power_w:g} W")
     if args.json:
-        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "rows": rows}))
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "lambda_min": lambda_note,
+                          "factor_settles": factor_settles(layers, hw, args.array_size, lambdas),
+                          "lambda_min_used": {f"{k[0]} {k[1]}": v for k, v in lambdas.items()}
+                          if isinstance(lambdas, dict) else lambdas, "rows": rows}))
     else:
         print(hw.describe())
         print(conditions)

@@ -83,6 +83,20 @@ def _lambda_for(layer: LayerFactors, kind: str, lambdas) -> float:
     return float(lambdas.get((layer.name, kind), DEFAULT_LOOP_LAMBDA))
 
 
+def factor_settles(layers: list[LayerFactors], hw: HardwareCostModel, array_size: int,
+                   lambdas: Optional[Mapping | float] = None) -> dict:
+    """{"layer A"/"layer G": {dim, array, lambda_min, settle_s, settle_j}}: the one INV settle every factor is priced
+    with (on its array of min(dim, array_size) rows: a BlockAMC leaf above the array size) at its loop lambda_min."""
+    out = {}
+    for layer in layers:
+        for kind, d in (("A", layer.a_dim), ("G", layer.g_dim)):
+            lam = _lambda_for(layer, kind, lambdas)
+            s = settle_of_size(min(d, array_size), lam, hw)
+            out[f"{layer.name} {kind}"] = {"dim": d, "array": min(d, array_size), "lambda_min": lam,
+                                           "settle_s": s.time_s, "settle_j": s.energy_j}
+    return out
+
+
 def _scaled(counts: OperationCounts, settles: float = 1.0, everything: float = 1.0) -> OperationCounts:
     """Counts with every entry times ``everything`` and the INV settles (with their conversions) times ``settles``."""
     d = {k: v * everything for k, v in counts.to_dict().items()}

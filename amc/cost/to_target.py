@@ -51,6 +51,50 @@ class CnnShape:
         return {part: float(sum(m * k * n for m, k, n in mats)) for part, mats in self.gemms().items()}
 
 
+@dataclass(frozen=True)
+class LayeredCnnShape:
+    """A stack of conv stages (conv k x k -> ReLU -> max-pool, bias) then linear layers (bias): training/cnn.py's
+    LayeredCNN. ``stages``: (C_out, kernel, pool) per conv; ``hidden``: widths of the hidden linear layers.
+    ``cnn4()`` is the ledger's 4-layer CNN (amc.cost.workloads.cnn4)."""
+
+    stages: tuple = ((32, 5, 2), (64, 5, 2))
+    hidden: tuple = (128,)
+    classes: int = 13
+    image: int = 28
+    in_channels: int = 1
+    batch: int = 64
+
+    @classmethod
+    def cnn4(cls, classes: int = 13, batch: int = 64) -> "LayeredCnnShape":
+        return cls(classes=classes, batch=batch)
+
+    def layers(self) -> list:
+        """(A dim with bias, outputs, positions per sample) per layer, in order."""
+        out, side, c_in = [], self.image, self.in_channels
+        for c_out, k, pool in self.stages:
+            conv_out = side - k + 1
+            if conv_out <= 0 or conv_out % pool:
+                raise InputError(f"conv output {conv_out} (input {side}, kernel {k}) is not a multiple of pool {pool}")
+            out.append((c_in * k * k + 1, c_out, conv_out ** 2))
+            side, c_in = conv_out // pool, c_out
+        dims = [c_in * side * side, *self.hidden, self.classes]
+        out += [(d_in + 1, d_out, 1) for d_in, d_out in zip(dims[:-1], dims[1:])]
+        return out
+
+    def gemms(self) -> dict:
+        """The step's matrix products (m, k, n), as CnnShape.gemms: forward per layer; backward the weight gradient
+        of every layer and the input gradient of every layer but the first (its input is the image); the sampled
+        backward again; statistics A = a a^T and G = g g^T over every sample and position."""
+        layers, b = self.layers(), self.batch
+        forward = [(b * t, a, g) for a, g, t in layers]
+        backward = [(a, b * t, g) for a, g, t in layers] + [(b * t, g, a - 1) for a, g, t in layers[1:]]
+        stats = [m for a, g, t in layers for m in ((a, b * t, a), (g, b * t, g))]
+        return {"forward": forward, "backward": backward, "sampled backward": backward, "factor statistics": stats}
+
+    def step_macs(self) -> dict:
+        return {part: float(sum(m * k * n for m, k, n in mats)) for part, mats in self.gemms().items()}
+
+
 @dataclass
 class StudyOutcome:
     """Epochs to target of the runs of one kind in a study, and what the analog runs measured."""
@@ -80,12 +124,12 @@ class StudyOutcome:
 
 
 def read_study(directory) -> dict:
-    """{"digital": StudyOutcome of the runs with exact (numpy) solves, "analog": of the circuit runs} of a finished
-    training sweep (records.jsonl). Raises InputError naming the problem."""
+    """{"digital": StudyOutcome of the runs with exact (numpy) solves, "analog": of the circuit runs, "archs": the
+    networks its runs trained} of a finished training sweep (records.jsonl). Raises InputError naming the problem."""
     path = Path(directory) / "records.jsonl"
     if not path.is_file():
         raise InputError(f"{directory}: no records.jsonl (is it a finished training sweep directory?)")
-    out = {"digital": StudyOutcome(), "analog": StudyOutcome()}
+    out = {"digital": StudyOutcome(), "analog": StudyOutcome(), "archs": set()}
     logs: dict = {}
     counts: dict = {"analog": [], "digital": []}
     for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -98,6 +142,8 @@ def read_study(directory) -> dict:
         if record.get("kind") != "training" or record.get("status") != "ok":
             continue
         metrics, hardware = record.get("metrics") or {}, record.get("hardware") or {}
+        # the network trained (training/config.py model.arch); records written before it existed are the reference's
+        out["archs"].add(str(metrics.get("model_arch", "reference")))
         kind = "analog" if hardware.get("inv_settles") else "digital"
         o = out[kind]
         o.runs += 1
