@@ -85,7 +85,7 @@ def verify(array, margin: float, settles: int = VERIFY_SETTLES) -> Verification:
     # equilibration), so the first settle cannot rail an array that would pass; a smaller norm costs one up-ranging
     # settle (counted).
     array.measured_inverse_norm = 1.0 / margin
-    v = array._rng.standard_normal(n)
+    v = array.rng.standard_normal(n)
     v /= np.linalg.norm(v)
     _count(array, digital_flops=3 * n)   # norm (2n) and scaling (n)
     alphas, betas = [], []
@@ -222,7 +222,7 @@ class CellReader:
             out = (rf / self.rf) * (self.gain_trim / trim) * (self.response @ volts)
             sigma = cfg.device.read_noise_sigma
             if sigma > 0:
-                noisy = mapped.with_read_noise(sigma, array._rng, cfg.device)
+                noisy = mapped.with_read_noise(sigma, array.rng, cfg.device)
                 out = out - rf * ((noisy.g_diff - mapped.g_diff) @ volts) / trim
             _count(array, mvm_reads=1, dac_conversions=n, adc_conversions=n)
             peak = float(np.max(np.abs(out)))
