@@ -237,9 +237,10 @@ def _run_dataflow(cfg, args, layers) -> tuple[Dataflow, int, str]:
         run["array_size"] = getattr(m, "array_size", None) or largest
         if m.name in ("hp-inv", "repast"):
             run.update(iterations=m.iterations, slices=m.mvm.slices, inverse_slices=m.mvm.slices)
+        coupling_slices = m.mvm.slices if m.name == "blockamc" else 1
         controller = "verify" if getattr(m, "shift", None) == "verify" else "oracle"
     else:
-        controller = "oracle"
+        controller, coupling_slices = "oracle", 1
     defaults = dict(dataflow="direct", array_size=64, iterations=3, slices=6, inverse_slices=6)
     chosen, differs = {}, []
     for key, default in defaults.items():
@@ -249,9 +250,9 @@ def _run_dataflow(cfg, args, layers) -> tuple[Dataflow, int, str]:
         if given is not None and simulated is not None and given != simulated:
             differs.append(f"--{key.replace('_', '-')} {given} (the run simulated {simulated})")
     if chosen["dataflow"] not in ("direct", "blockamc"):
-        controller = "oracle"
+        controller, coupling_slices = "oracle", 1
     flow = Dataflow(chosen["dataflow"], iterations=chosen["iterations"], slices=chosen["slices"],
-                    inverse_slices=chosen["inverse_slices"], controller=controller)
+                    inverse_slices=chosen["inverse_slices"], controller=controller, coupling_slices=coupling_slices)
     note = ("priced as simulated" if solver.backend == "circuit" and not differs
             else "digital config: dataflow from the flags" if solver.backend != "circuit"
             else "NOT the simulated method: " + ", ".join(differs))

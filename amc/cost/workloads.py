@@ -106,6 +106,7 @@ class Dataflow:
     slices: int = 6              # hpinv/repast: bit slices of the factor in the residual MVM (3 bits each: 18 bits)
     inverse_slices: int = 6      # repast: bit slices of the stored inverse
     controller: str = "oracle"   # direct/blockamc: how an INV array is accepted after a write (CONTROLLERS)
+    coupling_slices: int = 1     # direct/blockamc: bit slices of BlockAMC's coupling MVM arrays (above the size)
 
     def __post_init__(self):
         if self.name not in DATAFLOWS:
@@ -114,7 +115,7 @@ class Dataflow:
             raise InputError(f"unknown controller {self.controller!r}; known: {', '.join(CONTROLLERS)}")
         if self.controller == "verify" and self.name not in ("direct", "blockamc"):
             raise InputError(f"controller 'verify' is priced for the direct and blockamc dataflows, not {self.name!r}")
-        for key in ("iterations", "slices", "inverse_slices"):
+        for key in ("iterations", "slices", "inverse_slices", "coupling_slices"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"dataflow {key} must be a positive integer, got {value!r}")
@@ -127,7 +128,8 @@ class Dataflow:
                     f"apply)")
         accepted = ("read-verified controller" if self.controller == "verify"
                     else "controller analyses the written matrix")
-        return f"one-step INV (BlockAMC above the array size), {accepted}"
+        couplings = f" with {self.coupling_slices}-slice couplings" if self.coupling_slices > 1 else ""
+        return f"one-step INV (BlockAMC above the array size{couplings}), {accepted}"
 
 
 def _method(flow: Dataflow, d: int, size: int):
@@ -141,7 +143,8 @@ def _method(flow: Dataflow, d: int, size: int):
         shift = {"shift": "verify"} if flow.controller == "verify" else {}
         if d <= size:
             return MethodSolver(circuit, method={"name": "direct", "equilibrate": True, **shift})._impl
-        return MethodSolver(circuit, method={"preset": "blockamc", "array_size": size, **shift})._impl
+        return MethodSolver(circuit, method={"preset": "blockamc", "array_size": size, **shift,
+                                             "mvm": {"slices": flow.coupling_slices}})._impl
     mvm = {"slices": flow.slices, "array_size": size}
     if flow.name == "hpinv":
         return MethodSolver(circuit, method={"preset": "hpinv-pcg", "iterations": flow.iterations, "shift": None,

@@ -102,6 +102,9 @@ def test_cost_training_prices_the_method_the_run_simulated(capsys):
     assert main(["cost", "training", blockamc, "--repeats", "1", "--array-size", "128", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == "NOT the simulated method: --array-size 128 (the run simulated 64)"
+    slices2 = str(ROOT / "configs/train/emnist-am-kfac-blockamc64-slices2.yaml")
+    assert main(["cost", "training", slices2, "--repeats", "1", "--json"]) == 0
+    assert "with 2-slice couplings), read-verified" in json.loads(capsys.readouterr().out)["conditions"]
     hpinv = str(ROOT / "configs/train/emnist-am-kfac-circuit.yaml")
     assert main(["cost", "training", hpinv, "--repeats", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -127,3 +127,11 @@ def test_the_read_verified_controller_is_priced_by_its_reads_not_by_the_oracle_a
         Dataflow("hpinv", controller="verify")
     with pytest.raises(InputError, match="unknown controller"):
         Dataflow("direct", controller="magic")
+
+
+def test_blockamc_coupling_slices_are_priced_as_the_run_holds_them():
+    """289 on 64-arrays: 5 INV leaves + 20 coupling tiles with one slice, + 20 more with two (hand count)."""
+    one = factor_counts(289, 0, 64, Dataflow("direct"))[0]
+    two = factor_counts(289, 0, 64, Dataflow("direct", coupling_slices=2))[0]
+    assert (one.programmings, two.programmings) == (25, 45)
+    assert factor_counts(26, 0, 64, Dataflow("direct", coupling_slices=2))[0] == factor_counts(26, 0, 64, Dataflow())[0]
