@@ -228,7 +228,7 @@ def _run_dataflow(cfg, args, layers) -> tuple[Dataflow, int, str]:
     the flags or their defaults (direct, 64-arrays, the analysing controller)."""
     solver = cfg.optimizer.solver
     largest = max(max(l.a_dim, l.g_dim) for l in layers)
-    run = {}
+    run, one_step = {}, {}       # one_step: what only a direct/blockamc dataflow prices (controller, couplings)
     if solver.backend == "circuit":
         from amc.methods import method_config
         m = method_config(solver.method, {}, "optimizer.solver.method")
@@ -237,10 +237,10 @@ def _run_dataflow(cfg, args, layers) -> tuple[Dataflow, int, str]:
         run["array_size"] = getattr(m, "array_size", None) or largest
         if m.name in ("hp-inv", "repast"):
             run.update(iterations=m.iterations, slices=m.mvm.slices, inverse_slices=m.mvm.slices)
-        coupling_slices = m.mvm.slices if m.name == "blockamc" else 1
-        controller = "verify" if getattr(m, "shift", None) == "verify" else "oracle"
-    else:
-        controller, coupling_slices = "oracle", 1
+        if m.name == "blockamc":
+            one_step["coupling_slices"] = m.mvm.slices
+        if getattr(m, "shift", None) == "verify":
+            one_step["controller"] = "verify"
     defaults = dict(dataflow="direct", array_size=64, iterations=3, slices=6, inverse_slices=6)
     chosen, differs = {}, []
     for key, default in defaults.items():
@@ -249,10 +249,9 @@ def _run_dataflow(cfg, args, layers) -> tuple[Dataflow, int, str]:
         chosen[key] = given if given is not None else simulated if simulated is not None else default
         if given is not None and simulated is not None and given != simulated:
             differs.append(f"--{key.replace('_', '-')} {given} (the run simulated {simulated})")
-    if chosen["dataflow"] not in ("direct", "blockamc"):
-        controller, coupling_slices = "oracle", 1
     flow = Dataflow(chosen["dataflow"], iterations=chosen["iterations"], slices=chosen["slices"],
-                    inverse_slices=chosen["inverse_slices"], controller=controller, coupling_slices=coupling_slices)
+                    inverse_slices=chosen["inverse_slices"],
+                    **(one_step if chosen["dataflow"] in ("direct", "blockamc") else {}))
     note = ("priced as simulated" if solver.backend == "circuit" and not differs
             else "digital config: dataflow from the flags" if solver.backend != "circuit"
             else "NOT the simulated method: " + ", ".join(differs))
@@ -622,10 +621,7 @@ def solve_main(argv: list[str]) -> int:
                   f"loop lambda_min {args.lambda_min:g} (settle band ±{hw.circuit.simulation.settle_tol * 100:g} %), "
                   f"programming {'included' if args.include_programming else 'excluded'}")
     if args.json:
-        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "lambda_min": lambda_note,
-                          "factor_settles": factor_settles(layers, hw, args.array_size, lambdas),
-                          "lambda_min_used": {f"{k[0]} {k[1]}": v for k, v in lambdas.items()}
-                          if isinstance(lambdas, dict) else lambdas, "analog": cost.to_dict(),
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "analog": cost.to_dict(),
                           "time_breakdown": cost.time_breakdown, "gpu": gpu.to_dict(),
                           "digital_same_node": engine.to_dict(),
                           "throughput_ratio": gpu.time_s / cost.time_s, "energy_ratio": gpu.energy_j / cost.energy_j}))
@@ -763,10 +759,7 @@ def breakeven_main(argv: list[str]) -> int:
                   f"column count of MAC units; CPU measured here (float32); GPU model batched at "
                   f"{_gpu(args).power_w:g} W")
     if args.json:
-        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "lambda_min": lambda_note,
-                          "factor_settles": factor_settles(layers, hw, args.array_size, lambdas),
-                          "lambda_min_used": {f"{k[0]} {k[1]}": v for k, v in lambdas.items()}
-                          if isinstance(lambdas, dict) else lambdas, "rows": rows}))
+        print(json.dumps({"hardware": hw.describe(), "conditions": conditions, "rows": rows}))
     else:
         print(hw.describe())
         print(conditions)

@@ -109,3 +109,14 @@ def test_cost_training_prices_the_method_the_run_simulated(capsys):
     assert main(["cost", "training", hpinv, "--repeats", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["conditions"].startswith("HP-INV, 60 iterations") and out["method"] == "priced as simulated"
+
+
+def test_cost_solve_and_breakeven_print_their_json(capsys):
+    """Each --json prints one object whose ratios are its own entries' ratios (a NameError once broke both)."""
+    assert main(["cost", "solve", "--n", "16", "--lambda-min", "0.05", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["throughput_ratio"] == pytest.approx(out["gpu"]["time_s"] / out["analog"]["time_s"])
+    assert main(["cost", "breakeven", "--sizes", "16", "--lambdas", "0.1", "--levels", "16", "--repeats", "1",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["size"], r["lambda_min"], r["levels"]) for r in rows] == [(16, 0.1, 16)]
